@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The swarm command: parses argv and talks to the local daemon. No cluster logic lives here.
 // Today it carries only the verbs that exist; each later issue adds its own.
 
