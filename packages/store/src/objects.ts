@@ -1,0 +1,410 @@
+// The cluster's object types (Cluster, Node, Service, Task, Network, Secret, Config, Volume) as the store keeps them.
+// Field meanings follow Docker's API; times are ms since the epoch from the proposing leader's clock, sizes in bytes.
+
+/** The Raft index of the log entry that last wrote an object (SwarmKit's meta.version). */
+export interface Version {
+  index: number;
+}
+
+/** Set by the store when it applies a write; whatever a proposer puts here is ignored except version (checked). */
+export interface Meta {
+  version: Version;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+export type Labels = Record<string, string>;
+
+// ---------------------------------------------------------------- task states
+
+/** SwarmKit's task states, in their order: a task's status only ever moves rightwards. */
+export const TASK_STATES = [
+  'new',
+  'pending',
+  'assigned',
+  'accepted',
+  'preparing',
+  'starting',
+  'running',
+  'complete',
+  'shutdown',
+  'failed',
+  'rejected',
+  'orphaned',
+] as const;
+
+export type TaskState = (typeof TASK_STATES)[number];
+
+const TASK_STATE_RANK: ReadonlyMap<string, number> = new Map(TASK_STATES.map((s, i) => [s, i]));
+
+export function isTaskState(value: unknown): value is TaskState {
+  return typeof value === 'string' && TASK_STATE_RANK.has(value);
+}
+
+/** Position of a state in SwarmKit's order; comparing ranks compares progress. */
+export function taskStateRank(state: TaskState): number {
+  const rank = TASK_STATE_RANK.get(state);
+  if (rank === undefined) throw new TypeError(`unknown task state ${JSON.stringify(state)}`);
+  return rank;
+}
+
+/** complete, shutdown, failed, rejected, orphaned: the task's container will never run (again). */
+export function isTerminalTaskState(state: TaskState): boolean {
+  return taskStateRank(state) > taskStateRank('running');
+}
+
+/** A task never moves backwards; staying in the same state (a new message, say) is allowed. */
+export function canTransitionTask(from: TaskState, to: TaskState): boolean {
+  return taskStateRank(to) >= taskStateRank(from);
+}
+
+// ---------------------------------------------------------------- cluster
+
+export interface ClusterSpec {
+  name: string;
+  labels: Labels;
+  orchestration: { taskHistoryRetentionLimit: number };
+  raft: {
+    snapshotInterval: number;
+    keepOldSnapshots: number;
+    logEntriesForSlowFollowers: number;
+    electionTick: number;
+    heartbeatTick: number;
+  };
+  dispatcher: { heartbeatPeriodMs: number };
+  caConfig: { nodeCertExpiryMs: number };
+  encryptionConfig: { autoLockManagers: boolean };
+  taskDefaults: { logDriver: { name: string; options: Record<string, string> } | null };
+}
+
+export interface Cluster {
+  id: string;
+  meta: Meta;
+  spec: ClusterSpec;
+  rootCA: { certPem: string; fingerprint: string };
+  /** Full SWMTKN-1 tokens; rotation replaces them, and an old token no longer matches. */
+  joinTokens: { worker: string; manager: string };
+  /** Address pools that overlay networks without an explicit subnet are cut from (CIDRs), and the cut size. */
+  defaultAddrPool: string[];
+  subnetSize: number;
+  dataPathPort: number;
+}
+
+/** SwarmKit's defaults, in our units. */
+export function defaultClusterSpec(name = 'default'): ClusterSpec {
+  return {
+    name,
+    labels: {},
+    orchestration: { taskHistoryRetentionLimit: 5 },
+    raft: {
+      snapshotInterval: 10_000,
+      keepOldSnapshots: 0,
+      logEntriesForSlowFollowers: 500,
+      electionTick: 10,
+      heartbeatTick: 1,
+    },
+    dispatcher: { heartbeatPeriodMs: 5_000 },
+    caConfig: { nodeCertExpiryMs: 90 * 24 * 3600 * 1000 },
+    encryptionConfig: { autoLockManagers: false },
+    taskDefaults: { logDriver: null },
+  };
+}
+
+// ---------------------------------------------------------------- node
+
+export type NodeRole = 'manager' | 'worker';
+export type NodeAvailability = 'active' | 'pause' | 'drain';
+export type NodeState = 'unknown' | 'down' | 'ready' | 'disconnected';
+export type Reachability = 'unknown' | 'unreachable' | 'reachable';
+
+export interface NodeSpec {
+  /** Optional user-given name (Docker's Spec.Name); empty when unset. */
+  name: string;
+  labels: Labels;
+  role: NodeRole;
+  availability: NodeAvailability;
+}
+
+export interface NodeDescription {
+  hostname: string;
+  platform: { os: string; arch: string };
+  resources: { nanoCpus: number; memoryBytes: number };
+  engineVersion: string;
+  /** Engine labels reported by the node itself (not settable by `node update`). */
+  engineLabels: Labels;
+}
+
+export interface ManagerStatus {
+  raftId: string;
+  addr: string;
+  leader: boolean;
+  reachability: Reachability;
+}
+
+export interface Node {
+  id: string;
+  meta: Meta;
+  spec: NodeSpec;
+  description: NodeDescription;
+  status: { state: NodeState; addr: string; message: string };
+  managerStatus: ManagerStatus | null;
+  /** Overlay attachments the allocator gave this node (ingress and others), by network id. */
+  attachments: NetworkAttachment[];
+}
+
+// ---------------------------------------------------------------- service
+
+export interface HealthConfig {
+  /** Docker's form: ['NONE'] | ['CMD', ...] | ['CMD-SHELL', cmd]. Empty inherits the image's. */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  startPeriodMs: number;
+  retries: number;
+}
+
+export interface ContainerSpec {
+  image: string;
+  command: string[];
+  args: string[];
+  env: string[];
+  user: string;
+  dir: string;
+  labels: Labels;
+  hostname: string;
+  tty: boolean;
+  stopSignal: string;
+  stopGracePeriodMs: number;
+  healthcheck: HealthConfig | null;
+  secrets: Array<{ secretId: string; secretName: string; target: string }>;
+  configs: Array<{ configId: string; configName: string; target: string }>;
+  mounts: Array<{ type: 'bind' | 'volume' | 'tmpfs'; source: string; target: string; readOnly: boolean }>;
+}
+
+export interface Resources {
+  nanoCpus: number;
+  memoryBytes: number;
+}
+
+export interface RestartPolicy {
+  condition: 'none' | 'on-failure' | 'any';
+  delayMs: number;
+  /** 0 means unlimited, as in Docker. */
+  maxAttempts: number;
+  /** 0 means attempts are counted over the task's whole life. */
+  windowMs: number;
+}
+
+export interface Placement {
+  /** Docker's constraint expressions, e.g. 'node.role==manager', 'node.labels.zone!=b'. */
+  constraints: string[];
+  preferences: Array<{ spread: string }>;
+  /** 0 means unlimited. */
+  maxReplicas: number;
+  platforms: Array<{ os: string; arch: string }>;
+}
+
+export interface TaskSpec {
+  containerSpec: ContainerSpec;
+  resources: { limits: Resources; reservations: Resources };
+  restartPolicy: RestartPolicy;
+  placement: Placement;
+  networks: Array<{ target: string; aliases: string[] }>;
+  /** Bumped by `service update --force` so that tasks are replaced even when nothing else changed. */
+  forceUpdate: number;
+}
+
+/** Docker's shape: exactly one of replicated or global. */
+export type ServiceMode =
+  | { replicated: { replicas: number }; global?: never }
+  | { global: Record<string, never>; replicated?: never };
+
+export interface UpdateConfig {
+  parallelism: number;
+  delayMs: number;
+  failureAction: 'pause' | 'continue' | 'rollback';
+  monitorMs: number;
+  maxFailureRatio: number;
+  order: 'stop-first' | 'start-first';
+}
+
+export interface PortConfig {
+  name: string;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  targetPort: number;
+  publishedPort: number;
+  publishMode: 'ingress' | 'host';
+}
+
+export interface EndpointSpec {
+  mode: 'vip' | 'dnsrr';
+  ports: PortConfig[];
+}
+
+export interface ServiceSpec {
+  name: string;
+  labels: Labels;
+  taskTemplate: TaskSpec;
+  mode: ServiceMode;
+  updateConfig: UpdateConfig | null;
+  rollbackConfig: UpdateConfig | null;
+  endpointSpec: EndpointSpec;
+}
+
+export type UpdateState =
+  | 'updating'
+  | 'paused'
+  | 'completed'
+  | 'rollback_started'
+  | 'rollback_paused'
+  | 'rollback_completed';
+
+export interface UpdateStatus {
+  state: UpdateState;
+  startedAtMs: number;
+  completedAtMs: number | null;
+  message: string;
+}
+
+export interface Service {
+  id: string;
+  meta: Meta;
+  spec: ServiceSpec;
+  /** The spec before the last update: what `service rollback` returns to. */
+  previousSpec: ServiceSpec | null;
+  /** Version of the spec (the Raft index that last changed spec); tasks record the one they were made from. */
+  specVersion: Version;
+  endpoint: {
+    spec: EndpointSpec;
+    /** Published ports as allocated (publishedPort filled in when the spec left it 0). */
+    ports: PortConfig[];
+    virtualIps: Array<{ networkId: string; addr: string }>;
+  };
+  updateStatus: UpdateStatus | null;
+}
+
+// ---------------------------------------------------------------- task
+
+export interface TaskStatus {
+  state: TaskState;
+  timestampMs: number;
+  message: string;
+  /** Empty when there is no error; shown in the ERROR column of `service ps`. */
+  err: string;
+  containerStatus: { containerId: string; pid: number; exitCode: number } | null;
+  portStatus: PortConfig[];
+}
+
+export interface NetworkAttachment {
+  networkId: string;
+  /** CIDR addresses, e.g. '10.0.1.5/24'. */
+  addresses: string[];
+  aliases: string[];
+}
+
+export interface Task {
+  id: string;
+  meta: Meta;
+  serviceId: string;
+  /** Replica number (1..N) for replicated services; 0 for global ones, whose slot is their node. */
+  slot: number;
+  /** Empty until the scheduler assigns the task. */
+  nodeId: string;
+  spec: TaskSpec;
+  specVersion: Version;
+  /** Docker's task name is `${serviceName}.${slot}` (or `.${nodeId}` for global); kept for display. */
+  serviceName: string;
+  desiredState: TaskState;
+  status: TaskStatus;
+  networksAttachments: NetworkAttachment[];
+  endpoint: { spec: EndpointSpec; ports: PortConfig[] } | null;
+}
+
+// ---------------------------------------------------------------- network, secret, config, volume
+
+export interface IpamConfig {
+  subnet: string;
+  range: string;
+  gateway: string;
+}
+
+export interface NetworkSpec {
+  name: string;
+  labels: Labels;
+  driver: string;
+  driverOptions: Record<string, string>;
+  ipam: { driver: string; configs: IpamConfig[] };
+  internal: boolean;
+  attachable: boolean;
+  ingress: boolean;
+}
+
+export interface Network {
+  id: string;
+  meta: Meta;
+  spec: NetworkSpec;
+  /** What the allocator chose: the VXLAN id and the subnets actually in use. */
+  driverState: { name: string; options: Record<string, string> } | null;
+  ipam: { driver: string; configs: IpamConfig[] } | null;
+}
+
+export interface Secret {
+  id: string;
+  meta: Meta;
+  spec: { name: string; labels: Labels; data: Uint8Array };
+}
+
+export interface Config {
+  id: string;
+  meta: Meta;
+  spec: { name: string; labels: Labels; data: Uint8Array };
+}
+
+export interface Volume {
+  id: string;
+  meta: Meta;
+  spec: { name: string; labels: Labels; driver: string; driverOptions: Record<string, string> };
+}
+
+// ---------------------------------------------------------------- kinds
+
+export interface ObjectsByKind {
+  cluster: Cluster;
+  node: Node;
+  service: Service;
+  task: Task;
+  network: Network;
+  secret: Secret;
+  config: Config;
+  volume: Volume;
+}
+
+export type ObjectKind = keyof ObjectsByKind;
+
+/** Fixed order: snapshots list tables in it, so it is part of the snapshot format. */
+export const OBJECT_KINDS: readonly ObjectKind[] = [
+  'cluster',
+  'node',
+  'service',
+  'task',
+  'network',
+  'secret',
+  'config',
+  'volume',
+];
+
+export type StoreObject = ObjectsByKind[ObjectKind];
+
+/** Kinds whose spec.name is unique across the cluster (case-insensitively, like SwarmKit). */
+export const UNIQUE_NAME_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>([
+  'cluster',
+  'service',
+  'network',
+  'secret',
+  'config',
+  'volume',
+]);
+
+export function isObjectKind(value: unknown): value is ObjectKind {
+  return typeof value === 'string' && (OBJECT_KINDS as readonly string[]).includes(value);
+}
