@@ -33,9 +33,10 @@ export interface ConfState {
 
 /** One membership change at a time (Raft thesis §4.1, single-server changes), applied when committed. */
 export type ConfChange =
-  | { readonly type: 'add-voter'; readonly nodeId: NodeId }
-  | { readonly type: 'add-learner'; readonly nodeId: NodeId }
-  | { readonly type: 'remove-node'; readonly nodeId: NodeId };
+  | { readonly type: 'add-voter'; readonly nodeId: NodeId; readonly context?: Uint8Array }
+  | { readonly type: 'add-learner'; readonly nodeId: NodeId; readonly context?: Uint8Array }
+  | { readonly type: 'remove-node'; readonly nodeId: NodeId; readonly context?: Uint8Array };
+// `context` (optional, opaque to Raft, at most 64 KiB) rides along with the change, e.g. the new member's address.
 
 export interface SnapshotMeta {
   readonly index: number;
