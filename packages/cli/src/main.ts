@@ -1,18 +1,50 @@
 // The swarm command: parses argv and talks to the local daemon. No cluster logic lives here.
-// Today it carries only the verbs that exist; each later issue adds its own.
+// Each verb group lives in its own module; this file wires them and turns failures into `swarm: MESSAGE`.
 
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { ApiError, DaemonUnreachableError } from '@swarm/api/client';
+import { CliError } from './context.js';
+import { registerDaemonCommand } from './daemon-command.js';
+import { registerLabCommands } from './lab.js';
+import { registerNodeCommands } from './node-commands.js';
+import { registerSwarmCommands } from './swarm-commands.js';
 
-const VERSION = '0.1.0';
+/** dist/src/main.js -> the package's own package.json (read here so client verbs never load the daemon). */
+function cliVersion(): string {
+  const raw: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  const version = typeof raw === 'object' && raw !== null ? (raw as { version?: unknown }).version : undefined;
+  return typeof version === 'string' ? version : '0.0.0';
+}
 
 export function buildProgram(): Command {
   const program = new Command();
-  program.name('swarm').description('A Swarm-style container cluster').version(VERSION, '-v, --version');
+  program
+    .name('swarm')
+    .description('A Swarm-style container cluster')
+    .version(cliVersion(), '-v, --version')
+    .option('-H, --socket <path>', 'the daemon\'s unix socket (default $SWARM_SOCKET or /run/swarm/swarm.sock)');
+  registerDaemonCommand(program);
+  registerSwarmCommands(program);
+  registerNodeCommands(program);
+  registerLabCommands(program);
   return program;
 }
 
-const program = buildProgram();
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`swarm: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+/** Errors the user can act on print as one line; anything else is a bug and prints its message too, never a stack. */
+function report(err: unknown): number {
+  if (err instanceof CliError) {
+    process.stderr.write(`swarm: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const known = err instanceof ApiError || err instanceof DaemonUnreachableError;
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`swarm: ${known ? message : `unexpected error: ${message}`}\n`);
+  return 1;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.exitCode = report(err);
+  });

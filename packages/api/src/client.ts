@@ -1,0 +1,127 @@
+// The typed client of the control API over the daemon's unix socket (node:http with socketPath). The CLI uses it;
+// failures come back as ApiError (the daemon answered with an error) or DaemonUnreachableError (nobody answered).
+
+import { request } from 'node:http';
+import type { NodeRole } from '@swarm/store';
+import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
+import type { InfoDocument, JoinTokenDocument, NodeDocument, SwarmDocument, SwarmInitResponse } from './types.js';
+
+/** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** Bound on a response the client buffers (a node list of thousands of nodes fits easily). */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'ENOTSOCK', 'EPIPE']);
+
+export interface ApiClientOptions {
+  socketPath: string;
+  timeoutMs?: number;
+}
+
+export interface SwarmInitOptions {
+  advertiseAddr?: string;
+  listenAddr?: string;
+}
+
+export class ApiClient {
+  readonly socketPath: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: ApiClientOptions) {
+    this.socketPath = options.socketPath;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  }
+
+  async ping(): Promise<void> {
+    await this.call('GET', '/_ping');
+  }
+
+  info(): Promise<InfoDocument> {
+    return this.call('GET', '/info') as Promise<InfoDocument>;
+  }
+
+  initSwarm(options: SwarmInitOptions = {}): Promise<SwarmInitResponse> {
+    return this.call('POST', '/swarm/init', options) as Promise<SwarmInitResponse>;
+  }
+
+  inspectSwarm(): Promise<SwarmDocument> {
+    return this.call('GET', '/swarm') as Promise<SwarmDocument>;
+  }
+
+  joinToken(role: NodeRole, rotate = false): Promise<JoinTokenDocument> {
+    const query = new URLSearchParams({ role, rotate: String(rotate) });
+    return this.call('GET', `/swarm/join-tokens?${query.toString()}`) as Promise<JoinTokenDocument>;
+  }
+
+  listNodes(): Promise<NodeDocument[]> {
+    return this.call('GET', '/nodes') as Promise<NodeDocument[]>;
+  }
+
+  inspectNode(ref: string): Promise<NodeDocument> {
+    return this.call('GET', `/nodes/${encodeURIComponent(ref)}`) as Promise<NodeDocument>;
+  }
+
+  /** One request; resolves with the decoded JSON (or text) body of a 2xx answer. */
+  call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
+    const payload = body === undefined ? null : Buffer.from(JSON.stringify(body), 'utf8');
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: this.socketPath,
+          method,
+          path,
+          headers: payload === null ? {} : { 'content-type': 'application/json', 'content-length': payload.length },
+          timeout: this.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            if (bytes > MAX_RESPONSE_BYTES) {
+              req.destroy(new Error(`the daemon's answer to ${method} ${path} exceeds ${MAX_RESPONSE_BYTES} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            let decoded: unknown = text;
+            if ((res.headers['content-type'] ?? '').startsWith('application/json') && text !== '') {
+              try {
+                decoded = JSON.parse(text);
+              } catch {
+                reject(new ApiError('internal', `the daemon answered ${method} ${path} with malformed JSON`));
+                return;
+              }
+            }
+            if (status >= 200 && status < 300) resolve(decoded);
+            else reject(errorFromBody(status, decoded, `${method} ${path}`));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`the swarm daemon at ${this.socketPath} did not answer ${method} ${path} within ${this.timeoutMs} ms`)));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== undefined && UNREACHABLE_CODES.has(err.code)) reject(new DaemonUnreachableError(this.socketPath, err));
+        else if (err.code === 'EACCES') reject(new Error(`permission denied on ${this.socketPath}: run as the user that started \`swarm daemon\` (or root)`));
+        else reject(err);
+      });
+      if (payload !== null) req.write(payload);
+      req.end();
+    });
+  }
+}
+
+function errorFromBody(status: number, body: unknown, what: string): ApiError {
+  if (typeof body === 'object' && body !== null && 'error' in body) {
+    const e = (body as { error: unknown }).error;
+    if (typeof e === 'object' && e !== null) {
+      const code = (e as { code?: unknown }).code;
+      const message = (e as { message?: unknown }).message;
+      if (typeof message === 'string') return new ApiError(isApiErrorCode(code) ? code : 'internal', message);
+    }
+  }
+  return new ApiError('internal', `the daemon answered ${what} with HTTP ${status}`);
+}

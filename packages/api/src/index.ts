@@ -1,0 +1,8 @@
+// Public surface of @swarm/api: the documents, the backend interface, the server on a unix socket and the client.
+// The daemon implements ApiBackend; the CLI uses ApiClient.
+export * from './types.js';
+export { ApiError, DaemonUnreachableError, httpStatusOf, isApiErrorCode, type ApiErrorCode, type ApiErrorBody } from './errors.js';
+export { nodeDocument, swarmDocument, resolveNode, sortNodes } from './documents.js';
+export { parseHostPort, isWildcardHost, formatHostPort, type HostPort } from './addresses.js';
+export { buildApiApp, startApiServer, MAX_REQUEST_BODY_BYTES, type ApiServer, type ApiServerOptions } from './server.js';
+export { ApiClient, DEFAULT_REQUEST_TIMEOUT_MS, MAX_RESPONSE_BYTES, type ApiClientOptions, type SwarmInitOptions } from './client.js';

@@ -1,0 +1,195 @@
+// The API server: fastify on a unix socket (mode 0600), JSON schema validation of requests, and one error shape
+// ({error: {code, message}} with a proper status) for everything that fails. Cluster logic stays in the backend.
+
+import { connect } from 'node:net';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
+import type { Logger } from '@swarm/wire';
+import type { NodeRole } from '@swarm/store';
+import { parseHostPort } from './addresses.js';
+import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
+import { ApiError, assert, type ApiErrorBody } from './errors.js';
+import { DEFAULT_LISTEN_PORT, type ApiBackend, type SwarmInitRequest } from './types.js';
+
+/** Requests are small control messages; anything bigger is a mistake or an attack. */
+export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
+/** How long a connecting probe of an existing socket file may take before we call it stale. */
+const SOCKET_PROBE_TIMEOUT_MS = 1_000;
+
+export interface ApiServerOptions {
+  socketPath: string;
+  backend: ApiBackend;
+  logger: Logger;
+}
+
+export interface ApiServer {
+  readonly socketPath: string;
+  close(): Promise<void>;
+}
+
+const initBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    advertiseAddr: { type: 'string', minLength: 1, maxLength: 256 },
+    listenAddr: { type: 'string', minLength: 1, maxLength: 256 },
+  },
+} as const;
+
+const joinTokenQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['role'],
+  properties: {
+    role: { type: 'string', enum: ['worker', 'manager'] },
+    // A query string is text; body types are not coerced (a number is not a string), so neither is this.
+    rotate: { type: 'string', enum: ['true', 'false'], default: 'false' },
+  },
+} as const;
+
+const nodeParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;
+
+/** Ajv's errors, rewritten so the message always names the field ("body.listenAddr must be string"). */
+function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const parts = errors.slice(0, 5).map((e) => {
+    const path = dataVar + e.instancePath.replaceAll('/', '.');
+    if (e.keyword === 'additionalProperties') return `${path}: unknown field ${JSON.stringify(e.params['additionalProperty'])}`;
+    if (e.keyword === 'required') return `${path}: missing field ${JSON.stringify(e.params['missingProperty'])}`;
+    if (e.keyword === 'enum') {
+      const allowed = Array.isArray(e.params['allowedValues']) ? (e.params['allowedValues'] as unknown[]).join(', ') : '';
+      return `${path} must be one of: ${allowed}`;
+    }
+    return `${path} ${e.message ?? 'is invalid'}`;
+  });
+  return new Error(parts.join('; '));
+}
+
+function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  const body: ApiErrorBody = err.toBody();
+  return reply.code(err.status).type('application/json').send(body);
+}
+
+function toInitRequest(body: { advertiseAddr?: string; listenAddr?: string } | undefined): SwarmInitRequest {
+  const listen = parseHostPort(body?.listenAddr ?? '0.0.0.0', 'listenAddr');
+  const advertise = body?.advertiseAddr === undefined ? null : parseHostPort(body.advertiseAddr, 'advertiseAddr');
+  if (advertise !== null && (advertise.host === '0.0.0.0' || advertise.host === '::')) {
+    throw new ApiError('invalid_argument', `advertiseAddr ${advertise.host} is a wildcard: other nodes cannot dial it; give this node's own IP`);
+  }
+  return {
+    listenHost: listen.host,
+    listenPort: listen.port ?? DEFAULT_LISTEN_PORT,
+    advertiseHost: advertise?.host ?? null,
+    advertisePort: advertise?.port ?? null,
+  };
+}
+
+/** The fastify app without a listener: tests drive it with inject(). */
+export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstance {
+  const app = fastify({
+    logger: false,
+    bodyLimit: MAX_REQUEST_BODY_BYTES,
+    schemaErrorFormatter: formatSchemaErrors,
+    // Unknown fields are refused, not silently dropped: a misspelt option must not look accepted.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+  });
+
+  app.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
+    if (err instanceof ApiError) return sendError(reply, err);
+    if ('validation' in err && err.validation !== undefined) return sendError(reply, new ApiError('invalid_argument', err.message));
+    const status = 'statusCode' in err && typeof err.statusCode === 'number' ? err.statusCode : 500;
+    if (status >= 400 && status < 500) {
+      // fastify's own client errors (bad JSON, wrong content type, body too large): the message is safe to show.
+      return sendError(reply, new ApiError(status === 404 ? 'not_found' : 'invalid_argument', err.message));
+    }
+    logger.error({ err, method: request.method, url: request.url }, 'api request failed');
+    return sendError(reply, new ApiError('internal', `internal error: ${err.message}`));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new ApiError('not_found', `no such API route: ${request.method} ${request.url.split('?')[0] ?? ''}`)),
+  );
+  app.addHook('onResponse', async (request, reply) => {
+    logger.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'api request');
+  });
+
+  app.get('/_ping', async (_request, reply) => reply.type('text/plain').send('OK'));
+
+  app.get('/info', async () => backend.info());
+
+  app.post<{ Body: { advertiseAddr?: string; listenAddr?: string } | undefined }>(
+    '/swarm/init',
+    { schema: { body: initBodySchema } },
+    async (request) => backend.initSwarm(toInitRequest(request.body)),
+  );
+
+  app.get('/swarm', async () => swarmDocument(await backend.inspectSwarm()));
+
+  app.get<{ Querystring: { role: NodeRole; rotate: 'true' | 'false' } }>(
+    '/swarm/join-tokens',
+    { schema: { querystring: joinTokenQuerySchema } },
+    async (request) => backend.joinToken(request.query.role, request.query.rotate === 'true'),
+  );
+
+  app.get('/nodes', async () => sortNodes(await backend.listNodes()).map(nodeDocument));
+
+  app.get<{ Params: { id: string } }>('/nodes/:id', { schema: { params: nodeParamsSchema } }, async (request) =>
+    nodeDocument(resolveNode(await backend.listNodes(), request.params.id)),
+  );
+
+  return app;
+}
+
+/**
+ * A socket file left by a daemon that died is removed; one that still answers belongs to a live daemon and is
+ * refused, and a path that is not a socket at all is never deleted.
+ */
+async function prepareSocketPath(socketPath: string): Promise<void> {
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
+  let stat;
+  try {
+    stat = await lstat(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!stat.isSocket()) {
+    throw new ApiError('conflict', `${socketPath} exists and is not a socket: remove it or choose another --socket`);
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect({ path: socketPath });
+    const timer = setTimeout(() => (probe.destroy(), resolve(false)), SOCKET_PROBE_TIMEOUT_MS);
+    probe.once('connect', () => (clearTimeout(timer), probe.destroy(), resolve(true)));
+    probe.once('error', () => (clearTimeout(timer), resolve(false)));
+  });
+  if (alive) throw new ApiError('conflict', `another swarm daemon is serving ${socketPath}: stop it or choose another --socket`);
+  await unlink(socketPath);
+}
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const { socketPath, backend, logger } = options;
+  assert(socketPath.length > 0, 'socket path is non-empty');
+  await prepareSocketPath(socketPath);
+  const app = buildApiApp(backend, logger);
+  await app.listen({ path: socketPath });
+  // Whoever can talk to this socket controls the node: owner only, as Docker's socket is root-only.
+  await chmod(socketPath, 0o600);
+  logger.info({ socket: socketPath }, 'api listening');
+  let closed = false;
+  return {
+    socketPath,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      // fastify removes the socket file on close; make sure, without failing if it is already gone.
+      await unlink(socketPath).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    },
+  };
+}

@@ -1,0 +1,128 @@
+// The API's documents (Docker Engine API field names, so `--format json` and `node inspect` read like Docker's)
+// and the backend interface the daemon implements. No cluster logic here: only shapes.
+
+import type { Cluster, Node, NodeRole } from '@swarm/store';
+
+export interface VersionDocument {
+  Index: number;
+}
+
+/** GET /nodes, GET /nodes/:id: Docker's Node object. ManagerStatus is absent on workers, as in Docker. */
+export interface NodeDocument {
+  ID: string;
+  Version: VersionDocument;
+  CreatedAt: string;
+  UpdatedAt: string;
+  Spec: {
+    Name?: string;
+    Role: NodeRole;
+    Availability: 'active' | 'pause' | 'drain';
+    Labels: Record<string, string>;
+  };
+  Description: {
+    Hostname: string;
+    Platform: { Architecture: string; OS: string };
+    Resources: { NanoCPUs: number; MemoryBytes: number };
+    Engine: { EngineVersion: string; Labels?: Record<string, string> };
+  };
+  Status: { State: 'unknown' | 'down' | 'ready' | 'disconnected'; Message?: string; Addr: string };
+  ManagerStatus?: { Leader: boolean; Reachability: 'unknown' | 'unreachable' | 'reachable'; Addr: string };
+}
+
+/** GET /swarm: Docker's Swarm object (the Cluster plus its join tokens). Durations in nanoseconds as Docker's. */
+export interface SwarmDocument {
+  ID: string;
+  Version: VersionDocument;
+  CreatedAt: string;
+  UpdatedAt: string;
+  Spec: {
+    Name: string;
+    Labels: Record<string, string>;
+    Orchestration: { TaskHistoryRetentionLimit: number };
+    Raft: {
+      SnapshotInterval: number;
+      KeepOldSnapshots: number;
+      LogEntriesForSlowFollowers: number;
+      ElectionTick: number;
+      HeartbeatTick: number;
+    };
+    Dispatcher: { HeartbeatPeriod: number };
+    CAConfig: { NodeCertExpiry: number };
+    EncryptionConfig: { AutoLockManagers: boolean };
+  };
+  TLSInfo: { TrustRoot: string; CertFingerprint: string };
+  RootRotationInProgress: boolean;
+  DefaultAddrPool: string[];
+  SubnetSize: number;
+  DataPathPort: number;
+  JoinTokens: { Worker: string; Manager: string };
+}
+
+export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error';
+
+/** GET /info: the daemon and, once in a swarm, its view of the cluster (Docker's Info with its Swarm part). */
+export interface InfoDocument {
+  /** The node's libp2p peer id: its identity before it belongs to any cluster. */
+  ID: string;
+  Name: string;
+  ServerVersion: string;
+  OperatingSystem: string;
+  Architecture: string;
+  NCPU: number;
+  MemTotal: number;
+  DataDir: string;
+  Swarm: {
+    NodeID: string;
+    NodeAddr: string;
+    LocalNodeState: LocalNodeState;
+    ControlAvailable: boolean;
+    Error: string;
+    RemoteManagers: Array<{ NodeID: string; Addr: string }> | null;
+    Nodes?: number;
+    Managers?: number;
+    Cluster?: { ID: string; CreatedAt: string; UpdatedAt: string; Name: string };
+  };
+}
+
+/** GET /swarm/join-tokens?role=...: the token and the address a joining node dials. */
+export interface JoinTokenDocument {
+  Role: NodeRole;
+  Token: string;
+  /** host:port of this manager's cluster endpoint, as `swarm join` takes it. */
+  ManagerAddr: string;
+  Rotated: boolean;
+}
+
+/** POST /swarm/init, as the API validated and normalized it. */
+export interface SwarmInitRequest {
+  listenHost: string;
+  listenPort: number;
+  /** null: the daemon picks one (the listen host when it is not a wildcard, else a local interface). */
+  advertiseHost: string | null;
+  /** null: the listen port. */
+  advertisePort: number | null;
+}
+
+export interface SwarmInitResponse {
+  NodeID: string;
+  ClusterID: string;
+  ManagerAddr: string;
+}
+
+/** What the API server calls; the daemon implements it. Throw ApiError for failures the user can act on. */
+export interface ApiBackend {
+  info(): Promise<InfoDocument>;
+  initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse>;
+  /** The current Cluster object (after a linearizable read); ApiError('not_in_swarm') before init. */
+  inspectSwarm(): Promise<Cluster>;
+  /** rotate=true replaces that role's token through Raft before answering. */
+  joinToken(role: NodeRole, rotate: boolean): Promise<JoinTokenDocument>;
+  /** Every Node in the store (after a linearizable read). */
+  listNodes(): Promise<Node[]>;
+}
+
+/** Where the daemon serves the API and the CLI looks for it unless told otherwise. */
+export const DEFAULT_SOCKET_PATH = '/run/swarm/swarm.sock';
+
+/** Default port of the cluster endpoint (Docker's 2377). */
+export const DEFAULT_LISTEN_PORT = 2377;

@@ -1,0 +1,186 @@
+// The API routes over a fake backend: validation errors name the field, unknown nodes are 404 with a message,
+// node references resolve by id, prefix or hostname, failures never leak a stack trace; and the client over a socket.
+
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Cluster, Node, NodeRole } from '@swarm/store';
+import { defaultClusterSpec } from '@swarm/store';
+import { silentLogger } from '@swarm/wire';
+import { ApiClient } from '../src/client.js';
+import { ApiError, DaemonUnreachableError } from '../src/errors.js';
+import { buildApiApp, startApiServer } from '../src/server.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, SwarmInitRequest, SwarmInitResponse } from '../src/types.js';
+
+function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
+  return {
+    id,
+    meta: { version: { index: 3 }, createdAtMs: 1_700_000_000_000, updatedAtMs: 1_700_000_001_000 },
+    spec: { name: '', labels: { zone: 'a' }, role, availability: 'active' },
+    description: {
+      hostname,
+      platform: { os: 'linux', arch: 'x86_64' },
+      resources: { nanoCpus: 2e9, memoryBytes: 1 << 30 },
+      engineVersion: '0.1.0',
+      engineLabels: {},
+    },
+    status: { state: 'ready', addr: '10.0.0.1', message: '' },
+    managerStatus: role === 'manager' ? { raftId: id, addr: '10.0.0.1:2377', leader: true, reachability: 'reachable' } : null,
+    attachments: [],
+  };
+}
+
+class FakeBackend implements ApiBackend {
+  inits: SwarmInitRequest[] = [];
+  nodes: Node[] = [node('abc111', 'alpha', 'manager'), node('abc222', 'beta'), node('xyz333', 'twin'), node('xyz444', 'twin')];
+  failWith: Error | null = null;
+
+  async info(): Promise<InfoDocument> {
+    if (this.failWith) throw this.failWith;
+    return {
+      ID: 'peer',
+      Name: 'alpha',
+      ServerVersion: '0.1.0',
+      OperatingSystem: 'linux',
+      Architecture: 'x86_64',
+      NCPU: 2,
+      MemTotal: 1,
+      DataDir: '/tmp',
+      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+    };
+  }
+  async initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse> {
+    this.inits.push(request);
+    return { NodeID: 'abc111', ClusterID: 'c1', ManagerAddr: '10.0.0.1:2377' };
+  }
+  async inspectSwarm(): Promise<Cluster> {
+    return {
+      id: 'c1',
+      meta: { version: { index: 2 }, createdAtMs: 0, updatedAtMs: 0 },
+      spec: defaultClusterSpec(),
+      rootCA: { certPem: 'PEM', fingerprint: 'f'.repeat(64) },
+      joinTokens: { worker: 'SWMTKN-1-w', manager: 'SWMTKN-1-m' },
+      defaultAddrPool: ['10.0.0.0/8'],
+      subnetSize: 24,
+      dataPathPort: 4789,
+    };
+  }
+  async joinToken(role: NodeRole, rotate: boolean): Promise<JoinTokenDocument> {
+    return { Role: role, Token: `token-${role}-${rotate}`, ManagerAddr: '10.0.0.1:2377', Rotated: rotate };
+  }
+  async listNodes(): Promise<Node[]> {
+    return this.nodes;
+  }
+}
+
+function app(t: ExecutionContext, backend = new FakeBackend()) {
+  const a = buildApiApp(backend, silentLogger());
+  t.teardown(() => a.close());
+  return a;
+}
+
+test('POST /swarm/init normalizes addresses and defaults the port to 2377', async (t) => {
+  const backend = new FakeBackend();
+  const a = app(t, backend);
+  const res = await a.inject({ method: 'POST', url: '/swarm/init', payload: { listenAddr: '10.0.0.1', advertiseAddr: '10.0.0.2:4000' } });
+  t.is(res.statusCode, 200);
+  t.deepEqual(backend.inits, [{ listenHost: '10.0.0.1', listenPort: 2377, advertiseHost: '10.0.0.2', advertisePort: 4000 }]);
+  await a.inject({ method: 'POST', url: '/swarm/init', payload: {} });
+  t.deepEqual(backend.inits[1], { listenHost: '0.0.0.0', listenPort: 2377, advertiseHost: null, advertisePort: null });
+});
+
+test('validation errors are 400 invalid_argument and name the field', async (t) => {
+  const a = app(t);
+  const cases: Array<[unknown, RegExp]> = [
+    [{ listenAddr: 5 }, /body\.listenAddr must be string/],
+    [{ advertiseAddr: 'not-an-ip' }, /advertiseAddr "not-an-ip" is not valid/],
+    [{ listenAddr: '10.0.0.1:99999' }, /listenAddr .* port 99999 is outside 1-65535/],
+    [{ listenAdr: '10.0.0.1' }, /unknown field "listenAdr"/],
+    [{ advertiseAddr: '0.0.0.0' }, /advertiseAddr 0\.0\.0\.0 is a wildcard/],
+  ];
+  for (const [payload, message] of cases) {
+    const res = await a.inject({ method: 'POST', url: '/swarm/init', payload: payload as Record<string, unknown> });
+    t.is(res.statusCode, 400, JSON.stringify(payload));
+    const body = res.json<{ error: { code: string; message: string } }>();
+    t.is(body.error.code, 'invalid_argument');
+    t.regex(body.error.message, message);
+  }
+  const q = await a.inject({ method: 'GET', url: '/swarm/join-tokens?role=boss' });
+  t.is(q.statusCode, 400);
+  t.regex(q.json<{ error: { message: string } }>().error.message, /querystring\.role must be one of: worker, manager/);
+  const missing = await a.inject({ method: 'GET', url: '/swarm/join-tokens' });
+  t.regex(missing.json<{ error: { message: string } }>().error.message, /missing field "role"/);
+  const badJson = await a.inject({ method: 'POST', url: '/swarm/init', headers: { 'content-type': 'application/json' }, payload: '{nope' });
+  t.is(badJson.statusCode, 400);
+  t.is(badJson.json<{ error: { code: string } }>().error.code, 'invalid_argument');
+});
+
+test('GET /nodes/:id resolves an exact id, a hostname and a unique prefix; unknown is 404, ambiguous is 409', async (t) => {
+  const a = app(t);
+  const get = async (ref: string) => a.inject({ method: 'GET', url: `/nodes/${ref}` });
+  t.is((await get('abc222')).json<{ ID: string }>().ID, 'abc222');
+  t.is((await get('alpha')).json<{ ID: string }>().ID, 'abc111');
+  t.is((await get('abc1')).json<{ ID: string }>().ID, 'abc111');
+  const unknown = await get('nobody');
+  t.is(unknown.statusCode, 404);
+  t.deepEqual(unknown.json(), { error: { code: 'not_found', message: 'no such node: nobody' } });
+  const prefix = await get('abc');
+  t.is(prefix.statusCode, 409);
+  t.regex(prefix.json<{ error: { message: string } }>().error.message, /prefix abc is ambiguous: it matches 2 nodes \(abc111, abc222\)/);
+  const twin = await get('twin');
+  t.is(twin.statusCode, 409);
+  t.regex(twin.json<{ error: { message: string } }>().error.message, /hostname twin matches 2 nodes/);
+});
+
+test('GET /nodes answers Docker-shaped documents sorted by hostname; ManagerStatus only on managers', async (t) => {
+  const a = app(t);
+  const res = await a.inject({ method: 'GET', url: '/nodes' });
+  t.is(res.statusCode, 200);
+  const nodes = res.json<Array<Record<string, unknown> & { ID: string; Description: { Hostname: string } }>>();
+  t.deepEqual(nodes.map((n) => n.Description.Hostname), ['alpha', 'beta', 'twin', 'twin']);
+  const [alpha, beta] = nodes;
+  t.deepEqual(alpha?.['ManagerStatus'], { Leader: true, Reachability: 'reachable', Addr: '10.0.0.1:2377' });
+  t.false(beta !== undefined && 'ManagerStatus' in beta);
+  t.deepEqual(alpha?.['Spec'], { Role: 'manager', Availability: 'active', Labels: { zone: 'a' } });
+  t.deepEqual(alpha?.['Status'], { State: 'ready', Addr: '10.0.0.1' });
+  t.deepEqual(alpha?.['Version'], { Index: 3 });
+  t.is(alpha?.['CreatedAt'], '2023-11-14T22:13:20.000Z');
+});
+
+test('backend errors keep their code and status; unexpected errors are 500 without a stack trace', async (t) => {
+  const backend = new FakeBackend();
+  const a = app(t, backend);
+  backend.failWith = new ApiError('not_in_swarm', 'this node is not part of a swarm');
+  const known = await a.inject({ method: 'GET', url: '/info' });
+  t.is(known.statusCode, 503);
+  t.deepEqual(known.json(), { error: { code: 'not_in_swarm', message: 'this node is not part of a swarm' } });
+  backend.failWith = new TypeError('boom');
+  const unknown = await a.inject({ method: 'GET', url: '/info' });
+  t.is(unknown.statusCode, 500);
+  t.deepEqual(unknown.json(), { error: { code: 'internal', message: 'internal error: boom' } });
+  t.false(unknown.body.includes('at '), 'no stack frames');
+  const route = await a.inject({ method: 'GET', url: '/nowhere' });
+  t.is(route.statusCode, 404);
+  t.is(route.json<{ error: { code: string } }>().error.code, 'not_found');
+});
+
+test('the client over a real socket: typed results, ApiError from error bodies, DaemonUnreachableError when nobody listens', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const socketPath = join(root, 'api.sock');
+  const server = await startApiServer({ socketPath, backend: new FakeBackend(), logger: silentLogger() });
+  t.teardown(() => server.close());
+  t.is((await stat(socketPath)).mode & 0o777, 0o600);
+  const client = new ApiClient({ socketPath });
+  await client.ping();
+  t.is((await client.joinToken('manager', true)).Token, 'token-manager-true');
+  t.is((await client.inspectNode('alpha')).ID, 'abc111');
+  t.is((await client.inspectSwarm()).JoinTokens.Worker, 'SWMTKN-1-w');
+  const err = await t.throwsAsync(client.inspectNode('nobody'), { instanceOf: ApiError });
+  t.is(err?.code, 'not_found');
+  t.is(err?.message, 'no such node: nobody');
+  await server.close();
+  const gone = await t.throwsAsync(client.info(), { instanceOf: DaemonUnreachableError });
+  t.is(gone?.message, `cannot reach the swarm daemon at ${socketPath}: is \`swarm daemon\` running?`);
+});

@@ -1,0 +1,33 @@
+// What every client verb shares: which socket to talk to (-H/--socket, then $SWARM_SOCKET, then the default),
+// the API client for it, and the error type the entry point prints as `swarm: MESSAGE`.
+
+import type { Command } from 'commander';
+import { ApiClient, DEFAULT_SOCKET_PATH } from '@swarm/api/client';
+
+/** An error meant for the user: printed as `swarm: MESSAGE`, exit code 1, never a stack trace. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export function socketPath(command: Command): string {
+  const opts = command.optsWithGlobals<{ socket?: string }>();
+  return opts.socket ?? process.env['SWARM_SOCKET'] ?? DEFAULT_SOCKET_PATH;
+}
+
+export function clientFor(command: Command): ApiClient {
+  return new ApiClient({ socketPath: socketPath(command) });
+}
+
+export type OutputFormat = 'table' | 'json';
+
+export function parseFormat(value: string | undefined): OutputFormat {
+  if (value === undefined || value === 'table') return 'table';
+  if (value === 'json') return 'json';
+  throw new CliError(`unsupported --format ${JSON.stringify(value)}: use table or json`);
+}

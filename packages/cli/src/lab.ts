@@ -1,0 +1,215 @@
+// `swarm lab …`: many swarm hosts on this machine (network namespaces on a bridge, one daemon each),
+// and the resilience verbs kill, restart, partition, heal. The machinery lives in @swarm/lab.
+
+import type { Command } from 'commander';
+import { fileURLToPath } from 'node:url';
+import {
+  LabError,
+  createLab,
+  destroyLab,
+  execInHost,
+  hostAlive,
+  killHost,
+  listLabs,
+  loadLab,
+  parseTarget,
+  partitionLab,
+  healLab,
+  restartHost,
+  swarmInitJoin,
+  waitForSocket,
+  type HostInfo,
+} from '@swarm/lab';
+import { componentLogger, silentLogger, type Logger } from '@swarm/wire';
+import { CliError } from './context.js';
+import { table, writeOut } from './output.js';
+
+/** The `swarm` launcher the lab runs inside each namespace (daemon and init/join), wherever this CLI lives. */
+const SWARM_BIN = fileURLToPath(new URL('../../bin/swarm.js', import.meta.url));
+
+function swarmArgv(): string[] {
+  return [process.execPath, SWARM_BIN];
+}
+
+/** Lab logs only when asked for (SWARM_LOG_LEVEL): the CLI's own output is the tables below. */
+function labLogger(): Logger {
+  return process.env['SWARM_LOG_LEVEL'] === undefined ? silentLogger() : componentLogger('lab', 'lab');
+}
+
+function daemonCommand(h: HostInfo): { argv: string[] } {
+  // SWARM_SOCKET, SWARM_DATA_DIR and SWARM_HOSTNAME are set by the lab as well; the flags make `ps` readable.
+  return { argv: [...swarmArgv(), 'daemon', '--data-dir', h.dataDir, '--hostname', h.name] };
+}
+
+function positiveInt(flag: string): (v: string) => number {
+  return (v: string) => {
+    if (!/^\d+$/.test(v)) throw new CliError(`${flag} ${JSON.stringify(v)} is not a whole number`);
+    return Number(v);
+  };
+}
+
+/** LabError is the user's to act on: print it as `swarm: MESSAGE`. */
+function userErrors<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      if (e instanceof LabError) throw new CliError(e.message);
+      throw e;
+    }
+  };
+}
+
+function hostTable(name: string): string {
+  const s = loadLab(name);
+  return table(
+    ['NODE', 'ROLE', 'ADDRESS', 'STATUS', 'PID', 'SOCKET'],
+    s.hosts.map((h) => [
+      h.name,
+      h.role,
+      h.ip,
+      hostAlive(h) ? 'running' : h.process.state === 'killed' ? 'killed' : 'stopped',
+      h.process.state === 'running' || h.process.state === 'killed' ? String(h.process.pid) : '-',
+      h.socketPath,
+    ]),
+  );
+}
+
+/** Splits `partition NAME A… -- B…` at the `--`, which commander drops from the operands. */
+function partitionGroups(command: Command, operands: string[]): { a: string[]; b: string[] | undefined } {
+  let rootCmd: Command = command;
+  while (rootCmd.parent !== null) rootCmd = rootCmd.parent;
+  const raw = (rootCmd as unknown as { rawArgs?: unknown }).rawArgs;
+  const tokens = Array.isArray(raw) ? raw.filter((x): x is string => typeof x === 'string') : [];
+  const at = tokens.findIndex((tok, i) => tok === 'partition' && tokens[i - 1] === 'lab');
+  const after = at < 0 ? [] : tokens.slice(at + 2); // past `partition NAME`
+  const sep = after.indexOf('--');
+  if (sep < 0) return { a: operands, b: undefined };
+  return { a: after.slice(0, sep), b: after.slice(sep + 1) };
+}
+
+export function registerLabCommands(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description('many swarm hosts on this machine: one network namespace, data dir and daemon each (needs root)');
+
+  lab
+    .command('up')
+    .description('create a lab: N hosts node-1…node-N on a bridge, start their daemons, init and join them')
+    .option('--name <name>', 'lab name', 'lab')
+    .requiredOption('--nodes <n>', 'number of hosts', positiveInt('--nodes'))
+    .requiredOption('--managers <m>', 'how many of them (the first) are managers', positiveInt('--managers'))
+    .option('--subnet <cidr>', 'underlay A.B.C.0/24 (default: a free 10.250.K.0/24)')
+    .option('--no-cluster', 'start hosts and daemons only; no init/join')
+    .action(
+      userErrors(async (opts: { name: string; nodes: number; managers: number; subnet?: string; cluster: boolean }) => {
+        const log = labLogger();
+        const created = await createLab({
+          name: opts.name,
+          nodes: opts.nodes,
+          managers: opts.managers,
+          ...(opts.subnet === undefined ? {} : { subnet: opts.subnet }),
+          logger: log,
+          command: daemonCommand,
+          waitReady: (h) => waitForSocket(h),
+          ...(opts.cluster ? { cluster: swarmInitJoin({ swarmArgv: swarmArgv() }) } : {}),
+        });
+        writeOut(hostTable(created.name));
+        writeOut(`lab ${created.name} is up${opts.cluster ? ' and its cluster formed' : ' (no cluster: --no-cluster)'}; try \`swarm lab exec ${created.name}/node-1 -- swarm node ls\``);
+      }),
+    );
+
+  lab
+    .command('ls')
+    .description('list labs, or the hosts of one lab')
+    .argument('[name]', 'show this lab\'s hosts')
+    .action(
+      userErrors(async (name: string | undefined) => {
+        if (name !== undefined) {
+          writeOut(hostTable(name));
+          return;
+        }
+        const labs = listLabs();
+        writeOut(table(['NAME', 'NODES', 'MANAGERS', 'STATUS'], labs.map((l) => [l.name, String(l.nodes), String(l.managers), l.status])));
+      }),
+    );
+
+  lab
+    .command('down')
+    .description('remove a lab: its daemons, namespaces, links and files (also after a crash; idempotent)')
+    .argument('<name>')
+    .action(
+      userErrors(async (name: string) => {
+        const r = await destroyLab(name, { logger: labLogger() });
+        if (!r.found) {
+          writeOut(`no lab ${name}: nothing to remove`);
+          return;
+        }
+        writeOut(`removed lab ${name}: ${r.killedPids.length} processes, ${r.namespaces.length} namespaces, ${r.links.length} links`);
+        if (r.strangers.length > 0) {
+          writeOut(`warning: processes the lab did not start were still in its namespaces and were left alone: ${r.strangers.join(' ')}`);
+        }
+      }),
+    );
+
+  lab
+    .command('exec')
+    .description('run a command inside a host (SWARM_SOCKET points at its daemon): swarm lab exec lab/node-1 -- swarm node ls')
+    .argument('<target>', 'LAB/NODE')
+    .argument('<command...>', 'the command, after --')
+    .action(
+      userErrors(async (target: string, argv: string[]) => {
+        const { lab: name, node } = parseTarget(target);
+        const res = await execInHost(name, node, argv, { stdio: 'inherit' });
+        process.exitCode = res.code;
+      }),
+    );
+
+  lab
+    .command('kill')
+    .description('kill -9 a host\'s daemon')
+    .argument('<target>', 'LAB/NODE')
+    .action(
+      userErrors(async (target: string) => {
+        const { lab: name, node } = parseTarget(target);
+        await killHost(name, node, { logger: labLogger() });
+        writeOut(`killed ${target}`);
+      }),
+    );
+
+  lab
+    .command('restart')
+    .description('start a host\'s daemon again on the same data dir (stopping it first if it runs)')
+    .argument('<target>', 'LAB/NODE')
+    .action(
+      userErrors(async (target: string) => {
+        const { lab: name, node } = parseTarget(target);
+        await restartHost(name, node, { logger: labLogger(), waitReady: (h) => waitForSocket(h) });
+        writeOut(`restarted ${target}`);
+      }),
+    );
+
+  lab
+    .command('partition')
+    .description('drop underlay traffic between two groups of hosts (the second defaults to all the others)')
+    .argument('<name>')
+    .argument('<nodes...>', 'NODE… [-- NODE…]')
+    .action(
+      userErrors(async (name: string, nodes: string[], _opts: unknown, command: Command) => {
+        const { a, b } = partitionGroups(command, nodes);
+        await partitionLab(name, a, b, { logger: labLogger() });
+        writeOut(`partitioned ${name}: ${a.join(' ')} | ${b === undefined ? 'all others' : b.join(' ')}`);
+      }),
+    );
+
+  lab
+    .command('heal')
+    .description('remove every partition in a lab')
+    .argument('<name>')
+    .action(
+      userErrors(async (name: string) => {
+        await healLab(name, { logger: labLogger() });
+        writeOut(`healed ${name}`);
+      }),
+    );
+}

@@ -1,0 +1,222 @@
+// The swarm command end to end: a real `swarm daemon` child process on a temp data dir and socket, driven by
+// the CLI's own verbs; SIGTERM shuts it down cleanly and a restart on the same dir is the same node.
+
+import test, { type ExecutionContext } from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiClient } from '@swarm/api';
+
+const SWARM_BIN = fileURLToPath(new URL('../../bin/swarm.js', import.meta.url));
+const START_DEADLINE_MS = 20_000;
+const STOP_DEADLINE_MS = 20_000;
+const MAX_CAPTURED_BYTES = 1024 * 1024;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(socketPath: string, args: string[]): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SWARM_BIN, ...args], {
+      env: { ...process.env, SWARM_SOCKET: socketPath, SWARM_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout = (stdout + b.toString('utf8')).slice(-MAX_CAPTURED_BYTES)));
+    child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-MAX_CAPTURED_BYTES)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs: number): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface DaemonProcess {
+  child: ChildProcess;
+  stderr(): string;
+  /** SIGTERM, then the exit code once it exited. */
+  stop(): Promise<number | null>;
+}
+
+interface Env {
+  root: string;
+  dataDir: string;
+  socketPath: string;
+  startDaemon(): Promise<DaemonProcess>;
+}
+
+async function env(t: ExecutionContext): Promise<Env> {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-cli-test-'));
+  const dataDir = join(root, 'data');
+  const socketPath = join(root, 's.sock');
+  const children = new Set<ChildProcess>();
+  t.teardown(async () => {
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        const exited = new Promise((r) => child.once('exit', r));
+        process.kill(child.pid, 'SIGKILL');
+        await exited;
+      }
+    }
+    await rm(root, { recursive: true, force: true });
+  });
+  return {
+    root,
+    dataDir,
+    socketPath,
+    async startDaemon() {
+      const child = spawn(
+        process.execPath,
+        [SWARM_BIN, 'daemon', '--data-dir', dataDir, '--socket', socketPath, '--hostname', 'cli-test-host', '--gossip-port', '0'],
+        { env: { ...process.env, SWARM_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      children.add(child);
+      let stderr = '';
+      child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-MAX_CAPTURED_BYTES)));
+      const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const client = new ApiClient({ socketPath, timeoutMs: 2_000 });
+      await until(
+        'the daemon socket to answer',
+        async () => {
+          if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${stderr}`);
+          await client.ping();
+          return true;
+        },
+        START_DEADLINE_MS,
+      );
+      return {
+        child,
+        stderr: () => stderr,
+        async stop() {
+          if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+          const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), STOP_DEADLINE_MS);
+          const code = await exit;
+          clearTimeout(timer);
+          return code;
+        },
+      };
+    },
+  };
+}
+
+interface NodeLine {
+  ID: string;
+  Self: boolean;
+  Hostname: string;
+  Status: string;
+  Availability: string;
+  ManagerStatus: string;
+  EngineVersion: string;
+}
+
+function jsonLines(text: string): NodeLine[] {
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as NodeLine);
+}
+
+test('a client command without a running daemon says so in one line, exit 1, no stack trace', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-cli-test-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const socketPath = join(root, 'nobody.sock');
+  const res = await run(socketPath, ['node', 'ls']);
+  t.is(res.code, 1);
+  t.is(res.stderr, `swarm: cannot reach the swarm daemon at ${socketPath}: is \`swarm daemon\` running?\n`);
+  t.is(res.stdout, '');
+});
+
+test('swarm daemon + init + node ls/inspect; SIGTERM stops it cleanly; a restart is the same node in the same swarm', async (t) => {
+  const e = await env(t);
+  const first = await e.startDaemon();
+
+  const init = await run(e.socketPath, ['init', '--advertise-addr', '127.0.0.1', '--listen-addr', '127.0.0.1:2377']);
+  t.is(init.code, 0, init.stderr);
+  const m = /^Swarm initialized: current node \(([0-9a-z]{25})\) is now a manager\.\n/.exec(init.stdout);
+  t.truthy(m, init.stdout);
+  const nodeId = m?.[1] ?? '';
+  t.regex(init.stdout, /\n {4}swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.1:2377\n/);
+  t.regex(init.stdout, /To add a manager to this swarm, run 'swarm join-token manager' and follow the instructions\./);
+
+  const again = await run(e.socketPath, ['init']);
+  t.is(again.code, 1);
+  t.is(again.stderr, 'swarm: this node is already part of a swarm: use `swarm leave` to leave it first\n');
+
+  const ls = await run(e.socketPath, ['node', 'ls']);
+  t.is(ls.code, 0, ls.stderr);
+  const [header, row, ...rest] = ls.stdout.trimEnd().split('\n');
+  t.is(header, 'ID                            HOSTNAME        STATUS    AVAILABILITY   MANAGER STATUS   ENGINE VERSION');
+  t.is(row, `${nodeId} *   cli-test-host   Ready     Active         Leader           0.1.0`);
+  t.deepEqual(rest, []);
+
+  const json = await run(e.socketPath, ['node', 'ls', '--format', 'json']);
+  t.is(json.code, 0, json.stderr);
+  const lines = jsonLines(json.stdout);
+  t.is(lines.length, 1);
+  t.like(lines[0], { ID: nodeId, Self: true, Hostname: 'cli-test-host', Status: 'Ready', Availability: 'Active', ManagerStatus: 'Leader', EngineVersion: '0.1.0' });
+
+  const inspect = await run(e.socketPath, ['node', 'inspect', 'cli-test-host']);
+  t.is(inspect.code, 0, inspect.stderr);
+  const docs = JSON.parse(inspect.stdout) as Array<Record<string, unknown>>;
+  t.is(docs.length, 1);
+  t.like(docs[0], {
+    ID: nodeId,
+    Spec: { Role: 'manager', Availability: 'active', Labels: {} },
+    Description: { Hostname: 'cli-test-host', Engine: { EngineVersion: '0.1.0' } },
+    Status: { State: 'ready', Addr: '127.0.0.1' },
+    ManagerStatus: { Leader: true, Reachability: 'reachable', Addr: '127.0.0.1:2377' },
+  });
+  t.regex(String(docs[0]?.['CreatedAt']), /^\d{4}-\d\d-\d\dT/);
+  const pretty = await run(e.socketPath, ['node', 'inspect', '--pretty', nodeId.slice(0, 6)]);
+  t.regex(pretty.stdout, new RegExp(`^ID:\\s+${nodeId}\\n`));
+  t.regex(pretty.stdout, /\n Leader:\s+Yes\n/);
+  const missing = await run(e.socketPath, ['node', 'inspect', 'no-such-node']);
+  t.is(missing.code, 1);
+  t.is(missing.stderr, 'swarm: no such node: no-such-node\n');
+
+  const token = await run(e.socketPath, ['join-token', '-q', 'worker']);
+  t.regex(token.stdout, /^SWMTKN-1-\S+\n$/);
+  const rotated = await run(e.socketPath, ['join-token', '--rotate', 'worker']);
+  t.regex(rotated.stdout, /^Successfully rotated worker join token\.\n/);
+  t.false(rotated.stdout.includes(token.stdout.trim()), 'the rotated token differs');
+
+  t.is(await first.stop(), 0, `clean exit on SIGTERM; stderr: ${first.stderr().slice(-2000)}`);
+  await t.throwsAsync(stat(e.socketPath), undefined, 'the socket file is gone');
+  await t.throwsAsync(stat(join(e.dataDir, 'swarm.lock')), undefined, 'the data dir lock is released');
+
+  const second = await e.startDaemon();
+  const after = await run(e.socketPath, ['node', 'ls', '--format', 'json']);
+  t.is(after.code, 0, after.stderr);
+  t.deepEqual(
+    jsonLines(after.stdout).map((l) => [l.ID, l.Self, l.Status, l.ManagerStatus]),
+    [[nodeId, true, 'Ready', 'Leader']],
+  );
+  const info = await run(e.socketPath, ['info', '--format', 'json']);
+  const doc = JSON.parse(info.stdout) as { Swarm: { NodeID: string; LocalNodeState: string } };
+  t.is(doc.Swarm.NodeID, nodeId);
+  t.is(doc.Swarm.LocalNodeState, 'active');
+  t.is(await second.stop(), 0);
+});
