@@ -1,21 +1,11 @@
 // A deterministic simulator for the SWIM state machine: virtual time, a seeded network with loss,
 // delay, per-node slowness, partitions and crashes. Used by swim.test.ts; not a test file itself.
 
-import { decode, encode } from '@swarm/wire';
+import { decode, encode, seededRandom } from '@swarm/wire';
 import { parseSwimMessage, type MemberMeta, type SwimMessage } from '../src/messages.js';
 import { Swim, type MemberEvent, type SwimConfig } from '../src/swim.js';
 
-/** mulberry32: small, fast, good enough to make runs reproducible from a seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export function simMeta(id: string): MemberMeta {
   return { nodeId: id, addrs: [`sim:${id}`], hostname: id, role: 'worker', cpus: 2, memoryBytes: 1 << 30, labels: {}, version: 'test' };

@@ -4,17 +4,12 @@
 import { Raft } from '../src/raft.js';
 import { MemoryStorage } from '../src/memory-storage.js';
 import type { ConfState, Entry, HardState, Message, MessageType, NodeId, RaftConfig } from '../src/types.js';
+import { Rng } from '../src/sim/rng.js';
 
-/** Deterministic PRNG (mulberry32) so every test run is identical. */
+/** Deterministic random source so every test run is identical (the simulator's PRNG). */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.float();
 }
 
 function hashId(id: string): number {

@@ -1,6 +1,7 @@
 // Test builders for store objects and a helper that commits a transaction at a given index.
 // Objects are minimal but complete, so tests read as "a service named web" rather than pages of fields.
 
+import { seededRandom } from '@swarm/wire';
 import {
   encodeTransaction,
   type ApplyResult,
@@ -130,14 +131,5 @@ export function requireObject<T>(value: T | undefined, what: string): T {
 
 export type { Node, Service, Task };
 
-/** mulberry32: a tiny seeded PRNG so randomized tests replay. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG so randomized tests replay. */
+export const prng = seededRandom;

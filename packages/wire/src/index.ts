@@ -1,3 +1,4 @@
 // Public surface of @swarm/wire: codecs, framing and logging shared by all packages.
 export { encode, decode, encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from './codec.js';
 export { componentLogger, silentLogger, type Logger } from './log.js';
+export { seededRandom } from './random.js';

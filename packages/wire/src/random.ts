@@ -1,0 +1,13 @@
+// A seeded random source for simulators and randomized tests: the same seed replays the same run.
+// mulberry32: 32 bits of state, fast, statistically fine for choosing faults (not for keys or tokens).
+
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
