@@ -26,6 +26,8 @@ import {
 } from './state.js';
 
 export const MAX_NODES = 253; // .2 … .254 of the lab's /24; .1 is the bridge
+/** Serializes lab id and subnet allocation across every lab root and process on this machine. */
+const MACHINE_ALLOC_LOCK = '/run/swarm-lab.alloc.lock';
 const MAX_LAB_ID = 9999; // keeps swlb-<id>-<index> within 15 characters
 const DEFAULT_SUBNET_PREFIX = '10.250';
 const STOP_GRACE_MS = 2_000;
@@ -248,7 +250,10 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
   const dir = labDir(root, name);
   const lab = new Lab(name, { root, logger: log });
 
-  const state = await withLock(join(root, '.alloc.lock'), async () => {
+  // One allocation lock for the whole machine, not per lab root: labs under different roots (tests use
+  // their own) share the root namespace's link names and addresses. The bridge and its address are made
+  // inside the lock, so the next allocator sees them as taken.
+  const state = await withLock(MACHINE_ALLOC_LOCK, async () => {
     if (readState(dir) !== null) throw new LabError('exists', `lab ${name} exists: \`swarm lab down ${name}\` first, or pick another --name`);
     const existing = new Set(await ip.netnsList());
     for (let i = 1; i <= opts.nodes; i++) {
@@ -274,6 +279,15 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
       hosts: [],
     };
     writeState(s);
+    s.made.links.push(s.bridge);
+    writeState(s);
+    try {
+      await ip.bridgeAdd(s.bridge);
+      await ip.addrAdd(s.bridge, `${s.bridgeIp}/24`);
+    } catch (e) {
+      await destroyLab(name, { root, logger: log }).catch(() => undefined);
+      throw e;
+    }
     return s;
   });
   log.info({ lab: name, id: state.id, subnet: `${state.subnetBase}.0/24`, nodes: opts.nodes }, 'creating lab');
@@ -324,10 +338,7 @@ async function defaultReady(h: HostState): Promise<void> {
 }
 
 async function buildNetwork(s: LabState, opts: CreateLabOptions): Promise<void> {
-  s.made.links.push(s.bridge);
-  writeState(s);
-  await ip.bridgeAdd(s.bridge);
-  await ip.addrAdd(s.bridge, `${s.bridgeIp}/24`);
+  // The bridge and its address were made under the allocation lock (createLab).
   await ip.linkUp(s.bridge);
 
   // Hosts are recorded in index order first, then built a few at a time (each is a dozen `ip` calls).
