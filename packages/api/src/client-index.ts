@@ -2,4 +2,4 @@
 // fastify, so that every `swarm` command starts fast.
 export * from './types.js';
 export { ApiError, DaemonUnreachableError, isApiErrorCode, type ApiErrorCode, type ApiErrorBody } from './errors.js';
-export { ApiClient, DEFAULT_REQUEST_TIMEOUT_MS, MAX_RESPONSE_BYTES, type ApiClientOptions, type SwarmInitOptions } from './client.js';
+export { ApiClient, DEFAULT_REQUEST_TIMEOUT_MS, MAX_RESPONSE_BYTES, type ApiClientOptions, type SwarmInitOptions, type SwarmJoinOptions } from './client.js';

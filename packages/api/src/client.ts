@@ -4,7 +4,7 @@
 import { request } from 'node:http';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
-import type { InfoDocument, JoinTokenDocument, NodeDocument, SwarmDocument, SwarmInitResponse } from './types.js';
+import type { InfoDocument, JoinTokenDocument, NodeDocument, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -19,6 +19,13 @@ export interface ApiClientOptions {
 }
 
 export interface SwarmInitOptions {
+  advertiseAddr?: string;
+  listenAddr?: string;
+}
+
+export interface SwarmJoinOptions {
+  remoteAddr: string;
+  token: string;
   advertiseAddr?: string;
   listenAddr?: string;
 }
@@ -42,6 +49,10 @@ export class ApiClient {
 
   initSwarm(options: SwarmInitOptions = {}): Promise<SwarmInitResponse> {
     return this.call('POST', '/swarm/init', options) as Promise<SwarmInitResponse>;
+  }
+
+  joinSwarm(options: SwarmJoinOptions): Promise<SwarmJoinResponse> {
+    return this.call('POST', '/swarm/join', options) as Promise<SwarmJoinResponse>;
   }
 
   inspectSwarm(): Promise<SwarmDocument> {

@@ -7,6 +7,7 @@ export type ApiErrorCode =
   | 'ambiguous'
   | 'already_in_swarm'
   | 'not_in_swarm'
+  | 'permission_denied'
   | 'conflict'
   | 'unavailable'
   | 'internal';
@@ -17,6 +18,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   ambiguous: 409,
   already_in_swarm: 409,
   not_in_swarm: 503,
+  permission_denied: 403,
   conflict: 409,
   unavailable: 503,
   internal: 500,

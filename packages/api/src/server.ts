@@ -8,10 +8,10 @@ import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
 import type { Logger } from '@swarm/wire';
 import type { NodeRole } from '@swarm/store';
-import { parseHostPort } from './addresses.js';
+import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
-import { DEFAULT_LISTEN_PORT, type ApiBackend, type SwarmInitRequest } from './types.js';
+import { DEFAULT_LISTEN_PORT, type ApiBackend, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
 
 /** Requests are small control messages; anything bigger is a mistake or an attack. */
 export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -37,6 +37,25 @@ const initBodySchema = {
     listenAddr: { type: 'string', minLength: 1, maxLength: 256 },
   },
 } as const;
+
+const joinBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['remoteAddr', 'token'],
+  properties: {
+    remoteAddr: { type: 'string', minLength: 1, maxLength: 256 },
+    token: { type: 'string', minLength: 1, maxLength: 512 },
+    advertiseAddr: { type: 'string', minLength: 1, maxLength: 256 },
+    listenAddr: { type: 'string', minLength: 1, maxLength: 256 },
+  },
+} as const;
+
+interface JoinBody {
+  remoteAddr: string;
+  token: string;
+  advertiseAddr?: string;
+  listenAddr?: string;
+}
 
 const joinTokenQuerySchema = {
   type: 'object',
@@ -89,6 +108,13 @@ function toInitRequest(body: { advertiseAddr?: string; listenAddr?: string } | u
   };
 }
 
+function toJoinRequest(body: JoinBody): SwarmJoinRequest {
+  const init = toInitRequest(body);
+  const remote = parseHostPort(body.remoteAddr, 'remoteAddr');
+  if (isWildcardHost(remote.host)) throw new ApiError('invalid_argument', `remoteAddr ${remote.host} is a wildcard: give a manager's address`);
+  return { ...init, remoteHost: remote.host, remotePort: remote.port ?? DEFAULT_LISTEN_PORT, token: body.token.trim() };
+}
+
 /** The fastify app without a listener: tests drive it with inject(). */
 export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstance {
   const app = fastify({
@@ -125,6 +151,10 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
     '/swarm/init',
     { schema: { body: initBodySchema } },
     async (request) => backend.initSwarm(toInitRequest(request.body)),
+  );
+
+  app.post<{ Body: JoinBody }>('/swarm/join', { schema: { body: joinBodySchema } }, async (request) =>
+    backend.joinSwarm(toJoinRequest(request.body)),
   );
 
   app.get('/swarm', async () => swarmDocument(await backend.inspectSwarm()));

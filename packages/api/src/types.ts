@@ -110,9 +110,28 @@ export interface SwarmInitResponse {
 }
 
 /** What the API server calls; the daemon implements it. Throw ApiError for failures the user can act on. */
+/** `swarm join`: the manager to ask, the token, and this node's addresses (checked by the server). */
+export interface SwarmJoinRequest {
+  remoteHost: string;
+  remotePort: number;
+  token: string;
+  listenHost: string;
+  listenPort: number;
+  advertiseHost: string | null;
+  advertisePort: number | null;
+}
+
+export interface SwarmJoinResponse {
+  NodeID: string;
+  ClusterID: string;
+  Role: NodeRole;
+}
+
 export interface ApiBackend {
   info(): Promise<InfoDocument>;
   initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse>;
+  /** Joins through a manager; refused with permission_denied (token) or unavailable (manager unreachable). */
+  joinSwarm(request: SwarmJoinRequest): Promise<SwarmJoinResponse>;
   /** The current Cluster object (after a linearizable read); ApiError('not_in_swarm') before init. */
   inspectSwarm(): Promise<Cluster>;
   /** rotate=true replaces that role's token through Raft before answering. */

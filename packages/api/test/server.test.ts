@@ -11,7 +11,7 @@ import { silentLogger } from '@swarm/wire';
 import { ApiClient } from '../src/client.js';
 import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
-import type { ApiBackend, InfoDocument, JoinTokenDocument, SwarmInitRequest, SwarmInitResponse } from '../src/types.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
   return {
@@ -54,6 +54,11 @@ class FakeBackend implements ApiBackend {
     this.inits.push(request);
     return { NodeID: 'abc111', ClusterID: 'c1', ManagerAddr: '10.0.0.1:2377' };
   }
+  joins: SwarmJoinRequest[] = [];
+  async joinSwarm(request: SwarmJoinRequest): Promise<SwarmJoinResponse> {
+    this.joins.push(request);
+    return { NodeID: 'abc222', ClusterID: 'c1', Role: 'worker' };
+  }
   async inspectSwarm(): Promise<Cluster> {
     return {
       id: 'c1',
@@ -88,6 +93,22 @@ test('POST /swarm/init normalizes addresses and defaults the port to 2377', asyn
   t.deepEqual(backend.inits, [{ listenHost: '10.0.0.1', listenPort: 2377, advertiseHost: '10.0.0.2', advertisePort: 4000 }]);
   await a.inject({ method: 'POST', url: '/swarm/init', payload: {} });
   t.deepEqual(backend.inits[1], { listenHost: '0.0.0.0', listenPort: 2377, advertiseHost: null, advertisePort: null });
+});
+
+test('POST /swarm/join parses the manager address (default port 2377) and this node\'s addresses; a wildcard manager is refused', async (t) => {
+  const backend = new FakeBackend();
+  const a = app(t, backend);
+  const res = await a.inject({ method: 'POST', url: '/swarm/join', payload: { remoteAddr: '10.0.0.1', token: ' SWMTKN-1-x ', advertiseAddr: '10.0.0.3' } });
+  t.is(res.statusCode, 200);
+  t.deepEqual(backend.joins, [
+    { remoteHost: '10.0.0.1', remotePort: 2377, token: 'SWMTKN-1-x', listenHost: '0.0.0.0', listenPort: 2377, advertiseHost: '10.0.0.3', advertisePort: null },
+  ]);
+  const wild = await a.inject({ method: 'POST', url: '/swarm/join', payload: { remoteAddr: '0.0.0.0:2377', token: 't' } });
+  t.is(wild.statusCode, 400);
+  const missing = await a.inject({ method: 'POST', url: '/swarm/join', payload: { remoteAddr: '10.0.0.1' } });
+  t.is(missing.statusCode, 400);
+  t.regex(missing.json<{ error: { message: string } }>().error.message, /missing field "token"/);
+  t.is(backend.joins.length, 1);
 });
 
 test('validation errors are 400 invalid_argument and name the field', async (t) => {

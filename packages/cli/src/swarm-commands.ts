@@ -39,6 +39,23 @@ export function registerSwarmCommands(program: Command): void {
     });
 
   program
+    .command('join')
+    .description('join a swarm as the worker or manager the token says')
+    .argument('<host:port>', "a manager's address (port 2377 when omitted)")
+    .requiredOption('--token <token>', 'the join token (`swarm join-token worker|manager` on a manager)')
+    .option('--advertise-addr <ip>', 'address other nodes reach this one at (IP or IP:PORT)')
+    .option('--listen-addr <ip:port>', 'address this node listens on (default 0.0.0.0:2377)')
+    .action(async (remoteAddr: string, opts: { token: string; advertiseAddr?: string; listenAddr?: string }, command: Command) => {
+      const res = await clientFor(command).joinSwarm({
+        remoteAddr,
+        token: opts.token,
+        ...(opts.advertiseAddr === undefined ? {} : { advertiseAddr: opts.advertiseAddr }),
+        ...(opts.listenAddr === undefined ? {} : { listenAddr: opts.listenAddr }),
+      });
+      writeOut(res.Role === 'manager' ? 'This node joined a swarm as a manager.' : 'This node joined a swarm as a worker.');
+    });
+
+  program
     .command('join-token')
     .description('show (or rotate) the token a worker or manager joins with')
     .argument('<role>', 'worker or manager')

@@ -220,3 +220,14 @@ test('swarm daemon + init + node ls/inspect; SIGTERM stops it cleanly; a restart
   t.is(doc.Swarm.LocalNodeState, 'active');
   t.is(await second.stop(), 0);
 });
+
+test('swarm join with a malformed token: refused in one line on stderr, exit 1, and the node stays out of any swarm', async (t) => {
+  const e = await env(t);
+  await e.startDaemon();
+  const res = await run(e.socketPath, ['join', '--token', 'SWMTKN-1-not-a-token', '127.0.0.1:9']);
+  t.is(res.code, 1);
+  t.regex(res.stderr, /^swarm: .*token.*\n$/);
+  t.is(res.stdout, '');
+  const info = await run(e.socketPath, ['info', '--format', 'json']);
+  t.is((JSON.parse(info.stdout) as { Swarm: { LocalNodeState: string } }).Swarm.LocalNodeState, 'inactive');
+});

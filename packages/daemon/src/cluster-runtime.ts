@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { ApiError, formatHostPort } from '@swarm/api';
 import { createGossipHost, Membership, type GossipHost } from '@swarm/gossip';
-import { encodeTransaction, Store, StoreError, type ApplyResult, type NodeDescription, type Op } from '@swarm/store';
+import { encodeTransaction, Store, type ApplyResult, type NodeDescription, type Op } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { RaftError, RaftNode } from 'raft-consensus-ts';
 import { FILES, type NodeState } from './data-dir.js';
 import { assert } from './errors.js';
-import { LocalOnlyTransport } from './local-transport.js';
+import { Libp2pTransport } from './libp2p-transport.js';
+import { LIBP2P_ADDR_LABEL, LeaderLoop } from './leader-loop.js';
+import { ProposalForwarder, proposeHere, raftErrorToApi } from './forward.js';
 import { StoreStateMachine } from './state-machine.js';
 
 /** How long a request waits for this node to know a leader (an election takes 0.5-1 s with the defaults). */
@@ -31,70 +33,82 @@ export interface ClusterRuntimeOptions {
   /** Raft tick period; the default suits a LAN. */
   raftTickMs?: number;
   raftSnapshotEvery?: number;
+  /** Gossip seeds (multiaddrs of managers) to join through; empty for the first node. */
+  seeds?: readonly string[];
+  /** Raft addresses of the managers a joining manager learned at join (node id -> multiaddr). */
+  raftPeers?: Readonly<Record<string, string>>;
+  leaderLoopPeriodMs?: number;
+  /** Fail the start if no seed answers (a first join); a restart starts anyway. */
+  requireSeed?: boolean;
 }
 
-function storeErrorToApi(err: StoreError): ApiError {
-  switch (err.code) {
-    case 'not_found':
-      return new ApiError('not_found', err.message);
-    case 'exists':
-    case 'name_conflict':
-    case 'version_conflict':
-      return new ApiError('conflict', err.message);
-    case 'invalid':
-      return new ApiError('invalid_argument', err.message);
-  }
-}
-
-function raftErrorToApi(err: RaftError): ApiError {
-  if (err.code === 'not_leader' || err.code === 'unavailable' || err.code === 'proposal_dropped') {
-    return new ApiError('unavailable', `the cluster could not complete the request: ${err.message}`);
-  }
-  return new ApiError('internal', `raft: ${err.message}`);
+/** A host's address as other nodes dial it: the advertise host and the port the libp2p host listens on. */
+export function advertisedMultiaddr(host: GossipHost, advertiseHost: string): string {
+  const port = host.multiaddrs().map((a) => /\/tcp\/(\d+)/.exec(a)?.[1]).find((p) => p !== undefined);
+  assert(port !== undefined, 'the gossip host listens on a TCP port');
+  const proto = advertiseHost.includes(':') ? 'ip6' : 'ip4';
+  return `/${proto}/${advertiseHost}/tcp/${port}/p2p/${host.peerId}`;
 }
 
 export class ClusterRuntime {
   private closed = false;
+  private leaderLoop: LeaderLoop | null = null;
 
   private constructor(
     readonly store: Store,
     readonly state: NodeState,
-    readonly raft: RaftNode<ApplyResult>,
+    /** Workers run no Raft: null. */
+    readonly raftOrNull: RaftNode<ApplyResult> | null,
+    private readonly forwarder: ProposalForwarder | null,
     readonly host: GossipHost,
     readonly membership: Membership,
     private readonly logger: Logger,
   ) {}
 
-  /** Opens (or bootstraps, on a fresh raft dir) the Raft group with this node as its only voter, then gossip. */
+  /**
+   * On a manager, opens (or bootstraps, on a fresh raft dir) the Raft group with this node as its only voter;
+   * a worker runs no Raft. Then gossip, joined through the seeds.
+   */
   static async start(options: ClusterRuntimeOptions): Promise<ClusterRuntime> {
     const { state, logger } = options;
     const raftLogger = options.loggerFor('raft');
+    const gossipLogger = options.loggerFor('gossip');
     const store = new Store();
-    const raft = new RaftNode<ApplyResult>({
-      id: state.nodeId,
-      // Raft addresses are libp2p peer ids: the join slice carries Raft over libp2p streams.
-      peers: { [state.nodeId]: options.libp2pPeerId },
-      dataDir: join(options.dataDir, FILES.raftDir),
-      transport: new LocalOnlyTransport(state.nodeId, raftLogger),
-      stateMachine: new StoreStateMachine(store),
-      logger: raftLogger,
-      ...(options.raftTickMs === undefined ? {} : { tickMs: options.raftTickMs }),
-      ...(options.raftSnapshotEvery === undefined ? {} : { snapshotEvery: options.raftSnapshotEvery, catchUpEntries: 1 }),
-      onFatal: (err) => logger.fatal({ err }, 'raft stopped on an unrecoverable error; this node no longer serves cluster writes'),
+    // The libp2p host comes first: Raft runs over its streams and its address is this manager's Raft address.
+    const host = await createGossipHost({
+      listen: formatHostPort(state.listenHost, options.gossipPort),
+      privateKey: options.libp2pKey,
+      psk: options.pnetKeyFile,
+      logger: gossipLogger,
     });
-    await raft.start();
-    let host: GossipHost | null = null;
+    let raft: RaftNode<ApplyResult> | null = null;
+    let forwarder: ProposalForwarder | null = null;
     try {
-      const gossipLogger = options.loggerFor('gossip');
-      host = await createGossipHost({
-        listen: formatHostPort(state.listenHost, options.gossipPort),
-        privateKey: options.libp2pKey,
-        psk: options.pnetKeyFile,
-        logger: gossipLogger,
-      });
+      if (state.role === 'manager') {
+        const self = advertisedMultiaddr(host, state.advertiseHost);
+        raft = new RaftNode<ApplyResult>({
+          id: state.nodeId,
+          // Raft addresses are libp2p multiaddrs ending in /p2p/<peer id>.
+          peers: { ...(options.raftPeers ?? {}), [state.nodeId]: self },
+          // A manager that joined waits for the leader to add it; only init bootstraps a group.
+          join: state.raftJoin === true,
+          dataDir: join(options.dataDir, FILES.raftDir),
+          transport: new Libp2pTransport(host, state.nodeId, raftLogger),
+          stateMachine: new StoreStateMachine(store),
+          logger: raftLogger,
+          ...(options.raftTickMs === undefined ? {} : { tickMs: options.raftTickMs }),
+          ...(options.raftSnapshotEvery === undefined ? {} : { snapshotEvery: options.raftSnapshotEvery, catchUpEntries: 1 }),
+          onFatal: (err) => logger.fatal({ err }, 'raft stopped on an unrecoverable error; this node no longer serves cluster writes'),
+        });
+        await raft.start();
+        forwarder = new ProposalForwarder(host, raft, options.loggerFor('forward'));
+        await forwarder.start();
+      }
       const membership = await Membership.start({
         host,
         logger: gossipLogger,
+        // Seconds since the epoch: a restarted node outranks whatever the cluster remembers of its last life.
+        incarnation: Math.floor(Date.now() / 1000),
         meta: {
           nodeId: state.nodeId,
           hostname: options.description.hostname,
@@ -105,16 +119,52 @@ export class ClusterRuntime {
           version: options.description.engineVersion,
         },
       });
-      return new ClusterRuntime(store, state, raft, host, membership, logger);
+      // Seeds: the managers met at join, and on a manager those its (replayed) store knows.
+      const known = store.view((tx) => tx.list('node')).flatMap((n) => {
+        const addr = n.managerStatus === null ? undefined : n.description.engineLabels[LIBP2P_ADDR_LABEL];
+        return addr === undefined ? [] : [addr];
+      });
+      const seeds = [...new Set([...(options.seeds ?? []), ...known])].filter((a) => !a.endsWith(`/p2p/${options.libp2pPeerId}`));
+      if (seeds.length > 0) {
+        const joined = membership.join(seeds);
+        // A first join must reach a manager; a restart goes on without one (they may all be down) and keeps trying.
+        if (options.requireSeed === true) await joined;
+        else joined.catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'no gossip seed answered at start; waiting for peers'));
+      }
+      const runtime = new ClusterRuntime(store, state, raft, forwarder, host, membership, logger);
+      if (raft !== null) {
+        runtime.leaderLoop = new LeaderLoop({
+          store,
+          raft,
+          membership,
+          selfPeerId: options.libp2pPeerId,
+          propose: (ops) => runtime.propose(ops),
+          logger: options.loggerFor('leader'),
+        });
+        runtime.leaderLoop.start(options.leaderLoopPeriodMs);
+      }
+      return runtime;
     } catch (err) {
-      await host?.stop().catch(() => {});
-      await raft.close().catch(() => {});
+      await forwarder?.stop().catch(() => {});
+      await raft?.close().catch(() => {});
+      await host.stop().catch(() => {});
       throw err;
     }
   }
 
+  /** The Raft node; only managers have one (callers check the role first). */
+  get raft(): RaftNode<ApplyResult> {
+    if (this.raftOrNull === null) throw new ApiError('not_in_swarm', 'this node is not a swarm manager: run the command on a manager, or promote this node');
+    return this.raftOrNull;
+  }
+
   get isLeader(): boolean {
-    return this.raft.isLeader;
+    return this.raftOrNull?.isLeader ?? false;
+  }
+
+  /** This node's libp2p address as other nodes dial it: the advertise host and the port gossip listens on. */
+  advertisedMultiaddr(): string {
+    return advertisedMultiaddr(this.host, this.state.advertiseHost);
   }
 
   /** Resolves once some leader is known (maybe this node); ApiError('unavailable') at the deadline. */
@@ -144,27 +194,22 @@ export class ClusterRuntime {
   async propose(ops: Op[]): Promise<number> {
     assert(ops.length > 0, 'a transaction has ops');
     await this.waitForLeader();
-    if (!this.raft.isLeader) {
-      // Forwarding to the leader comes with the join slice; a one-node cluster is always its own leader.
-      throw new ApiError('unavailable', `this node is not the Raft leader (the leader is ${this.raft.leaderId ?? 'unknown'}); retry on the leader`);
-    }
-    let result: ApplyResult;
-    try {
-      result = await this.raft.propose(encodeTransaction({ timestampMs: Date.now(), ops }));
-    } catch (err) {
-      if (err instanceof RaftError) throw raftErrorToApi(err);
-      throw err;
-    }
-    if (!result.ok) throw storeErrorToApi(result.error);
-    this.logger.debug({ index: result.index, ops: ops.length }, 'transaction committed');
-    return result.index;
+    const data = encodeTransaction({ timestampMs: Date.now(), ops });
+    const raft = this.raft;
+    let index: number;
+    if (raft.isLeader || this.forwarder === null) index = await proposeHere(raft, data);
+    else index = await this.forwarder.forward(data);
+    this.logger.debug({ index, ops: ops.length }, 'transaction committed');
+    return index;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.leaderLoop?.stop();
     await this.membership.stop().catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));
+    await this.forwarder?.stop().catch((err: unknown) => this.logger.warn({ err }, 'forwarder stop failed'));
+    await this.raftOrNull?.close();
     await this.host.stop().catch((err: unknown) => this.logger.warn({ err }, 'gossip host stop failed'));
-    await this.raft.close();
   }
 }

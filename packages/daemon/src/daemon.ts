@@ -15,6 +15,8 @@ import {
   type JoinTokenDocument,
   type SwarmInitRequest,
   type SwarmInitResponse,
+  type SwarmJoinRequest,
+  type SwarmJoinResponse,
 } from '@swarm/api';
 import {
   createJoinTokens,
@@ -26,10 +28,20 @@ import {
   issueNodeCertificate,
   newId,
   rotateJoinToken,
+  parseJoinToken,
+  matchJoinToken,
+  loadRootCA,
+  verifyNodeCertificate,
+  certificateFingerprint,
+  PkiError,
 } from '@swarm/pki';
 import { defaultClusterSpec, type Cluster, type Node, type NodeDescription, type NodeRole } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
+import type { Status } from 'raft-consensus-ts';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { ClusterRuntime } from './cluster-runtime.js';
+import { LIBP2P_ADDR_LABEL, PEER_ID_LABEL } from './leader-loop.js';
+import { JOIN_PROTOCOL_VERSION, JOIN_TIMEOUT_MS, joinProofPayload, requestJoin, startJoinServer, type JoinAnswer, type JoinRequestMessage, type JoinServer } from './join-protocol.js';
 import {
   FILES,
   exists,
@@ -41,7 +53,7 @@ import {
   saveSecrets,
   type NodeState,
 } from './data-dir.js';
-import { assert } from './errors.js';
+import { DaemonError, assert } from './errors.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
 import { chooseAdvertiseHost, describeLocalNode } from './platform.js';
 
@@ -64,6 +76,8 @@ export interface DaemonOptions {
   /** Port of the libp2p gossip host; 0 picks a free one (tests). Default 7946. */
   gossipPort?: number;
   raftTickMs?: number;
+  /** Port the join endpoint binds instead of the listen port (0 picks a free one: tests run many managers). */
+  joinListenPort?: number;
   /** Raft snapshot (and log compaction) every this many applied entries; small values are for tests. */
   raftSnapshotEvery?: number;
 }
@@ -74,8 +88,13 @@ export interface Daemon {
   /** This node's id once it is in a swarm. */
   readonly nodeId: string | null;
   readonly peerId: string;
+  /** The port the join endpoint listens on, while this node is a manager. */
+  readonly joinPort: number | null;
+  /** Raft's view on a manager (tests and diagnostics); null on a worker or outside a swarm. */
+  raftStatus(): Status | null;
   close(): Promise<void>;
 }
+
 
 type SwarmState =
   | { kind: 'inactive' }
@@ -86,6 +105,7 @@ type SwarmState =
 class NodeDaemon implements ApiBackend, Daemon {
   private swarm: SwarmState = { kind: 'inactive' };
   private api: ApiServer | null = null;
+  private joinServer: JoinServer | null = null;
   private closing: Promise<void> | null = null;
   readonly description: NodeDescription;
 
@@ -111,6 +131,14 @@ class NodeDaemon implements ApiBackend, Daemon {
     return this.options.socketPath;
   }
 
+  raftStatus(): Status | null {
+    return this.swarm.kind === 'active' ? (this.swarm.runtime.raftOrNull?.status() ?? null) : null;
+  }
+
+  get joinPort(): number | null {
+    return this.joinServer?.port ?? null;
+  }
+
   get nodeId(): string | null {
     return this.swarm.kind === 'active' ? this.swarm.runtime.state.nodeId : null;
   }
@@ -121,6 +149,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     if (state !== null) {
       const runtime = await this.startRuntime(state);
       this.swarm = { kind: 'active', runtime };
+      await this.startJoinEndpoint(runtime);
       this.logger.info({ nodeId: state.nodeId, clusterId: state.clusterId }, 'rejoined the swarm recorded in the data dir');
     } else if (await exists(join(this.dataDir, FILES.raftDir))) {
       // A Raft log without a node state is what an interrupted init leaves: it never answered, so start over.
@@ -130,7 +159,21 @@ class NodeDaemon implements ApiBackend, Daemon {
     this.api = await startApiServer({ socketPath: this.socketPath, backend: this, logger: this.loggerFor('api') });
   }
 
-  private async startRuntime(state: NodeState): Promise<ClusterRuntime> {
+  /** Managers certify joining nodes on their listen address, with a TLS chain of their node cert and the CA. */
+  private async startJoinEndpoint(runtime: ClusterRuntime): Promise<void> {
+    if (runtime.state.role !== 'manager' || this.joinServer !== null) return;
+    const secrets = await loadSecrets(this.dataDir);
+    this.joinServer = await startJoinServer({
+      host: runtime.state.listenHost,
+      port: this.options.joinListenPort ?? runtime.state.listenPort,
+      certChainPem: `${secrets.nodeCertPem.trim()}\n${secrets.caCertPem.trim()}\n`,
+      keyPem: secrets.nodeKeyPem,
+      logger: this.loggerFor('join'),
+      handle: (request, remote) => this.handleJoin(request, remote),
+    });
+  }
+
+  private async startRuntime(state: NodeState, seeds: readonly string[] = state.managerAddrs ?? [], raftPeers: Record<string, string> = {}, requireSeed = false): Promise<ClusterRuntime> {
     const secrets = await loadSecrets(this.dataDir);
     // Re-encoding checks the file's format before libp2p sees it.
     const pnetKeyFile = encodePnetKey(decodePnetKey(secrets.pnetKeyFile));
@@ -146,6 +189,9 @@ class NodeDaemon implements ApiBackend, Daemon {
       loggerFor: (component) => this.loggerFor(component),
       ...(this.options.raftTickMs === undefined ? {} : { raftTickMs: this.options.raftTickMs }),
       ...(this.options.raftSnapshotEvery === undefined ? {} : { raftSnapshotEvery: this.options.raftSnapshotEvery }),
+      seeds,
+      raftPeers,
+      requireSeed,
     });
   }
 
@@ -253,7 +299,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       const node: Omit<Node, 'meta'> = {
         id: state.nodeId,
         spec: { name: '', labels: {}, role: 'manager', availability: 'active' },
-        description: this.description,
+        description: this.describeWithLibp2p(runtime),
         status: { state: 'ready', addr: state.advertiseHost, message: '' },
         managerStatus: { raftId: state.nodeId, addr: managerAddr, leader: true, reachability: 'reachable' },
         attachments: [],
@@ -262,6 +308,7 @@ class NodeDaemon implements ApiBackend, Daemon {
         { op: 'create', kind: 'cluster', object: cluster },
         { op: 'create', kind: 'node', object: node },
       ]);
+      await this.startJoinEndpoint(runtime);
       // Written last: its presence is what makes a restart rejoin instead of starting empty.
       await saveNodeState(this.dataDir, state);
       if (this.swarm.kind !== 'initializing') throw new ApiError('unavailable', 'this node is shutting down');
@@ -269,12 +316,185 @@ class NodeDaemon implements ApiBackend, Daemon {
       this.logger.info({ nodeId: state.nodeId, clusterId: state.clusterId, managerAddr }, 'swarm initialized');
       return { NodeID: state.nodeId, ClusterID: state.clusterId, ManagerAddr: managerAddr };
     } catch (err) {
+      await this.joinServer?.close();
+      this.joinServer = null;
       await runtime?.close().catch((e: unknown) => this.logger.warn({ err: e }, 'closing the half-initialized runtime failed'));
       await removeSwarmState(this.dataDir).catch((e: unknown) => this.logger.warn({ err: e }, 'removing the half-initialized state failed'));
       if (this.swarm.kind === 'initializing') this.swarm = { kind: 'inactive' };
       this.logger.warn({ err }, 'swarm init failed; the node is left as it was');
       throw err;
     }
+  }
+
+  private describeWithLibp2p(runtime: ClusterRuntime): NodeDescription {
+    const labels = { ...this.description.engineLabels, [PEER_ID_LABEL]: this.peerId, [LIBP2P_ADDR_LABEL]: runtime.advertisedMultiaddr() };
+    return { ...this.description, engineLabels: labels };
+  }
+
+  /**
+   * Joining side of `swarm join`: the manager's TLS chain must show the CA the token pins before the token is
+   * sent; nothing is written to the data dir until the manager has certified this node.
+   */
+  async joinSwarm(request: SwarmJoinRequest): Promise<SwarmJoinResponse> {
+    if (this.swarm.kind === 'active' || this.swarm.kind === 'initializing') {
+      throw new ApiError('already_in_swarm', 'this node is already part of a swarm: use `swarm leave` to leave it first');
+    }
+    if (this.swarm.kind === 'closed') throw new ApiError('unavailable', 'this node is shutting down');
+    try {
+      parseJoinToken(request.token);
+    } catch (err) {
+      if (err instanceof PkiError) throw new ApiError('permission_denied', err.message);
+      throw err;
+    }
+    this.swarm = { kind: 'initializing' };
+    let runtime: ClusterRuntime | null = null;
+    let wrote = false;
+    try {
+      const advertiseHost = request.advertiseHost ?? chooseAdvertiseHost(request.listenHost);
+      const advertisePort = request.advertisePort ?? request.listenPort;
+      const gossipPort = this.options.gossipPort ?? DEFAULT_GOSSIP_PORT;
+      const nodeKeys = await generateNodeKeyPair();
+      let joined;
+      try {
+        joined = await requestJoin(request.remoteHost, request.remotePort, request.token, async (caFingerprint) => ({
+          version: JOIN_PROTOCOL_VERSION,
+          token: request.token,
+          nodePublicKey: nodeKeys.publicKeyPem,
+          libp2pPeerId: this.peerId,
+          peerIdProof: Buffer.from(await this.libp2pKey.sign(joinProofPayload(caFingerprint, nodeKeys.publicKeyPem))).toString('base64'),
+          hostname: this.description.hostname,
+          advertiseHost,
+          advertisePort,
+          libp2pAddr: `/${advertiseHost.includes(':') ? 'ip6' : 'ip4'}/${advertiseHost}/tcp/${gossipPort}/p2p/${this.peerId}`,
+          platform: this.description.platform,
+          resources: this.description.resources,
+          engineVersion: this.description.engineVersion,
+        }));
+      } catch (err) {
+        if (err instanceof PkiError) throw new ApiError('permission_denied', `join refused before sending the token: ${err.message}`);
+        if (err instanceof DaemonError) throw new ApiError(err.code === 'join_refused' ? 'permission_denied' : 'unavailable', err.message);
+        throw err;
+      }
+      const answer = joined.answer;
+      if (!answer.ok) {
+        throw new ApiError(answer.code === 'token' ? 'permission_denied' : answer.code === 'invalid' ? 'invalid_argument' : 'unavailable', `the manager refused the join: ${answer.message}`);
+      }
+      if (certificateFingerprint(answer.caCert) !== certificateFingerprint(joined.caPem)) {
+        throw new ApiError('permission_denied', 'the manager answered with a CA certificate other than the one it presented in TLS');
+      }
+      const identity = await verifyNodeCertificate(answer.caCert, answer.cert, { nowMs: Date.now(), expectedPeerId: this.peerId });
+      assert(identity.nodeId === answer.nodeId && identity.role === answer.role, 'the certificate names the node id and role the manager answered');
+      const state: NodeState = {
+        format: 1,
+        nodeId: answer.nodeId,
+        clusterId: answer.clusterId,
+        role: answer.role,
+        listenHost: request.listenHost,
+        listenPort: request.listenPort,
+        advertiseHost,
+        advertisePort,
+        joinedAtMs: Date.now(),
+        ...(answer.role === 'manager' ? { raftJoin: true } : {}),
+        managerAddrs: answer.managers.flatMap((m) => m.multiaddrs),
+      };
+      const pnetKeyFile = encodePnetKey(decodePnetKey(answer.pnetKey));
+      await removeSwarmState(this.dataDir);
+      wrote = true;
+      await saveSecrets(this.dataDir, { caCertPem: answer.caCert, caKeyPem: answer.caKey, nodeCertPem: answer.cert, nodeKeyPem: nodeKeys.privateKeyPem, pnetKeyFile });
+      const raftPeers = Object.fromEntries(answer.managers.flatMap((m) => (m.multiaddrs[0] === undefined ? [] : [[m.nodeId, m.multiaddrs[0]]])));
+      runtime = await this.startRuntime(state, answer.managers.flatMap((m) => m.multiaddrs), raftPeers, true);
+      if (state.role === 'manager') await this.waitUntilReplicated(runtime);
+      await this.startJoinEndpoint(runtime);
+      await saveNodeState(this.dataDir, state);
+      if (this.swarm.kind !== 'initializing') throw new ApiError('unavailable', 'this node is shutting down');
+      this.swarm = { kind: 'active', runtime };
+      this.logger.info({ nodeId: state.nodeId, clusterId: state.clusterId, role: state.role }, 'joined the swarm');
+      return { NodeID: state.nodeId, ClusterID: state.clusterId, Role: state.role };
+    } catch (err) {
+      await runtime?.close().catch((e: unknown) => this.logger.warn({ err: e }, 'closing the half-joined runtime failed'));
+      await this.joinServer?.close();
+      this.joinServer = null;
+      if (wrote) await removeSwarmState(this.dataDir).catch((e: unknown) => this.logger.warn({ err: e }, 'removing the half-joined state failed'));
+      if (this.swarm.kind === 'initializing') this.swarm = { kind: 'inactive' };
+      this.logger.warn({ err }, 'swarm join failed; the node is left as it was');
+      throw err;
+    }
+  }
+
+  /** A joined manager is usable once the leader added it and its store holds its own Node. */
+  private async waitUntilReplicated(runtime: ClusterRuntime): Promise<void> {
+    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    while (runtime.store.view((tx) => tx.get('node', runtime.state.nodeId)) === undefined) {
+      if (Date.now() > deadline) {
+        throw new ApiError('unavailable', `the leader did not replicate the cluster state to this manager within ${JOIN_TIMEOUT_MS} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Manager side of a join: token, proof of the libp2p key, certificate, then the Node through Raft. */
+  private async handleJoin(request: JoinRequestMessage, remote: string): Promise<JoinAnswer> {
+    if (this.swarm.kind !== 'active') return { ok: false, code: 'unavailable', message: 'this manager is not ready to accept joins' };
+    const runtime = this.swarm.runtime;
+    const cluster = await this.currentCluster(runtime);
+    let role: NodeRole;
+    try {
+      role = matchJoinToken(request.token, cluster.joinTokens, cluster.rootCA.fingerprint);
+    } catch (err) {
+      if (err instanceof PkiError) return { ok: false, code: 'token', message: err.message };
+      throw err;
+    }
+    let proofOk = false;
+    try {
+      const key = peerIdFromString(request.libp2pPeerId).publicKey;
+      proofOk = key !== undefined && (await key.verify(joinProofPayload(cluster.rootCA.fingerprint, request.nodePublicKey), Buffer.from(request.peerIdProof, 'base64')));
+    } catch {
+      proofOk = false;
+    }
+    if (!proofOk) return { ok: false, code: 'invalid', message: 'the join request does not prove it holds the libp2p key of the peer id it names' };
+    const secrets = await loadSecrets(this.dataDir);
+    if (secrets.caKeyPem === null) return { ok: false, code: 'unavailable', message: 'this manager holds no CA key' };
+    const ca = await loadRootCA(secrets.caCertPem, secrets.caKeyPem);
+    const nodeId = newId();
+    let cert: string;
+    try {
+      cert = await issueNodeCertificate(ca, { nodeId, role, clusterId: cluster.id, publicKey: request.nodePublicKey, libp2pPeerId: request.libp2pPeerId, nowMs: Date.now() });
+    } catch (err) {
+      if (err instanceof PkiError) return { ok: false, code: 'invalid', message: err.message };
+      throw err;
+    }
+    const node: Omit<Node, 'meta'> = {
+      id: nodeId,
+      spec: { name: '', labels: {}, role, availability: 'active' },
+      description: {
+        hostname: request.hostname,
+        platform: request.platform,
+        resources: request.resources,
+        engineVersion: request.engineVersion,
+        engineLabels: { [PEER_ID_LABEL]: request.libp2pPeerId, [LIBP2P_ADDR_LABEL]: request.libp2pAddr },
+      },
+      status: { state: 'ready', addr: request.advertiseHost, message: '' },
+      managerStatus: role === 'manager' ? { raftId: nodeId, addr: formatHostPort(request.advertiseHost, request.advertisePort), leader: false, reachability: 'unknown' } : null,
+      attachments: [],
+    };
+    await runtime.propose([{ op: 'create', kind: 'node', object: node }]);
+    const managers = runtime.store
+      .view((tx) => tx.list('node'))
+      .filter((n) => n.managerStatus !== null && n.id !== nodeId)
+      .map((n) => ({ nodeId: n.id, peerId: n.description.engineLabels[PEER_ID_LABEL] ?? '', multiaddrs: [n.description.engineLabels[LIBP2P_ADDR_LABEL] ?? ''] }))
+      .filter((m) => m.peerId !== '' && m.multiaddrs[0] !== '');
+    this.logger.info({ nodeId, role, hostname: request.hostname, remote }, 'node joined');
+    return {
+      ok: true,
+      nodeId,
+      role,
+      clusterId: cluster.id,
+      cert,
+      caCert: cluster.rootCA.certPem,
+      caKey: role === 'manager' ? secrets.caKeyPem : null,
+      pnetKey: Buffer.from(secrets.pnetKeyFile).toString('utf8'),
+      managers,
+    };
   }
 
   private async currentCluster(runtime: ClusterRuntime): Promise<Cluster> {
@@ -311,8 +531,18 @@ class NodeDaemon implements ApiBackend, Daemon {
     await runtime.readBarrier();
     const leaderId = runtime.raft.leaderId;
     // The stored leader flag is written at init and by leader changes; Raft's own view is fresher.
+    // Reachability is what this manager sees now: itself, and the others by gossip's verdict on them.
+    const reachability = (n: Node): 'reachable' | 'unreachable' | null => {
+      if (n.id === runtime.state.nodeId) return 'reachable';
+      const peer = n.description.engineLabels[PEER_ID_LABEL];
+      const member = peer === undefined ? undefined : runtime.membership.member(peer);
+      if (member === undefined) return null;
+      return member.state === 'dead' || member.state === 'left' ? 'unreachable' : 'reachable';
+    };
     return runtime.store.view((tx) => tx.list('node')).map((n) =>
-      n.managerStatus === null ? n : { ...n, managerStatus: { ...n.managerStatus, leader: n.managerStatus.raftId === leaderId } },
+      n.managerStatus === null
+        ? n
+        : { ...n, managerStatus: { ...n.managerStatus, leader: n.managerStatus.raftId === leaderId, reachability: reachability(n) ?? n.managerStatus.reachability } },
     );
   }
 
@@ -334,6 +564,8 @@ class NodeDaemon implements ApiBackend, Daemon {
     this.swarm = { kind: 'closed' };
     // Stop taking requests first, then the cluster parts, and release the data dir last.
     await this.api?.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the api failed'));
+    await this.joinServer?.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the join endpoint failed'));
+    this.joinServer = null;
     if (previous.kind === 'active') await previous.runtime.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the cluster runtime failed'));
     await this.lock.release();
     this.logger.info({ dataDir: this.dataDir }, 'daemon stopped');

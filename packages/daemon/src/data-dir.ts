@@ -35,6 +35,10 @@ export interface NodeState {
   advertiseHost: string;
   advertisePort: number;
   joinedAtMs: number;
+  /** A manager that joined an existing group (its Raft log starts empty and waits for the leader); absent at init. */
+  raftJoin?: boolean;
+  /** libp2p addresses of the managers met at join: gossip seeds after a restart (workers know no others). */
+  managerAddrs?: string[];
 }
 
 export interface NodeSecrets {
@@ -128,6 +132,9 @@ export async function loadNodeState(dataDir: string): Promise<NodeState | null> 
     if (typeof raw[key] !== 'number' || !Number.isInteger(raw[key])) throw bad(`${key} is not an integer`);
   }
   if (raw['role'] !== 'manager' && raw['role'] !== 'worker') throw bad('role is neither manager nor worker');
+  const addrs = raw['managerAddrs'];
+  if (addrs !== undefined && (!Array.isArray(addrs) || !addrs.every((a) => typeof a === 'string'))) throw bad('managerAddrs is not a list of strings');
+  if (raw['raftJoin'] !== undefined && typeof raw['raftJoin'] !== 'boolean') throw bad('raftJoin is not a boolean');
   return raw as unknown as NodeState;
 }
 

@@ -1,7 +1,7 @@
 // The daemon's startup errors (a locked data dir, unreadable state) and its invariant assertion.
 // Request-time failures are ApiErrors from @swarm/api: they travel to the CLI as {error: {code, message}}.
 
-export type DaemonErrorCode = 'locked' | 'corrupt_state' | 'invalid_config';
+export type DaemonErrorCode = 'locked' | 'corrupt_state' | 'invalid_config' | 'invalid_request' | 'join_refused' | 'join_unreachable';
 
 export class DaemonError extends Error {
   constructor(

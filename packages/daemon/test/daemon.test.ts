@@ -33,7 +33,7 @@ async function env(t: ExecutionContext): Promise<Env> {
     socketPath,
     client: new ApiClient({ socketPath, timeoutMs: 30_000 }),
     async start(extra = {}) {
-      const d = await startDaemon({ dataDir, socketPath, hostname: 'test-host', logger: silentLogger(), gossipPort: 0, ...extra });
+      const d = await startDaemon({ dataDir, socketPath, hostname: 'test-host', logger: silentLogger(), gossipPort: 0, joinListenPort: 0, ...extra });
       running.add(d);
       const close = d.close.bind(d);
       (d as { close: () => Promise<void> }).close = async () => {
