@@ -360,6 +360,14 @@ export class Raft {
         // The term is bumped only when a pre-vote quorum is reached.
       } else if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
         this.becomeFollower(m.term, m.from);
+      } else if (m.type === 'vote' && this.role === 'follower') {
+        // Raft Figure 2: only a granted vote restarts the election timer. Restarting it on every higher-term vote
+        // we reject lets candidates that cannot win starve the one voter that can (simulator seed 95033).
+        const elapsed = this.electionElapsed;
+        const timeout = this.randomizedElectionTimeout;
+        this.becomeFollower(m.term, null);
+        this.electionElapsed = elapsed;
+        this.randomizedElectionTimeout = timeout;
       } else {
         this.becomeFollower(m.term, null);
       }

@@ -288,6 +288,7 @@ class Simulation implements NodeEffects {
     this.nodes.set(id, node);
     this.tickOffset.set(id, this.faultRng.int(1, TICK_UNITS - 1));
     this.tickPeriod.set(id, TICK_UNITS + (this.p.clockDrift === 0 ? 0 : this.driftRng.int(-this.p.clockDrift, this.p.clockDrift)));
+    if (this.p.clockDrift !== 0) this.trace(`${id}: ticks every ${this.tickPeriod.get(id)} time units (${TICK_UNITS} nominal)`);
     this.proposals.set(id, new Map());
     this.reads.set(id, new Map());
     this.startNode(node);
