@@ -2,35 +2,17 @@
 // daemons, real init/join with tokens), node ls agreeing on every manager, a killed worker and leader noticed.
 
 import test from 'ava';
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { labSerial, missingPrerequisite, SWARM_BIN } from './prerequisites.js';
 
-// dist/test/ -> packages/lab -> packages/cli
-const SWARM_BIN = fileURLToPath(new URL('../../../cli/bin/swarm.js', import.meta.url));
-const SWARM_MAIN = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 // Apart from the other lab tests' default subnet: ava runs test files at the same time.
 const SUBNET = '10.251.37.0/24';
 
-function prerequisites(): string | null {
-  if (process.getuid?.() !== 0) return 'not root: the lab creates network namespaces';
-  try {
-    execFileSync('ip', ['-V'], { stdio: 'ignore' });
-  } catch {
-    return 'ip is not installed';
-  }
-  if (!existsSync(SWARM_BIN) || !existsSync(SWARM_MAIN)) return `the swarm CLI is not built (${SWARM_MAIN})`;
-  return null;
-}
-const missing = prerequisites();
-const serial = missing === null ? test.serial : test.serial.skip;
-
-test.serial('cluster formation lab prerequisites are present, or these tests are skipped', (t) => {
-  if (missing !== null) t.log(`SKIPPING the cluster formation lab test: ${missing}`);
-  t.pass();
-});
+const missing = missingPrerequisite({ tools: [['ip', '-V']], needCli: true });
+const serial = labSerial(missing);
 
 const root = mkdtempSync(join(tmpdir(), 'swlab-cf-'));
 const name = `cf${process.pid % 1000}`;

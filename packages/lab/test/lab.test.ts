@@ -10,30 +10,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@swarm/wire';
 import { createLab, destroyLab, waitForSocket, hostAlive, listLabs, loadLab, parseTarget, swarmInitJoin, LabError, type HostInfo, type HostState, type Lab } from '../src/index.js';
+import { labSerial, missingPrerequisite } from './prerequisites.js';
 import { netnsIpv4Addrs, netnsList, rootLinkNames } from '../src/ip.js';
 import { isAlive } from '../src/proc.js';
 import { listTables } from '../src/nft.js';
 
 const PORT = 7000;
 
-function prerequisites(): string | null {
-  if (process.getuid?.() !== 0) return 'not root: the lab creates network namespaces';
-  for (const tool of [['ip', '-V'], ['nft', '--version']] as const) {
-    try {
-      execFileSync(tool[0], [tool[1]], { stdio: 'ignore' });
-    } catch {
-      return `${tool[0]} is not installed`;
-    }
-  }
-  return null;
-}
-const missing = prerequisites();
-const serial = missing === null ? test.serial : test.serial.skip;
-
-test.serial('lab prerequisites (root, ip, nft) are present, or the lab tests are skipped', (t) => {
-  if (missing !== null) t.log(`SKIPPING the lab tests: ${missing}`);
-  t.pass();
-});
+const missing = missingPrerequisite({ tools: [['ip', '-V'], ['nft', '--version']], needCli: false });
+const serial = labSerial(missing);
 
 const root = mkdtempSync(join(tmpdir(), 'swlab-t-'));
 const logger = silentLogger();

@@ -2,35 +2,16 @@
 // cluster forms through the lab's init step, and `swarm` inside `lab exec` talks to that host's daemon.
 
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@swarm/wire';
 import { createLab, destroyLab, listLabs, waitForSocket, type HostInfo, type Lab } from '../src/index.js';
+import { labSerial, missingPrerequisite, SWARM_BIN } from './prerequisites.js';
 
-// dist/test/ -> packages/lab -> packages/cli
-const SWARM_BIN = fileURLToPath(new URL('../../../cli/bin/swarm.js', import.meta.url));
-const SWARM_MAIN = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 
-function prerequisites(): string | null {
-  if (process.getuid?.() !== 0) return 'not root: the lab creates network namespaces';
-  try {
-    execFileSync('ip', ['-V'], { stdio: 'ignore' });
-  } catch {
-    return 'ip is not installed';
-  }
-  if (!existsSync(SWARM_BIN) || !existsSync(SWARM_MAIN)) return `the swarm CLI is not built (${SWARM_MAIN})`;
-  return null;
-}
-const missing = prerequisites();
-const serial = missing === null ? test.serial : test.serial.skip;
-
-test.serial('real daemon prerequisites are present, or these tests are skipped', (t) => {
-  if (missing !== null) t.log(`SKIPPING the real-daemon lab tests: ${missing}`);
-  t.pass();
-});
+const missing = missingPrerequisite({ tools: [['ip', '-V']], needCli: true });
+const serial = labSerial(missing);
 
 const root = mkdtempSync(join(tmpdir(), 'swlab-d-'));
 const logger = silentLogger();
