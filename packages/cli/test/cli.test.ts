@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '@swarm/api';
+import type { NodeRow } from '../src/node-commands.js';
 
 const SWARM_BIN = fileURLToPath(new URL('../../bin/swarm.js', import.meta.url));
 const START_DEADLINE_MS = 20_000;
@@ -122,15 +123,8 @@ async function env(t: ExecutionContext): Promise<Env> {
   };
 }
 
-interface NodeLine {
-  ID: string;
-  Self: boolean;
-  Hostname: string;
-  Status: string;
-  Availability: string;
-  ManagerStatus: string;
-  EngineVersion: string;
-}
+/** A line of `node ls --format json`; Pick keeps the test honest about the fields it reads. */
+type NodeLine = Pick<NodeRow, 'ID' | 'Self' | 'Hostname' | 'Status' | 'Availability' | 'ManagerStatus' | 'EngineVersion'>;
 
 function jsonLines(text: string): NodeLine[] {
   return text

@@ -151,11 +151,10 @@ export async function rootLinkNames(): Promise<string[]> {
     .filter((n): n is string => typeof n === 'string');
 }
 
-/** IPv4 prefixes in use in the root namespace (addresses and routes), to pick a subnet that collides with none. */
-export async function rootIpv4Prefixes(): Promise<string[]> {
+/** Every `local/prefixlen` in the JSON of `ip -j -4 addr show`. */
+function addrPrefixes(json: string): string[] {
   const out: string[] = [];
-  const addrs = await run('ip', ['-j', '-4', 'addr', 'show']);
-  for (const link of parseJsonArray(addrs.stdout, 'addr show')) {
+  for (const link of parseJsonArray(json, 'addr show')) {
     const infos = field(link, 'addr_info');
     if (!Array.isArray(infos)) continue;
     for (const a of infos) {
@@ -164,6 +163,13 @@ export async function rootIpv4Prefixes(): Promise<string[]> {
       if (typeof local === 'string' && typeof len === 'number') out.push(`${local}/${len}`);
     }
   }
+  return out;
+}
+
+/** IPv4 prefixes in use in the root namespace (addresses and routes), to pick a subnet that collides with none. */
+export async function rootIpv4Prefixes(): Promise<string[]> {
+  const addrs = await run('ip', ['-j', '-4', 'addr', 'show']);
+  const out = addrPrefixes(addrs.stdout);
   const routes = await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
   for (const r of parseJsonArray(routes.stdout, 'route show')) {
     const dst = field(r, 'dst');
@@ -176,15 +182,5 @@ export async function rootIpv4Prefixes(): Promise<string[]> {
 /** IPv4 addresses (CIDR form) configured inside a lab namespace. */
 export async function netnsIpv4Addrs(ns: string): Promise<string[]> {
   const res = await run('ip', [...nsArgs(ns), '-j', '-4', 'addr', 'show']);
-  const out: string[] = [];
-  for (const link of parseJsonArray(res.stdout, 'addr show')) {
-    const infos = field(link, 'addr_info');
-    if (!Array.isArray(infos)) continue;
-    for (const a of infos) {
-      const local = field(a, 'local');
-      const len = field(a, 'prefixlen');
-      if (typeof local === 'string' && typeof len === 'number') out.push(`${local}/${len}`);
-    }
-  }
-  return out;
+  return addrPrefixes(res.stdout);
 }
