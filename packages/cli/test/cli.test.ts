@@ -2,6 +2,7 @@
 // the CLI's own verbs; SIGTERM shuts it down cleanly and a restart on the same dir is the same node.
 
 import test, { type ExecutionContext } from 'ava';
+import { pollUntil } from '@swarm/wire';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,20 +41,8 @@ function run(socketPath: string, args: string[]): Promise<RunResult> {
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs: number): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, deadlineMs: number): Promise<T> =>
+  pollUntil(what, probe, { deadlineMs, intervalMs: 50, retryErrors: true });
 
 interface DaemonProcess {
   child: ChildProcess;

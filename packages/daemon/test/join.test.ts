@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, ApiError } from '@swarm/api';
-import { silentLogger } from '@swarm/wire';
+import { silentLogger, pollUntil } from '@swarm/wire';
 import { startDaemon, type Daemon } from '../src/index.js';
 
 interface Host {
@@ -28,20 +28,8 @@ async function freePort(): Promise<number> {
 }
 
 /** Polls `check` until it returns a value (not undefined) or the deadline passes. */
-async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = null;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last error: ${String(lastError)})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> =>
+  pollUntil(what, check, { deadlineMs: timeoutMs, intervalMs: 50, retryErrors: true });
 
 async function cluster(t: ExecutionContext): Promise<{ start(name: string, gossipPort?: number): Promise<Host> }> {
   const root = await mkdtemp(join(tmpdir(), 'swarm-join-test-'));

@@ -2,7 +2,7 @@
 // private-network key that keeps machines without it out. Every host is stopped in teardown.
 
 import test from 'ava';
-import { silentLogger } from '@swarm/wire';
+import { silentLogger, pollUntil } from '@swarm/wire';
 import { checkSwarmKey, createGossipHost, generateSwarmKey, toListenMultiaddr, type GossipHost } from '../src/host.js';
 
 const hosts: GossipHost[] = [];
@@ -17,15 +17,8 @@ test.after.always(async () => {
   await Promise.allSettled(hosts.map((h) => h.stop()));
 });
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, deadlineMs: number): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, deadlineMs: number): Promise<T> =>
+  pollUntil(what, fn, { deadlineMs, intervalMs: 20 });
 
 test('listen addresses: IP:PORT and multiaddr forms are accepted, nonsense is refused', (t) => {
   t.is(toListenMultiaddr('127.0.0.1:0').toString(), '/ip4/127.0.0.1/tcp/0');

@@ -2,7 +2,7 @@
 // declared dead by all others within a deadline, a host without the key never becomes a member.
 
 import test from 'ava';
-import { silentLogger } from '@swarm/wire';
+import { silentLogger, pollUntil } from '@swarm/wire';
 import { createGossipHost, generateSwarmKey, type GossipHost } from '../src/host.js';
 import { Membership } from '../src/membership.js';
 import type { MemberEvent } from '../src/swim.js';
@@ -35,15 +35,8 @@ async function startNode(psk: Uint8Array, name: string): Promise<Node> {
   return node;
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false, deadlineMs: number): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | false, deadlineMs: number): Promise<T> =>
+  pollUntil(what, fn, { deadlineMs, intervalMs: 10 });
 
 function seedAddr(n: Node): string {
   const a = n.host.multiaddrs()[0];

@@ -2,6 +2,7 @@
 // daemons, real init/join with tokens), node ls agreeing on every manager, a killed worker and leader noticed.
 
 import test from 'ava';
+import { pollUntil } from '@swarm/wire';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,20 +48,8 @@ async function nodeLs(node: string): Promise<Row[]> {
     .map((l) => JSON.parse(l) as Row);
 }
 
-async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last error: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> =>
+  pollUntil(what, check, { deadlineMs: timeoutMs, intervalMs: 250, retryErrors: true });
 
 const summary = (rows: Row[]): string => JSON.stringify(rows.map((r) => [r.Hostname, r.Status, r.ManagerStatus]));
 

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { silentLogger } from '@swarm/wire';
+import { silentLogger, pollUntil } from '@swarm/wire';
 import { createLab, destroyLab, waitForSocket, hostAlive, listLabs, loadLab, parseTarget, swarmInitJoin, LabError, type HostInfo, type HostState, type Lab } from '../src/index.js';
 import { labSerial, missingPrerequisite } from './prerequisites.js';
 import { netnsIpv4Addrs, netnsList, rootLinkNames } from '../src/ip.js';
@@ -48,15 +48,8 @@ function serverCommand(h: HostInfo): { argv: string[] } {
   return { argv: [process.execPath, '-e', SERVER, h.ip, String(PORT)] };
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, deadlineMs = 10_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, deadlineMs = 10_000): Promise<T> =>
+  pollUntil(what, fn, { deadlineMs, intervalMs: 25 });
 
 /** From the root namespace (over the lab bridge): the greeting of the server at ip, or null. */
 async function probeFromRoot(ip: string): Promise<string | null> {

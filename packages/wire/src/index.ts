@@ -2,3 +2,4 @@
 export { encode, decode, encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from './codec.js';
 export { componentLogger, silentLogger, type Logger } from './log.js';
 export { seededRandom } from './random.js';
+export { pollUntil, type PollOptions } from './poll.js';
