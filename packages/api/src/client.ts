@@ -4,7 +4,7 @@
 import { request } from 'node:http';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
-import type { InfoDocument, JoinTokenDocument, NodeDocument, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
+import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -66,6 +66,11 @@ export class ApiClient {
 
   listNodes(): Promise<NodeDocument[]> {
     return this.call('GET', '/nodes') as Promise<NodeDocument[]>;
+  }
+
+  /** The daemon's gossip view of the cluster (any node, no quorum needed). */
+  listMembers(): Promise<MemberDocument[]> {
+    return this.call('GET', '/members') as Promise<MemberDocument[]>;
   }
 
   inspectNode(ref: string): Promise<NodeDocument> {

@@ -165,6 +165,8 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
     async (request) => backend.joinToken(request.query.role, request.query.rotate === 'true'),
   );
 
+  app.get('/members', async () => backend.listMembers());
+
   app.get('/nodes', async () => sortNodes(await backend.listNodes()).map(nodeDocument));
 
   app.get<{ Params: { id: string } }>('/nodes/:id', { schema: { params: nodeParamsSchema } }, async (request) =>

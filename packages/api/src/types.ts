@@ -127,6 +127,19 @@ export interface SwarmJoinResponse {
   Role: NodeRole;
 }
 
+/** GET /members: this node's gossip (SWIM) view of one member. Not a Docker document: a diagnostic of our own. */
+export interface MemberDocument {
+  PeerID: string;
+  NodeID: string;
+  Hostname: string;
+  Role: NodeRole;
+  State: 'alive' | 'suspect' | 'dead' | 'left';
+  Incarnation: number;
+  Addrs: string[];
+  /** Milliseconds since this node saw the member's state change (local clock). */
+  SinceMs: number;
+}
+
 export interface ApiBackend {
   info(): Promise<InfoDocument>;
   initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse>;
@@ -138,6 +151,8 @@ export interface ApiBackend {
   joinToken(role: NodeRole, rotate: boolean): Promise<JoinTokenDocument>;
   /** Every Node in the store (after a linearizable read). */
   listNodes(): Promise<Node[]>;
+  /** This node's gossip view, itself included; answers on workers too, and without a quorum. */
+  listMembers(): Promise<MemberDocument[]>;
 }
 
 /** Where the daemon serves the API and the CLI looks for it unless told otherwise. */

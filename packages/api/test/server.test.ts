@@ -11,7 +11,7 @@ import { silentLogger } from '@swarm/wire';
 import { ApiClient } from '../src/client.js';
 import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
-import type { ApiBackend, InfoDocument, JoinTokenDocument, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
   return {
@@ -76,6 +76,9 @@ class FakeBackend implements ApiBackend {
   }
   async listNodes(): Promise<Node[]> {
     return this.nodes;
+  }
+  async listMembers(): Promise<MemberDocument[]> {
+    return [];
   }
 }
 

@@ -13,6 +13,7 @@ import {
   type ApiServer,
   type InfoDocument,
   type JoinTokenDocument,
+  type MemberDocument,
   type SwarmInitRequest,
   type SwarmInitResponse,
   type SwarmJoinRequest,
@@ -544,6 +545,21 @@ class NodeDaemon implements ApiBackend, Daemon {
         ? n
         : { ...n, managerStatus: { ...n.managerStatus, leader: n.managerStatus.raftId === leaderId, reachability: reachability(n) ?? n.managerStatus.reachability } },
     );
+  }
+
+  async listMembers(): Promise<MemberDocument[]> {
+    const runtime = this.active();
+    const now = Date.now();
+    return runtime.membership.members().map((m) => ({
+      PeerID: m.id,
+      NodeID: m.meta.nodeId,
+      Hostname: m.meta.hostname,
+      Role: m.meta.role,
+      State: m.state,
+      Incarnation: m.incarnation,
+      Addrs: [...m.meta.addrs],
+      SinceMs: Math.max(0, now - m.sinceMs),
+    }));
   }
 
   private requireManager(runtime: ClusterRuntime): void {
