@@ -4,7 +4,7 @@
 import { request } from 'node:http';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
-import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
+import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -66,6 +66,18 @@ export class ApiClient {
 
   listNodes(): Promise<NodeDocument[]> {
     return this.call('GET', '/nodes') as Promise<NodeDocument[]>;
+  }
+
+  updateNode(ref: string, changes: NodeUpdateRequest): Promise<NodeDocument> {
+    return this.call('POST', `/nodes/${encodeURIComponent(ref)}/update`, changes) as Promise<NodeDocument>;
+  }
+
+  async removeNode(ref: string, force = false): Promise<void> {
+    await this.call('DELETE', `/nodes/${encodeURIComponent(ref)}?force=${String(force)}`);
+  }
+
+  leaveSwarm(force = false): Promise<SwarmLeaveResponse> {
+    return this.call('POST', `/swarm/leave?force=${String(force)}`) as Promise<SwarmLeaveResponse>;
   }
 
   /** The daemon's gossip view of the cluster (any node, no quorum needed). */

@@ -11,7 +11,7 @@ import type { NodeRole } from '@swarm/store';
 import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
-import { DEFAULT_LISTEN_PORT, type ApiBackend, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
+import { DEFAULT_LISTEN_PORT, type ApiBackend, type NodeUpdateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
 
 /** Requests are small control messages; anything bigger is a mistake or an attack. */
 export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -72,6 +72,26 @@ const nodeParamsSchema = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;
+
+const forceQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { force: { type: 'string', enum: ['true', 'false'], default: 'false' } },
+} as const;
+
+/** Label keys and values as Docker takes them: a key is non-empty and has no '='. */
+const LABEL_KEY = { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[^=]+$' } as const;
+
+const nodeUpdateBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    role: { type: 'string', enum: ['worker', 'manager'] },
+    availability: { type: 'string', enum: ['active', 'pause', 'drain'] },
+    labelAdd: { type: 'object', maxProperties: 256, propertyNames: LABEL_KEY, additionalProperties: { type: 'string', maxLength: 4096 } },
+    labelRm: { type: 'array', maxItems: 256, items: LABEL_KEY },
+  },
 } as const;
 
 /** Ajv's errors, rewritten so the message always names the field ("body.listenAddr must be string"). */
@@ -165,12 +185,31 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
     async (request) => backend.joinToken(request.query.role, request.query.rotate === 'true'),
   );
 
+  app.post<{ Querystring: { force: 'true' | 'false' } }>('/swarm/leave', { schema: { querystring: forceQuerySchema } }, async (request) =>
+    backend.leaveSwarm(request.query.force === 'true'),
+  );
+
   app.get('/members', async () => backend.listMembers());
 
   app.get('/nodes', async () => sortNodes(await backend.listNodes()).map(nodeDocument));
 
   app.get<{ Params: { id: string } }>('/nodes/:id', { schema: { params: nodeParamsSchema } }, async (request) =>
     nodeDocument(resolveNode(await backend.listNodes(), request.params.id)),
+  );
+
+  app.post<{ Params: { id: string }; Body: NodeUpdateRequest | undefined }>(
+    '/nodes/:id/update',
+    { schema: { params: nodeParamsSchema, body: nodeUpdateBodySchema } },
+    async (request) => nodeDocument(await backend.updateNode(request.params.id, request.body ?? {})),
+  );
+
+  app.delete<{ Params: { id: string }; Querystring: { force: 'true' | 'false' } }>(
+    '/nodes/:id',
+    { schema: { params: nodeParamsSchema, querystring: forceQuerySchema } },
+    async (request, reply) => {
+      await backend.removeNode(request.params.id, request.query.force === 'true');
+      return reply.code(204).send();
+    },
   );
 
   return app;

@@ -140,6 +140,23 @@ export interface MemberDocument {
   SinceMs: number;
 }
 
+/** POST /nodes/:id/update: the changes of `node update`, `node promote` and `node demote` (absent = unchanged). */
+export interface NodeUpdateRequest {
+  role?: NodeRole;
+  availability?: 'active' | 'pause' | 'drain';
+  /** Labels to set (a key without a value is set to ''). */
+  labelAdd?: Record<string, string>;
+  /** Label keys to remove; each must exist. */
+  labelRm?: string[];
+}
+
+/** POST /swarm/leave: what the node did. */
+export interface SwarmLeaveResponse {
+  NodeID: string;
+  /** False when no manager could be told (a forced leave): the cluster lists the node as Down until `node rm`. */
+  ClusterForgot: boolean;
+}
+
 export interface ApiBackend {
   info(): Promise<InfoDocument>;
   initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse>;
@@ -151,6 +168,12 @@ export interface ApiBackend {
   joinToken(role: NodeRole, rotate: boolean): Promise<JoinTokenDocument>;
   /** Every Node in the store (after a linearizable read). */
   listNodes(): Promise<Node[]>;
+  /** Applies `node update` changes through Raft; answers the updated node. */
+  updateNode(ref: string, changes: NodeUpdateRequest): Promise<Node>;
+  /** `node rm`: refuses managers, and nodes that are not down unless force. */
+  removeNode(ref: string, force: boolean): Promise<void>;
+  /** `swarm leave`: a manager is refused unless force. */
+  leaveSwarm(force: boolean): Promise<SwarmLeaveResponse>;
   /** This node's gossip view, itself included; answers on workers too, and without a quorum. */
   listMembers(): Promise<MemberDocument[]>;
 }

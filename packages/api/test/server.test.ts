@@ -11,7 +11,8 @@ import { silentLogger } from '@swarm/wire';
 import { ApiClient } from '../src/client.js';
 import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
-import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
+import { resolveNode } from '../src/documents.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
   return {
@@ -79,6 +80,20 @@ class FakeBackend implements ApiBackend {
   }
   async listMembers(): Promise<MemberDocument[]> {
     return [];
+  }
+  updates: Array<[string, NodeUpdateRequest]> = [];
+  async updateNode(ref: string, changes: NodeUpdateRequest): Promise<Node> {
+    this.updates.push([ref, changes]);
+    return resolveNode(this.nodes, ref);
+  }
+  removals: Array<[string, boolean]> = [];
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    this.removals.push([ref, force]);
+  }
+  leaves: boolean[] = [];
+  async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
+    this.leaves.push(force);
+    return { NodeID: 'abc111', ClusterForgot: true };
   }
 }
 
@@ -207,4 +222,33 @@ test('the client over a real socket: typed results, ApiError from error bodies, 
   await server.close();
   const gone = await t.throwsAsync(client.info(), { instanceOf: DaemonUnreachableError });
   t.is(gone?.message, `cannot reach the swarm daemon at ${socketPath}: is \`swarm daemon\` running?`);
+});
+
+test('node update, node rm and swarm leave: the body and query are checked and reach the backend as typed changes', async (t) => {
+  const backend = new FakeBackend();
+  const a = app(t, backend);
+  const ok = await a.inject({ method: 'POST', url: '/nodes/alpha/update', payload: { availability: 'drain', labelAdd: { zone: 'a', ssd: '' }, labelRm: ['old'] } });
+  t.is(ok.statusCode, 200, ok.body);
+  t.is(ok.json<{ ID: string }>().ID, 'abc111');
+  t.deepEqual(backend.updates, [['alpha', { availability: 'drain', labelAdd: { zone: 'a', ssd: '' }, labelRm: ['old'] }]]);
+  const bad = await a.inject({ method: 'POST', url: '/nodes/alpha/update', payload: { availability: 'sleep' } });
+  t.is(bad.statusCode, 400);
+  t.regex(bad.json<{ error: { message: string } }>().error.message, /body\.availability must be one of: active, pause, drain/);
+  const badKey = await a.inject({ method: 'POST', url: '/nodes/alpha/update', payload: { labelRm: ['a=b'] } });
+  t.is(badKey.statusCode, 400);
+  t.regex(badKey.json<{ error: { message: string } }>().error.message, /labelRm/);
+  const unknown = await a.inject({ method: 'POST', url: '/nodes/alpha/update', payload: { rolee: 'manager' } });
+  t.is(unknown.statusCode, 400);
+  t.regex(unknown.json<{ error: { message: string } }>().error.message, /unknown field "rolee"/);
+  t.is(backend.updates.length, 1, 'refused requests never reach the backend');
+
+  t.is((await a.inject({ method: 'DELETE', url: '/nodes/beta?force=true' })).statusCode, 204);
+  t.is((await a.inject({ method: 'DELETE', url: '/nodes/beta' })).statusCode, 204);
+  t.is((await a.inject({ method: 'DELETE', url: '/nodes/beta?force=yes' })).statusCode, 400);
+  t.deepEqual(backend.removals, [['beta', true], ['beta', false]]);
+
+  const left = await a.inject({ method: 'POST', url: '/swarm/leave?force=true' });
+  t.is(left.statusCode, 200);
+  t.deepEqual(left.json(), { NodeID: 'abc111', ClusterForgot: true });
+  t.deepEqual(backend.leaves, [true]);
 });

@@ -1,8 +1,8 @@
-// `swarm node ls` and `swarm node inspect`: Docker's table (ID with `*` for this node), `--format json` lines with
-// Docker's field names, and inspect's JSON array or its --pretty text.
+// `swarm node ls|inspect|update|promote|demote|rm`: Docker's table (ID with `*` for this node), `--format json`
+// lines with Docker's field names, inspect's JSON array or its --pretty text, and Docker's messages for changes.
 
 import type { Command } from 'commander';
-import { ApiError, type NodeDocument } from '@swarm/api/client';
+import { ApiError, type ApiClient, type NodeDocument, type NodeUpdateRequest } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat } from './context.js';
 import { bytesSize, capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -119,4 +119,108 @@ export function registerNodeCommands(program: Command): void {
       }
       if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
     });
+
+  node
+    .command('update')
+    .description("change a node's availability, labels or role")
+    .argument('<node>', 'node id, id prefix or hostname')
+    .option('--availability <availability>', 'active, pause (no new tasks) or drain (tasks move away)')
+    .option('--label-add <key=value>', 'add or change a node label (repeatable)', collect, [])
+    .option('--label-rm <key>', 'remove a node label (repeatable)', collect, [])
+    .option('--role <role>', 'worker or manager')
+    .action(async (ref: string, opts: { availability?: string; labelAdd: string[]; labelRm: string[]; role?: string }, command: Command) => {
+      const changes = parseNodeUpdate(opts);
+      if (Object.keys(changes).length === 0) throw new CliError('node update needs at least one of --availability, --label-add, --label-rm, --role');
+      const updated = await clientFor(command).updateNode(ref, changes);
+      writeOut(updated.ID);
+    });
+
+  node
+    .command('promote')
+    .description('make workers managers (Raft voters)')
+    .argument('<node...>', 'node ids, id prefixes or hostnames')
+    .action(async (refs: string[], _opts: unknown, command: Command) => changeRoles(clientFor(command), refs, 'manager'));
+
+  node
+    .command('demote')
+    .description('make managers workers (leaves Raft; refused if it would break the quorum)')
+    .argument('<node...>', 'node ids, id prefixes or hostnames')
+    .action(async (refs: string[], _opts: unknown, command: Command) => changeRoles(clientFor(command), refs, 'worker'));
+
+  node
+    .command('rm')
+    .alias('remove')
+    .description('remove nodes from the swarm (a manager must be demoted first)')
+    .argument('<node...>', 'node ids, id prefixes or hostnames')
+    .option('-f, --force', 'remove a node even if it is not down')
+    .action(async (refs: string[], opts: { force?: boolean }, command: Command) => {
+      const client = clientFor(command);
+      const errors: string[] = [];
+      for (const ref of refs) {
+        try {
+          await client.removeNode(ref, opts.force === true);
+          writeOut(ref);
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          errors.push(err.message);
+        }
+      }
+      if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
+    });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** The flags of `node update` as API changes; a malformed flag names itself. */
+export function parseNodeUpdate(opts: { availability?: string; labelAdd: string[]; labelRm: string[]; role?: string }): NodeUpdateRequest {
+  const changes: NodeUpdateRequest = {};
+  if (opts.availability !== undefined) {
+    if (opts.availability !== 'active' && opts.availability !== 'pause' && opts.availability !== 'drain') {
+      throw new CliError(`invalid --availability ${JSON.stringify(opts.availability)}: use active, pause or drain`);
+    }
+    changes.availability = opts.availability;
+  }
+  if (opts.role !== undefined) {
+    if (opts.role !== 'worker' && opts.role !== 'manager') throw new CliError(`invalid --role ${JSON.stringify(opts.role)}: use worker or manager`);
+    changes.role = opts.role;
+  }
+  if (opts.labelAdd.length > 0) {
+    const labels: Record<string, string> = {};
+    for (const item of opts.labelAdd) {
+      const eq = item.indexOf('=');
+      const key = eq < 0 ? item : item.slice(0, eq);
+      if (key === '') throw new CliError(`invalid --label-add ${JSON.stringify(item)}: use key=value or key`);
+      labels[key] = eq < 0 ? '' : item.slice(eq + 1);
+    }
+    changes.labelAdd = labels;
+  }
+  if (opts.labelRm.length > 0) {
+    for (const key of opts.labelRm) {
+      if (key === '' || key.includes('=')) throw new CliError(`invalid --label-rm ${JSON.stringify(key)}: give a label key`);
+    }
+    changes.labelRm = opts.labelRm;
+  }
+  return changes;
+}
+
+/** promote/demote: Docker's messages, one node at a time; nodes already in the role are reported, not refused. */
+async function changeRoles(client: ApiClient, refs: readonly string[], role: 'manager' | 'worker'): Promise<void> {
+  const errors: string[] = [];
+  for (const ref of refs) {
+    try {
+      const node = await client.inspectNode(ref);
+      if (node.Spec.Role === role) {
+        writeOut(`Node ${ref} is already a ${role}.`);
+        continue;
+      }
+      await client.updateNode(ref, { role });
+      writeOut(role === 'manager' ? `Node ${ref} promoted to a manager in the swarm.` : `Manager ${ref} demoted in the swarm.`);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      errors.push(err.message);
+    }
+  }
+  if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
 }

@@ -56,6 +56,15 @@ export function registerSwarmCommands(program: Command): void {
     });
 
   program
+    .command('leave')
+    .description('leave the swarm (a manager must be demoted first, or use --force)')
+    .option('-f, --force', 'leave even as a manager, or when no manager answers')
+    .action(async (opts: { force?: boolean }, command: Command) => {
+      const res = await clientFor(command).leaveSwarm(opts.force === true);
+      writeOut(res.ClusterForgot ? 'Node left the swarm.' : 'Node left the swarm. No manager could be told: remove it there with `swarm node rm`.');
+    });
+
+  program
     .command('join-token')
     .description('show (or rotate) the token a worker or manager joins with')
     .argument('<role>', 'worker or manager')

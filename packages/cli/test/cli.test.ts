@@ -214,3 +214,44 @@ test('swarm join with a malformed token: refused in one line on stderr, exit 1, 
   const info = await run(e.socketPath, ['info', '--format', 'json']);
   t.is((JSON.parse(info.stdout) as { Swarm: { LocalNodeState: string } }).Swarm.LocalNodeState, 'inactive');
 });
+
+test('node update/promote/demote/rm and leave on a one-manager swarm: Docker\'s messages, refusals in one line, leave --force', async (t) => {
+  const e = await env(t);
+  await e.startDaemon();
+  // 127.0.0.2: the other tests of this file run at the same time and hold 127.0.0.1:2377.
+  const init = ['init', '--advertise-addr', '127.0.0.2', '--listen-addr', '127.0.0.2:2377'];
+  t.is((await run(e.socketPath, init)).code, 0);
+
+  const update = await run(e.socketPath, ['node', 'update', '--availability', 'pause', '--label-add', 'zone=a', '--label-add', 'ssd', 'cli-test-host']);
+  t.is(update.code, 0, update.stderr);
+  t.regex(update.stdout, /^[0-9a-z]{25}\n$/);
+  const doc = JSON.parse((await run(e.socketPath, ['node', 'inspect', 'self'])).stdout) as Array<{ Spec: { Availability: string; Labels: Record<string, string> } }>;
+  t.deepEqual(doc[0]?.Spec, { ...doc[0]?.Spec, Availability: 'pause', Labels: { zone: 'a', ssd: '' } });
+
+  const badFlag = await run(e.socketPath, ['node', 'update', '--availability', 'sleepy', 'cli-test-host']);
+  t.is(badFlag.code, 1);
+  t.is(badFlag.stderr, 'swarm: invalid --availability "sleepy": use active, pause or drain\n');
+  const missingLabel = await run(e.socketPath, ['node', 'update', '--label-rm', 'rack', 'cli-test-host']);
+  t.is(missingLabel.stderr, "swarm: key rack doesn't exist in node's labels\n");
+  const nothing = await run(e.socketPath, ['node', 'update', 'cli-test-host']);
+  t.regex(nothing.stderr, /^swarm: node update needs at least one of/);
+
+  t.is((await run(e.socketPath, ['node', 'promote', 'cli-test-host'])).stdout, 'Node cli-test-host is already a manager.\n');
+  const demote = await run(e.socketPath, ['node', 'demote', 'cli-test-host']);
+  t.is(demote.code, 1);
+  t.regex(demote.stderr, /^swarm: attempting to demote the last manager of the swarm/);
+  const rm = await run(e.socketPath, ['node', 'rm', '--force', 'cli-test-host']);
+  t.is(rm.code, 1);
+  t.regex(rm.stderr, /is a cluster manager and is a member of the raft cluster\. It must be demoted to worker before removal\n$/);
+
+  const leave = await run(e.socketPath, ['leave']);
+  t.is(leave.code, 1);
+  t.regex(leave.stderr, /^swarm: You are attempting to leave the swarm on a node that is participating as a manager\. Removing the last manager erases all current state of the swarm\. Use `--force` to ignore this message\.\n$/);
+  const forced = await run(e.socketPath, ['leave', '--force']);
+  t.is(forced.code, 0, forced.stderr);
+  t.is(forced.stdout, 'Node left the swarm.\n');
+  const info = await run(e.socketPath, ['info', '--format', 'json']);
+  t.is((JSON.parse(info.stdout) as { Swarm: { LocalNodeState: string } }).Swarm.LocalNodeState, 'inactive');
+  // Out of the swarm, the node can start a new one.
+  t.is((await run(e.socketPath, init)).code, 0);
+});

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { ApiError, formatHostPort } from '@swarm/api';
 import { createGossipHost, Membership, type GossipHost } from '@swarm/gossip';
-import { encodeTransaction, Store, type ApplyResult, type NodeDescription, type Op } from '@swarm/store';
+import { encodeTransaction, Store, type ApplyResult, type Node, type NodeDescription, type Op } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { RaftError, RaftNode } from 'raft-consensus-ts';
 import { FILES, type NodeState } from './data-dir.js';
@@ -13,6 +13,7 @@ import { assert } from './errors.js';
 import { Libp2pTransport } from './libp2p-transport.js';
 import { LIBP2P_ADDR_LABEL, LeaderLoop } from './leader-loop.js';
 import { ProposalForwarder, proposeHere, raftErrorToApi } from './forward.js';
+import { serveLeave, serveRole, type RoleHandler } from './node-control.js';
 import { StoreStateMachine } from './state-machine.js';
 
 /** How long a request waits for this node to know a leader (an election takes 0.5-1 s with the defaults). */
@@ -40,6 +41,14 @@ export interface ClusterRuntimeOptions {
   leaderLoopPeriodMs?: number;
   /** Fail the start if no seed answers (a first join); a restart starts anyway. */
   requireSeed?: boolean;
+  /** At least this gossip incarnation: a runtime restarted in the same process (a role change) must outrank its past. */
+  minIncarnation?: number;
+  /** How this node takes a role change or its removal from a manager. */
+  roleHandler: RoleHandler;
+  /** Manager only: forgets a worker that asks to leave (throws if the request is not acceptable). */
+  forgetLeaver: (remotePeer: string, nodeId: string) => Promise<void>;
+  /** Manager only: tells a node its new role (the leader loop's part of promote and demote). */
+  changeRole: (node: Node, role: 'manager' | 'worker') => Promise<string>;
 }
 
 /** A host's address as other nodes dial it: the advertise host and the port the libp2p host listens on. */
@@ -103,12 +112,14 @@ export class ClusterRuntime {
         await raft.start();
         forwarder = new ProposalForwarder(host, raft, options.loggerFor('forward'));
         await forwarder.start();
+        await serveLeave(host, options.forgetLeaver, options.loggerFor('control'));
       }
+      await serveRole(host, options.roleHandler, options.loggerFor('control'));
       const membership = await Membership.start({
         host,
         logger: gossipLogger,
         // Seconds since the epoch: a restarted node outranks whatever the cluster remembers of its last life.
-        incarnation: Math.floor(Date.now() / 1000),
+        incarnation: Math.max(Math.floor(Date.now() / 1000), options.minIncarnation ?? 0),
         meta: {
           nodeId: state.nodeId,
           hostname: options.description.hostname,
@@ -139,6 +150,7 @@ export class ClusterRuntime {
           membership,
           selfPeerId: options.libp2pPeerId,
           propose: (ops) => runtime.propose(ops),
+          changeRole: options.changeRole,
           logger: options.loggerFor('leader'),
         });
         runtime.leaderLoop.start(options.leaderLoopPeriodMs);
@@ -203,11 +215,13 @@ export class ClusterRuntime {
     return index;
   }
 
-  async close(): Promise<void> {
+  /** leave: announce by gossip that this node leaves for good (peers list it as left, not dead). */
+  async close(options: { leave?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.leaderLoop?.stop();
-    await this.membership.stop().catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));
+    const stopping = options.leave === true ? this.membership.leave() : this.membership.stop();
+    await stopping.catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));
     await this.forwarder?.stop().catch((err: unknown) => this.logger.warn({ err }, 'forwarder stop failed'));
     await this.raftOrNull?.close();
     await this.host.stop().catch((err: unknown) => this.logger.warn({ err }, 'gossip host stop failed'));

@@ -2,18 +2,21 @@
 // implements the API backend: `swarm init` builds the cluster's identity and its first Raft transaction; a restart
 // on the same dir reloads the identity and reopens Raft, so the node comes back as itself.
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import {
   ApiError,
   formatHostPort,
+  resolveNode,
   startApiServer,
   type ApiBackend,
   type ApiServer,
   type InfoDocument,
   type JoinTokenDocument,
   type MemberDocument,
+  type NodeUpdateRequest,
+  type SwarmLeaveResponse,
   type SwarmInitRequest,
   type SwarmInitResponse,
   type SwarmJoinRequest,
@@ -36,7 +39,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { defaultClusterSpec, type Cluster, type Node, type NodeDescription, type NodeRole } from '@swarm/store';
+import { defaultClusterSpec, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -56,6 +59,7 @@ import {
 } from './data-dir.js';
 import { DaemonError, assert } from './errors.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
+import { publicKeyOfCertificate, requestLeave, sendRemoved, sendRoleChange, type RaftPeer, type RoleGrant, type RoleHandler } from './node-control.js';
 import { chooseAdvertiseHost, describeLocalNode } from './platform.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/swarm';
@@ -148,6 +152,8 @@ class NodeDaemon implements ApiBackend, Daemon {
   async start(): Promise<void> {
     const state = await loadNodeState(this.dataDir);
     if (state !== null) {
+      // A demotion interrupted after the state said "worker" leaves a Raft log and the CA key behind.
+      if (state.role === 'worker') await this.dropManagerFiles();
       const runtime = await this.startRuntime(state);
       this.swarm = { kind: 'active', runtime };
       await this.startJoinEndpoint(runtime);
@@ -174,7 +180,18 @@ class NodeDaemon implements ApiBackend, Daemon {
     });
   }
 
-  private async startRuntime(state: NodeState, seeds: readonly string[] = state.managerAddrs ?? [], raftPeers: Record<string, string> = {}, requireSeed = false): Promise<ClusterRuntime> {
+  private async dropManagerFiles(): Promise<void> {
+    await rm(join(this.dataDir, FILES.raftDir), { recursive: true, force: true });
+    await rm(join(this.dataDir, FILES.caKey), { force: true });
+  }
+
+  private async startRuntime(
+    state: NodeState,
+    seeds: readonly string[] = state.managerAddrs ?? [],
+    raftPeers: Record<string, string> = {},
+    requireSeed = false,
+    minIncarnation = 0,
+  ): Promise<ClusterRuntime> {
     const secrets = await loadSecrets(this.dataDir);
     // Re-encoding checks the file's format before libp2p sees it.
     const pnetKeyFile = encodePnetKey(decodePnetKey(secrets.pnetKeyFile));
@@ -193,6 +210,10 @@ class NodeDaemon implements ApiBackend, Daemon {
       seeds,
       raftPeers,
       requireSeed,
+      minIncarnation,
+      roleHandler: this.roleHandler(state),
+      forgetLeaver: (remotePeer, nodeId) => this.forgetLeaver(remotePeer, nodeId),
+      changeRole: (node, role) => this.changeRole(node, role),
     });
   }
 
@@ -479,11 +500,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       attachments: [],
     };
     await runtime.propose([{ op: 'create', kind: 'node', object: node }]);
-    const managers = runtime.store
-      .view((tx) => tx.list('node'))
-      .filter((n) => n.managerStatus !== null && n.id !== nodeId)
-      .map((n) => ({ nodeId: n.id, peerId: n.description.engineLabels[PEER_ID_LABEL] ?? '', multiaddrs: [n.description.engineLabels[LIBP2P_ADDR_LABEL] ?? ''] }))
-      .filter((m) => m.peerId !== '' && m.multiaddrs[0] !== '');
+    const managers = managerPeers(runtime, nodeId).map((m) => ({ nodeId: m.nodeId, peerId: m.peerId, multiaddrs: [m.multiaddr] }));
     this.logger.info({ nodeId, role, hostname: request.hostname, remote }, 'node joined');
     return {
       ok: true,
@@ -534,11 +551,8 @@ class NodeDaemon implements ApiBackend, Daemon {
     // The stored leader flag is written at init and by leader changes; Raft's own view is fresher.
     // Reachability is what this manager sees now: itself, and the others by gossip's verdict on them.
     const reachability = (n: Node): 'reachable' | 'unreachable' | null => {
-      if (n.id === runtime.state.nodeId) return 'reachable';
-      const peer = n.description.engineLabels[PEER_ID_LABEL];
-      const member = peer === undefined ? undefined : runtime.membership.member(peer);
-      if (member === undefined) return null;
-      return member.state === 'dead' || member.state === 'left' ? 'unreachable' : 'reachable';
+      const alive = this.seesAlive(runtime, n);
+      return alive === null ? null : alive ? 'reachable' : 'unreachable';
     };
     return runtime.store.view((tx) => tx.list('node')).map((n) =>
       n.managerStatus === null
@@ -560,6 +574,271 @@ class NodeDaemon implements ApiBackend, Daemon {
       Addrs: [...m.meta.addrs],
       SinceMs: Math.max(0, now - m.sinceMs),
     }));
+  }
+
+  // ------------------------------------------------------------ node update, rm, promote, demote, leave
+
+  /** What this manager sees of another node now: itself, and the others by gossip's verdict; null if unknown. */
+  private seesAlive(runtime: ClusterRuntime, node: Node): boolean | null {
+    if (node.id === runtime.state.nodeId) return true;
+    const peer = node.description.engineLabels[PEER_ID_LABEL];
+    const member = peer === undefined ? undefined : runtime.membership.member(peer);
+    if (member === undefined) return null;
+    return member.state === 'alive' || member.state === 'suspect';
+  }
+
+  async updateNode(ref: string, changes: NodeUpdateRequest): Promise<Node> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const nodes = runtime.store.view((tx) => tx.list('node'));
+    const node = resolveNode(nodes, ref);
+    const labels = { ...node.spec.labels };
+    for (const key of changes.labelRm ?? []) {
+      if (!(key in labels)) throw new ApiError('invalid_argument', `key ${key} doesn't exist in node's labels`);
+      delete labels[key];
+    }
+    Object.assign(labels, changes.labelAdd ?? {});
+    const spec: NodeSpec = { ...node.spec, labels, availability: changes.availability ?? node.spec.availability, role: changes.role ?? node.spec.role };
+    if (spec.role === 'worker' && node.spec.role === 'manager') this.checkDemotion(runtime, nodes, node);
+    // The update carries the version read above: a concurrent change makes this one fail instead of merging.
+    await runtime.propose([{ op: 'update', kind: 'node', object: { ...node, spec } }]);
+    const updated = runtime.store.view((tx) => tx.get('node', node.id));
+    if (updated === undefined) throw new ApiError('not_found', `node ${node.id} was removed while it was being updated`);
+    this.logger.info({ node: node.id, changes }, 'node updated');
+    return updated;
+  }
+
+  /** Demoting must leave a manager, and a Raft quorum among the managers this one can reach. */
+  private checkDemotion(runtime: ClusterRuntime, nodes: readonly Node[], target: Node): void {
+    const remaining = nodes.filter((n) => n.spec.role === 'manager' && n.id !== target.id);
+    if (remaining.length === 0) throw new ApiError('conflict', `attempting to demote the last manager of the swarm (${target.id})`);
+    const reachable = remaining.filter((n) => this.seesAlive(runtime, n) === true).length;
+    const quorum = Math.floor(remaining.length / 2) + 1;
+    if (reachable < quorum) {
+      throw new ApiError(
+        'conflict',
+        `can't demote ${target.id}: ${reachable} of the ${remaining.length} managers left are reachable and Raft needs ${quorum}; bring managers back first`,
+      );
+    }
+  }
+
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const node = resolveNode(runtime.store.view((tx) => tx.list('node')), ref);
+    if (node.spec.role === 'manager' || node.managerStatus !== null) {
+      throw new ApiError('conflict', `node ${node.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`);
+    }
+    if (node.status.state !== 'down' && !force) {
+      throw new ApiError('conflict', `node ${node.id} is not down and can't be removed: stop it first, or use --force`);
+    }
+    await runtime.propose([{ op: 'delete', kind: 'node', id: node.id, version: node.meta.version }]);
+    this.logger.info({ node: node.id, force }, 'node removed');
+    // A node removed while alive is told so, and leaves. One that is down hears nothing: if it comes back, the
+    // managers ignore it (it has no Node) until it leaves or is wiped.
+    const addr = node.description.engineLabels[LIBP2P_ADDR_LABEL];
+    if (addr !== undefined && this.seesAlive(runtime, node) === true) {
+      const secrets = await loadSecrets(this.dataDir);
+      sendRemoved(runtime.host, addr, { op: 'removed', managerCert: secrets.nodeCertPem }).catch((err: unknown) =>
+        this.logger.info({ node: node.id, err: (err as Error).message }, 'could not tell the removed node; it stays out of the cluster anyway'),
+      );
+    }
+  }
+
+  async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
+    const runtime = this.active();
+    const nodeId = runtime.state.nodeId;
+    let forgot = false;
+    if (runtime.state.role === 'manager') {
+      const managers = runtime.store.view((tx) => tx.list('node')).filter((n) => n.spec.role === 'manager');
+      if (!force) {
+        const left = Math.max(0, managers.length - 1);
+        const consequence =
+          left === 0
+            ? 'Removing the last manager erases all current state of the swarm.'
+            : `Removing this node leaves ${left} managers out of ${managers.length}; demote it first (\`swarm node demote ${nodeId}\` on another manager) to keep the cluster's fault tolerance.`;
+        throw new ApiError('conflict', `You are attempting to leave the swarm on a node that is participating as a manager. ${consequence} Use \`--force\` to ignore this message.`);
+      }
+      forgot = managers.length <= 1 || (await this.leaveRaft(runtime));
+    } else {
+      forgot = await this.askManagersToForget(runtime);
+      if (!forgot && !force) {
+        throw new ApiError(
+          'unavailable',
+          'no manager answered the leave request, so the cluster would list this node as Down until `swarm node rm`; use `--force` to leave anyway',
+        );
+      }
+    }
+    await this.leaveLocally('swarm leave');
+    return { NodeID: nodeId, ClusterForgot: forgot };
+  }
+
+  /** A leaving manager: its Node goes, the leader takes it out of Raft (after a handover if it leads). */
+  private async leaveRaft(runtime: ClusterRuntime): Promise<boolean> {
+    const self = runtime.store.view((tx) => tx.get('node', runtime.state.nodeId));
+    if (self !== undefined) await runtime.propose([{ op: 'delete', kind: 'node', id: self.id }]);
+    // Out of Raft when its own configuration says so, or when the leader stops talking to it (a removed member may
+    // never learn the commit that removed it). Either way the leader's loop finishes the removal.
+    const deadline = Date.now() + LEAVE_RAFT_WAIT_MS;
+    const raft = runtime.raft;
+    let sawLeader = false;
+    while (Date.now() < deadline) {
+      const status = raft.status();
+      if (!status.confState.voters.includes(status.id) && !status.confState.learners.includes(status.id)) return true;
+      if (status.leader !== null && status.leader !== status.id) sawLeader = true;
+      if (sawLeader && status.leader === null) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    this.logger.warn({ waitedMs: LEAVE_RAFT_WAIT_MS }, 'the leader did not take this manager out of raft in time; leaving anyway');
+    return false;
+  }
+
+  /** A leaving worker asks the managers gossip knows, one at a time, to delete its Node. */
+  private async askManagersToForget(runtime: ClusterRuntime): Promise<boolean> {
+    const managers = runtime.membership.members().filter((m) => m.meta.role === 'manager' && m.state === 'alive' && m.id !== this.peerId);
+    for (const m of managers.slice(0, 3)) {
+      const addr = m.meta.addrs[0] ?? m.id;
+      try {
+        await requestLeave(runtime.host, addr, runtime.state.nodeId);
+        return true;
+      } catch (err) {
+        this.logger.info({ manager: m.meta.nodeId, err: (err as Error).message }, 'a manager did not take the leave request');
+      }
+    }
+    return false;
+  }
+
+  /** Manager side of a worker's leave: the request must come from that node's own libp2p identity. */
+  private async forgetLeaver(remotePeer: string, nodeId: string): Promise<void> {
+    const runtime = this.active();
+    await runtime.readBarrier();
+    const node = runtime.store.view((tx) => tx.get('node', nodeId));
+    if (node === undefined) return;
+    if (node.description.engineLabels[PEER_ID_LABEL] !== remotePeer) throw new ApiError('permission_denied', `the leave request for ${nodeId} did not come from that node`);
+    if (node.spec.role === 'manager' || node.managerStatus !== null) throw new ApiError('conflict', `${nodeId} is a manager: it leaves with \`swarm leave --force\``);
+    await runtime.propose([{ op: 'delete', kind: 'node', id: node.id, version: node.meta.version }]);
+    this.logger.info({ node: nodeId }, 'a worker left the swarm');
+  }
+
+  /** Stops the cluster parts (announcing the departure by gossip) and forgets the swarm: the node is as before init. */
+  private async leaveLocally(why: string): Promise<void> {
+    if (this.swarm.kind !== 'active') return;
+    const runtime = this.swarm.runtime;
+    this.swarm = { kind: 'initializing' };
+    await this.joinServer?.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the join endpoint failed'));
+    this.joinServer = null;
+    await runtime.close({ leave: true }).catch((err: unknown) => this.logger.warn({ err }, 'closing the cluster runtime failed'));
+    // The state record first: without it a restart never rejoins, whatever else is left.
+    await rm(join(this.dataDir, FILES.state), { force: true });
+    await removeSwarmState(this.dataDir);
+    if (this.swarm.kind === 'initializing') this.swarm = { kind: 'inactive' };
+    this.logger.info({ nodeId: runtime.state.nodeId, why }, 'left the swarm');
+  }
+
+  /** Manager side of promote/demote: certify the node's key for its new role and tell it (the leader loop calls this). */
+  private async changeRole(node: Node, role: NodeRole): Promise<string> {
+    const runtime = this.active();
+    const peer = node.description.engineLabels[PEER_ID_LABEL];
+    const addr = node.description.engineLabels[LIBP2P_ADDR_LABEL];
+    if (peer === undefined || addr === undefined) throw new ApiError('internal', `node ${node.id} has no libp2p identity in the store`);
+    const secrets = await loadSecrets(this.dataDir);
+    if (secrets.caKeyPem === null) throw new ApiError('unavailable', 'this manager holds no CA key');
+    const ca = await loadRootCA(secrets.caCertPem, secrets.caKeyPem);
+    return sendRoleChange(runtime.host, addr, { op: 'role', managerCert: secrets.nodeCertPem, role }, async (nodeCertPem): Promise<RoleGrant> => {
+      const identity = await verifyNodeCertificate(secrets.caCertPem, nodeCertPem, { nowMs: Date.now(), expectedPeerId: peer });
+      if (identity.nodeId !== node.id) throw new ApiError('permission_denied', `the peer answered with the certificate of ${identity.nodeId}, not ${node.id}`);
+      const cert = await issueNodeCertificate(ca, {
+        nodeId: node.id,
+        role,
+        clusterId: runtime.state.clusterId,
+        publicKey: publicKeyOfCertificate(nodeCertPem),
+        libp2pPeerId: peer,
+        nowMs: Date.now(),
+      });
+      return { cert, caKey: role === 'manager' ? ca.keyPem : null, managers: managerPeers(runtime, node.id) };
+    });
+  }
+
+  /** Node side of promote, demote and removal. */
+  private roleHandler(state: NodeState): RoleHandler {
+    return {
+      checkManager: async (remotePeer, managerCertPem) => {
+        const secrets = await loadSecrets(this.dataDir);
+        const identity = await verifyNodeCertificate(secrets.caCertPem, managerCertPem, { nowMs: Date.now(), expectedPeerId: remotePeer });
+        if (identity.role !== 'manager' || identity.clusterId !== state.clusterId) {
+          throw new ApiError('permission_denied', `${identity.nodeId} is not a manager of this cluster`);
+        }
+      },
+      currentCertificate: async () => (await loadSecrets(this.dataDir)).nodeCertPem,
+      applyRole: async (role, grant) => this.applyRole(state, role, grant),
+      removed: () => {
+        this.leaveLocally('removed from the swarm by a manager').catch((err: unknown) => this.logger.error({ err }, 'leaving after removal failed'));
+      },
+    };
+  }
+
+  /**
+   * Persists a new role in crash-safe order: a promotion writes the manager certificate and CA key before the
+   * state that makes a restart join Raft; a demotion writes the state first, so a crash never restarts a stale
+   * Raft member (start() removes a worker's leftover Raft log and CA key).
+   */
+  private async applyRole(state: NodeState, role: NodeRole, grant: RoleGrant): Promise<{ managerAddr: string; restart: () => void }> {
+    const secrets = await loadSecrets(this.dataDir);
+    const identity = await verifyNodeCertificate(secrets.caCertPem, grant.cert, { nowMs: Date.now(), expectedPeerId: this.peerId });
+    if (identity.nodeId !== state.nodeId || identity.role !== role) throw new ApiError('permission_denied', `the granted certificate is for ${identity.nodeId} as ${identity.role}`);
+    if (role === 'manager') {
+      if (grant.caKey === null) throw new ApiError('invalid_argument', 'a promotion without the CA key');
+      await loadRootCA(secrets.caCertPem, grant.caKey);
+    }
+    const managerAddr = formatHostPort(state.advertiseHost, state.advertisePort);
+    const next: NodeState = { ...state, role };
+    delete next.raftJoin;
+    if (role === 'manager') {
+      next.raftJoin = true;
+      next.managerAddrs = grant.managers.map((m) => m.multiaddr);
+      await saveSecrets(this.dataDir, { ...secrets, nodeCertPem: grant.cert, caKeyPem: grant.caKey });
+      if (state.role !== 'manager') await rm(join(this.dataDir, FILES.raftDir), { recursive: true, force: true });
+      await saveNodeState(this.dataDir, next);
+    } else {
+      await saveNodeState(this.dataDir, next);
+      await saveSecrets(this.dataDir, { ...secrets, nodeCertPem: grant.cert, caKeyPem: null });
+      await this.dropManagerFiles();
+    }
+    this.logger.info({ role, from: state.role }, 'took a new role');
+    const raftPeers = Object.fromEntries(grant.managers.map((m) => [m.nodeId, m.multiaddr]));
+    return {
+      managerAddr,
+      restart: () => {
+        if (state.role === role) return;
+        this.restartRuntime(next, raftPeers).catch((err: unknown) => this.logger.error({ err }, 'restarting in the new role failed: restart the daemon'));
+      },
+    };
+  }
+
+  /** Swaps the cluster runtime for one in the new role (Raft on or off), gossip outranking the old incarnation. */
+  private async restartRuntime(state: NodeState, raftPeers: Record<string, string>): Promise<void> {
+    if (this.swarm.kind !== 'active') return;
+    const old = this.swarm.runtime;
+    const minIncarnation = old.membership.self().incarnation + 1;
+    this.swarm = { kind: 'initializing' };
+    await this.joinServer?.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the join endpoint failed'));
+    this.joinServer = null;
+    await old.close();
+    try {
+      const runtime = await this.startRuntime(state, state.managerAddrs ?? [], raftPeers, false, minIncarnation);
+      if (this.swarm.kind !== 'initializing') {
+        await runtime.close();
+        return;
+      }
+      this.swarm = { kind: 'active', runtime };
+      await this.startJoinEndpoint(runtime);
+      this.logger.info({ role: state.role }, 'running in the new role');
+    } catch (err) {
+      if (this.swarm.kind === 'initializing') this.swarm = { kind: 'inactive' };
+      throw err;
+    }
   }
 
   private requireManager(runtime: ClusterRuntime): void {
@@ -587,6 +866,18 @@ class NodeDaemon implements ApiBackend, Daemon {
     this.logger.info({ dataDir: this.dataDir }, 'daemon stopped');
   }
 }
+
+/** The managers in the store (but `except`), as Raft peers a new manager dials. */
+function managerPeers(runtime: ClusterRuntime, except: string): Array<RaftPeer & { peerId: string }> {
+  return runtime.store
+    .view((tx) => tx.list('node'))
+    .filter((n) => n.managerStatus !== null && n.id !== except)
+    .map((n) => ({ nodeId: n.id, peerId: n.description.engineLabels[PEER_ID_LABEL] ?? '', multiaddr: n.description.engineLabels[LIBP2P_ADDR_LABEL] ?? '' }))
+    .filter((m) => m.peerId !== '' && m.multiaddr !== '');
+}
+
+/** How long a manager that leaves waits for the leader to take it out of Raft before it stops anyway. */
+const LEAVE_RAFT_WAIT_MS = 10_000;
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   assert(options.dataDir.length > 0 && options.socketPath.length > 0, 'data dir and socket path are given');
