@@ -283,3 +283,46 @@ test.serial('a proposal whose index is taken by a newer leader rejects with prop
   await waitFor(() => old.sm.data.get('won') === '1', 'old leader caught up');
   t.false(old.sm.data.has('lost'), 'the lost proposal was never applied');
 });
+
+test.serial('a joiner restored from a snapshot whose configuration lacks the current leader still answers it and catches up', async (t) => {
+  // a bootstraps alone (snapshot at index 1: voters [a]), b joins and takes over the lead; d then joins from b. d's
+  // first snapshot is that bootstrap one, whose configuration does not name b: d must still reply to b.
+  const root = await mkdtemp(join(tmpdir(), 'raft-host-test-'));
+  const nodes: RaftNode<number>[] = [];
+  t.teardown(async () => {
+    for (const n of nodes.reverse()) await n.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  const transports = await Promise.all(['a', 'b', 'd'].map(async (id) => {
+    const tr = new TcpTransport({ id, listenPort: 0 });
+    await tr.listen();
+    return tr;
+  }));
+  const [ta, tb, td] = transports;
+  if (ta === undefined || tb === undefined || td === undefined) throw new Error('three transports');
+  const addr = { a: `127.0.0.1:${ta.port}`, b: `127.0.0.1:${tb.port}`, d: `127.0.0.1:${td.port}` };
+  const start = async (id: 'a' | 'b' | 'd', transport: TcpTransport, peers: Record<string, string>, joining: boolean): Promise<[RaftNode<number>, MapMachine]> => {
+    const sm = new MapMachine();
+    const node = new RaftNode<number>({ id, peers, join: joining, dataDir: join(root, id), transport, stateMachine: sm, ...nodeOptions });
+    nodes.push(node);
+    await node.start();
+    return [node, sm];
+  };
+  const [a] = await start('a', ta, { a: addr.a }, false);
+  await waitFor(() => a.isLeader, 'a leads alone');
+  await a.propose(enc.encode('k=1'));
+  const [b, smB] = await start('b', tb, { a: addr.a, b: addr.b }, true);
+  await a.addVoter('b', addr.b);
+  await waitFor(() => smB.data.get('k') === '1', 'b caught up');
+  await a.transferLeadership('b');
+  await waitFor(() => b.isLeader, 'b leads');
+
+  const [d, smD] = await start('d', td, { a: addr.a, b: addr.b, d: addr.d }, true);
+  await b.addLearner('d', addr.d);
+  await waitFor(() => smD.data.get('k') === '1', 'd restored the state');
+  await b.propose(enc.encode('k=2'));
+  await waitFor(() => smD.data.get('k') === '2', 'd follows new writes from b');
+  await b.addVoter('d', addr.d);
+  await waitFor(() => d.status().confState.voters.includes('d'), 'd applied its own promotion');
+  t.deepEqual([...d.status().confState.voters].sort(), ['a', 'b', 'd']);
+});

@@ -685,11 +685,19 @@ export class RaftNode<R = unknown> {
       }
     }
     this.logger.info({ change: cc.type, node: cc.nodeId, confState: this.confState }, 'membership changed');
+    if (cc.type === 'remove-node' && cc.nodeId !== this.id) {
+      this.options.transport.removePeer(cc.nodeId);
+      this.addresses.delete(cc.nodeId);
+    }
     this.syncPeers();
     if (cc.type === 'remove-node' && cc.nodeId === this.id) this.logger.warn({}, 'this node was removed from the group');
   }
 
-  /** Make the transport's peer set follow the membership (addresses come from the address book). */
+  /**
+   * Gives the transport every member's address (from the address book). Only a remove-node change takes a peer
+   * away: a configuration restored from an older snapshot may lack the current leader (a learner catching up from
+   * the bootstrap snapshot), and the learner must still be able to answer it.
+   */
   private syncPeers(): void {
     const members = new Set([...this.confState.voters, ...this.confState.learners]);
     for (const id of members) {
@@ -701,9 +709,6 @@ export class RaftNode<R = unknown> {
         // A bad recorded address must not stop the node: that member stays unreachable until fixed.
         this.logger.warn({ node: id, address, err: (err as Error).message }, 'cannot use member address');
       }
-    }
-    for (const id of this.addresses.keys()) {
-      if (!members.has(id) && id !== this.id && members.size > 0) this.options.transport.removePeer(id);
     }
   }
 
