@@ -1,0 +1,2 @@
+// Public surface of @swarm/agent: the per-node task runner driven by the dispatcher's assignments.
+export {};

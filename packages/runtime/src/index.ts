@@ -1,0 +1,2 @@
+// Public surface of @swarm/runtime: the Runtime interface and its implementations.
+export {};
