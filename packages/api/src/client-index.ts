@@ -3,3 +3,4 @@
 export * from './types.js';
 export { ApiError, DaemonUnreachableError, isApiErrorCode, type ApiErrorCode, type ApiErrorBody } from './errors.js';
 export { ApiClient, DEFAULT_REQUEST_TIMEOUT_MS, MAX_RESPONSE_BYTES, type ApiClientOptions, type SwarmInitOptions, type SwarmJoinOptions } from './client.js';
+export * from './services.js';

@@ -4,6 +4,7 @@
 import { request } from 'node:http';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
+import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from './services.js';
 import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
@@ -78,6 +79,33 @@ export class ApiClient {
 
   leaveSwarm(force = false): Promise<SwarmLeaveResponse> {
     return this.call('POST', `/swarm/leave?force=${String(force)}`) as Promise<SwarmLeaveResponse>;
+  }
+
+  createService(spec: ServiceSpecDocument): Promise<{ ID: string }> {
+    return this.call('POST', '/services/create', spec) as Promise<{ ID: string }>;
+  }
+
+  listServices(status = true): Promise<ServiceDocument[]> {
+    return this.call('GET', `/services?status=${String(status)}`) as Promise<ServiceDocument[]>;
+  }
+
+  inspectService(ref: string, status = false): Promise<ServiceDocument> {
+    return this.call('GET', `/services/${encodeURIComponent(ref)}?status=${String(status)}`) as Promise<ServiceDocument>;
+  }
+
+  async updateService(ref: string, spec: ServiceSpecDocument, version?: number): Promise<void> {
+    const query = version === undefined ? '' : `?version=${version}`;
+    await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec);
+  }
+
+  async removeService(ref: string): Promise<void> {
+    await this.call('DELETE', `/services/${encodeURIComponent(ref)}`);
+  }
+
+  listTasks(filter: { service?: string; node?: string } = {}): Promise<TaskDocument[]> {
+    const query = new URLSearchParams(Object.entries(filter).filter((e): e is [string, string] => e[1] !== undefined));
+    const text = query.toString();
+    return this.call('GET', `/tasks${text === '' ? '' : `?${text}`}`) as Promise<TaskDocument[]>;
   }
 
   /** The daemon's gossip view of the cluster (any node, no quorum needed). */

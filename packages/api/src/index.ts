@@ -6,3 +6,4 @@ export { nodeDocument, swarmDocument, resolveNode, sortNodes } from './documents
 export { parseHostPort, isWildcardHost, formatHostPort, type HostPort } from './addresses.js';
 export { buildApiApp, startApiServer, MAX_REQUEST_BODY_BYTES, type ApiServer, type ApiServerOptions } from './server.js';
 export { ApiClient, DEFAULT_REQUEST_TIMEOUT_MS, MAX_RESPONSE_BYTES, type ApiClientOptions, type SwarmInitOptions, type SwarmJoinOptions } from './client.js';
+export * from './services.js';

@@ -10,6 +10,7 @@ import type { Logger } from '@swarm/wire';
 import type { NodeRole } from '@swarm/store';
 import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
+import { resolveService, serviceDocument, serviceSpecSchema, serviceStatus, taskDocument, type ServiceSpecDocument } from './services.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
 import { DEFAULT_LISTEN_PORT, type ApiBackend, type NodeUpdateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
 
@@ -92,6 +93,24 @@ const nodeUpdateBodySchema = {
     labelAdd: { type: 'object', maxProperties: 256, propertyNames: LABEL_KEY, additionalProperties: { type: 'string', maxLength: 4096 } },
     labelRm: { type: 'array', maxItems: 256, items: LABEL_KEY },
   },
+} as const;
+
+const serviceQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { status: { type: 'string', enum: ['true', 'false'], default: 'false' } },
+} as const;
+
+const serviceUpdateQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { version: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+} as const;
+
+const taskQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { service: { type: 'string', minLength: 1, maxLength: 256 }, node: { type: 'string', minLength: 1, maxLength: 256 } },
 } as const;
 
 /** Ajv's errors, rewritten so the message always names the field ("body.listenAddr must be string"). */
@@ -211,6 +230,60 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
       return reply.code(204).send();
     },
   );
+
+  app.post<{ Body: ServiceSpecDocument }>('/services/create', { schema: { body: serviceSpecSchema } }, async (request) =>
+    backend.createService(request.body),
+  );
+
+  app.get<{ Querystring: { status: 'true' | 'false' } }>('/services', { schema: { querystring: serviceQuerySchema } }, async (request) => {
+    const { services, tasks } = await backend.listServices();
+    const withStatus = request.query.status === 'true';
+    return [...services]
+      .sort((a, b) => a.spec.name.localeCompare(b.spec.name))
+      .map((s) => serviceDocument(s, withStatus ? serviceStatus(s, tasks) : undefined));
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { status: 'true' | 'false' } }>(
+    '/services/:id',
+    { schema: { params: nodeParamsSchema, querystring: serviceQuerySchema } },
+    async (request) => {
+      const { services, tasks } = await backend.listServices();
+      const service = resolveService(services, request.params.id);
+      return serviceDocument(service, request.query.status === 'true' ? serviceStatus(service, tasks) : undefined);
+    },
+  );
+
+  app.post<{ Params: { id: string }; Querystring: { version?: string }; Body: ServiceSpecDocument }>(
+    '/services/:id/update',
+    { schema: { params: nodeParamsSchema, querystring: serviceUpdateQuerySchema, body: serviceSpecSchema } },
+    async (request) => {
+      const version = request.query.version === undefined ? null : Number(request.query.version);
+      await backend.updateService(request.params.id, request.body, version);
+      return { Warnings: [] };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>('/services/:id', { schema: { params: nodeParamsSchema } }, async (request, reply) => {
+    await backend.removeService(request.params.id);
+    return reply.code(204).send();
+  });
+
+  app.get<{ Querystring: { service?: string; node?: string } }>('/tasks', { schema: { querystring: taskQuerySchema } }, async (request) => {
+    const { services, tasks } = await backend.listServices();
+    let selected = tasks;
+    if (request.query.service !== undefined) {
+      const service = resolveService(services, request.query.service);
+      selected = selected.filter((t) => t.serviceId === service.id);
+    }
+    if (request.query.node !== undefined) {
+      const node = resolveNode(await backend.listNodes(), request.query.node);
+      selected = selected.filter((t) => t.nodeId === node.id);
+    }
+    // `service ps` order: by service, then slot (or node), newest first within a slot.
+    return [...selected]
+      .sort((a, b) => a.serviceName.localeCompare(b.serviceName) || a.slot - b.slot || a.nodeId.localeCompare(b.nodeId) || b.meta.createdAtMs - a.meta.createdAtMs)
+      .map(taskDocument);
+  });
 
   return app;
 }

@@ -1,7 +1,8 @@
 // The API's documents (Docker Engine API field names, so `--format json` and `node inspect` read like Docker's)
 // and the backend interface the daemon implements. No cluster logic here: only shapes.
 
-import type { Cluster, Node, NodeRole } from '@swarm/store';
+import type { Cluster, Node, NodeRole, Service, Task } from '@swarm/store';
+import type { ServiceSpecDocument } from './services.js';
 
 export interface VersionDocument {
   Index: number;
@@ -174,6 +175,13 @@ export interface ApiBackend {
   removeNode(ref: string, force: boolean): Promise<void>;
   /** `swarm leave`: a manager is refused unless force. */
   leaveSwarm(force: boolean): Promise<SwarmLeaveResponse>;
+  /** `service create`: the spec as the API checked it (schema); resolves with the new service's id. */
+  createService(spec: ServiceSpecDocument): Promise<{ ID: string }>;
+  /** Every service and task (after a linearizable read). */
+  listServices(): Promise<{ services: Service[]; tasks: Task[] }>;
+  /** Replaces a service's spec; `version` (the Version.Index read) makes a concurrent update fail with conflict. */
+  updateService(ref: string, spec: ServiceSpecDocument, version: number | null): Promise<Service>;
+  removeService(ref: string): Promise<void>;
   /** This node's gossip view, itself included; answers on workers too, and without a quorum. */
   listMembers(): Promise<MemberDocument[]>;
 }

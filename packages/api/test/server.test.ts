@@ -5,13 +5,14 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Cluster, Node, NodeRole } from '@swarm/store';
+import type { Cluster, Node, NodeRole, Service, Task } from '@swarm/store';
 import { defaultClusterSpec } from '@swarm/store';
 import { silentLogger } from '@swarm/wire';
 import { ApiClient } from '../src/client.js';
 import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
 import { resolveNode } from '../src/documents.js';
+import type { ServiceSpecDocument } from '../src/services.js';
 import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
@@ -90,6 +91,18 @@ class FakeBackend implements ApiBackend {
   async removeNode(ref: string, force: boolean): Promise<void> {
     this.removals.push([ref, force]);
   }
+  created: ServiceSpecDocument[] = [];
+  async createService(spec: ServiceSpecDocument): Promise<{ ID: string }> {
+    this.created.push(spec);
+    return { ID: 'svc1' };
+  }
+  async listServices(): Promise<{ services: Service[]; tasks: Task[] }> {
+    return { services: [], tasks: [] };
+  }
+  async updateService(): Promise<Service> {
+    throw new ApiError('not_found', 'service x not found');
+  }
+  async removeService(): Promise<void> {}
   leaves: boolean[] = [];
   async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
     this.leaves.push(force);
@@ -251,4 +264,31 @@ test('node update, node rm and swarm leave: the body and query are checked and r
   t.is(left.statusCode, 200);
   t.deepEqual(left.json(), { NodeID: 'abc111', ClusterForgot: true });
   t.deepEqual(backend.leaves, [true]);
+});
+
+test('POST /services/create checks the spec by schema and names the bad field; a good spec reaches the backend', async (t) => {
+  const backend = new FakeBackend();
+  const a = app(t, backend);
+  const ok = await a.inject({
+    method: 'POST',
+    url: '/services/create',
+    payload: { Name: 'web', TaskTemplate: { ContainerSpec: { Image: 'busybox', Args: ['sleep', '60'] } }, Mode: { Replicated: { Replicas: 3 } } },
+  });
+  t.is(ok.statusCode, 200, ok.body);
+  t.deepEqual(ok.json(), { ID: 'svc1' });
+  t.is(backend.created.length, 1);
+  const cases: Array<[unknown, RegExp]> = [
+    [{ TaskTemplate: { ContainerSpec: {} } }, /body\.TaskTemplate\.ContainerSpec: missing field "Image"/],
+    [{ Name: 'bad name!', TaskTemplate: { ContainerSpec: { Image: 'x' } } }, /body\.Name must match pattern/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x' } }, Mode: { Replicated: { Replicas: -1 } } }, /body\.Mode\.Replicated\.Replicas must be >= 0/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x', Env: ['NOEQUALS'] } } }, /body\.TaskTemplate\.ContainerSpec\.Env\.0 must match pattern/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x' }, RestartPolicy: { Condition: 'sometimes' } } }, /Condition must be one of: none, on-failure, any/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x', Imagee: 'y' } } }, /unknown field "Imagee"/],
+  ];
+  for (const [payload, message] of cases) {
+    const res = await a.inject({ method: 'POST', url: '/services/create', payload: payload as Record<string, unknown> });
+    t.is(res.statusCode, 400, JSON.stringify(payload));
+    t.regex(res.json<{ error: { message: string } }>().error.message, message);
+  }
+  t.is(backend.created.length, 1, 'refused specs never reach the backend');
 });

@@ -8,6 +8,7 @@ import { CliError } from './context.js';
 import { registerDaemonCommand } from './daemon-command.js';
 import { registerLabCommands } from './lab.js';
 import { registerNodeCommands } from './node-commands.js';
+import { registerServiceCommands } from './service-commands.js';
 import { registerSwarmCommands } from './swarm-commands.js';
 
 /** dist/src/main.js -> the package's own package.json (read here so client verbs never load the daemon). */
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerDaemonCommand(program);
   registerSwarmCommands(program);
   registerNodeCommands(program);
+  registerServiceCommands(program);
   registerLabCommands(program);
   return program;
 }

@@ -11,9 +11,12 @@ import { RaftError, RaftNode } from 'raft-consensus-ts';
 import { FILES, type NodeState } from './data-dir.js';
 import { assert } from './errors.js';
 import { Libp2pTransport } from './libp2p-transport.js';
-import { LIBP2P_ADDR_LABEL, LeaderLoop } from './leader-loop.js';
+import { LIBP2P_ADDR_LABEL, LeaderLoop, PEER_ID_LABEL } from './leader-loop.js';
 import { ProposalForwarder, proposeHere, raftErrorToApi } from './forward.js';
 import { serveLeave, serveRole, type RoleHandler } from './node-control.js';
+import { AgentSession, type AgentLike } from './agent-session.js';
+import { Dispatcher } from './dispatcher.js';
+import { ReconcileLoop, type Reconciler } from './reconcile-loop.js';
 import { StoreStateMachine } from './state-machine.js';
 
 /** How long a request waits for this node to know a leader (an election takes 0.5-1 s with the defaults). */
@@ -49,6 +52,10 @@ export interface ClusterRuntimeOptions {
   forgetLeaver: (remotePeer: string, nodeId: string) => Promise<void>;
   /** Manager only: tells a node its new role (the leader loop's part of promote and demote). */
   changeRole: (node: Node, role: 'manager' | 'worker') => Promise<string>;
+  /** This node's task runner: it outlives the runtime (a role change must not stop tasks). */
+  agent: AgentLike;
+  /** Manager only: what the leader runs over the store (orchestrators, scheduler, reaper). */
+  reconcilers: readonly Reconciler[];
 }
 
 /** A host's address as other nodes dial it: the advertise host and the port the libp2p host listens on. */
@@ -62,6 +69,10 @@ export function advertisedMultiaddr(host: GossipHost, advertiseHost: string): st
 export class ClusterRuntime {
   private closed = false;
   private leaderLoop: LeaderLoop | null = null;
+  private reconcileLoop: ReconcileLoop | null = null;
+  private dispatcher: Dispatcher | null = null;
+  /** The session the agent reports through. */
+  agentSession: AgentSession | null = null;
 
   private constructor(
     readonly store: Store,
@@ -154,7 +165,42 @@ export class ClusterRuntime {
           logger: options.loggerFor('leader'),
         });
         runtime.leaderLoop.start(options.leaderLoopPeriodMs);
+        const raftNode = raft;
+        const dispatcher = new Dispatcher({
+          host,
+          store,
+          isLeader: () => raftNode.isLeader,
+          leaderAddress: () => (raftNode.leaderId === null ? null : raftNode.addressOf(raftNode.leaderId)),
+          nodeOfPeer: (peer) => store.view((tx) => tx.list('node')).find((n) => n.description.engineLabels[PEER_ID_LABEL] === peer)?.id ?? null,
+          propose: (ops) => runtime.propose(ops),
+          logger: options.loggerFor('dispatcher'),
+        });
+        await dispatcher.start();
+        runtime.dispatcher = dispatcher;
+        runtime.reconcileLoop = new ReconcileLoop({
+          store,
+          isLeader: () => raftNode.isLeader,
+          appliedIndex: () => raftNode.appliedIndex,
+          reconcilers: options.reconcilers,
+          propose: (ops) => runtime.propose(ops),
+          onChange: () => dispatcher.sync(),
+          logger: options.loggerFor('orchestrator'),
+        });
+        runtime.reconcileLoop.start();
       }
+      runtime.agentSession = new AgentSession({
+        host,
+        nodeId: state.nodeId,
+        managers: () =>
+          membership
+            .members()
+            .filter((m) => m.meta.role === 'manager' && m.state === 'alive' && m.id !== options.libp2pPeerId)
+            .flatMap((m) => (m.meta.addrs[0] === undefined ? [] : [m.meta.addrs[0]])),
+        agent: options.agent,
+        localDispatcher: () => (raft !== null && raft.isLeader ? runtime.dispatcher : null),
+        logger: options.loggerFor('agent'),
+      });
+      runtime.agentSession.start();
       return runtime;
     } catch (err) {
       await forwarder?.stop().catch(() => {});
@@ -220,6 +266,9 @@ export class ClusterRuntime {
     if (this.closed) return;
     this.closed = true;
     this.leaderLoop?.stop();
+    this.reconcileLoop?.stop();
+    await this.agentSession?.stop().catch((err: unknown) => this.logger.warn({ err }, 'agent session stop failed'));
+    await this.dispatcher?.stop().catch((err: unknown) => this.logger.warn({ err }, 'dispatcher stop failed'));
     const stopping = options.leave === true ? this.membership.leave() : this.membership.stop();
     await stopping.catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));
     await this.forwarder?.stop().catch((err: unknown) => this.logger.warn({ err }, 'forwarder stop failed'));

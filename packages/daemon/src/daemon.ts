@@ -17,6 +17,9 @@ import {
   type MemberDocument,
   type NodeUpdateRequest,
   type SwarmLeaveResponse,
+  type ServiceSpecDocument,
+  resolveService,
+  toServiceSpec,
   type SwarmInitRequest,
   type SwarmInitResponse,
   type SwarmJoinRequest,
@@ -39,7 +42,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { defaultClusterSpec, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec } from '@swarm/store';
+import { defaultClusterSpec, isTerminalTaskState, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -59,6 +62,9 @@ import {
 } from './data-dir.js';
 import { DaemonError, assert } from './errors.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
+import type { AgentLike } from './agent-session.js';
+import type { TaskStatusUpdate } from './dispatcher.js';
+import { leaderReconcilers } from './reconcilers.js';
 import { publicKeyOfCertificate, requestLeave, sendRemoved, sendRoleChange, type RaftPeer, type RoleGrant, type RoleHandler } from './node-control.js';
 import { chooseAdvertiseHost, describeLocalNode } from './platform.js';
 
@@ -85,6 +91,22 @@ export interface DaemonOptions {
   joinListenPort?: number;
   /** Raft snapshot (and log compaction) every this many applied entries; small values are for tests. */
   raftSnapshotEvery?: number;
+  /** Checks a service spec beyond its schema (constraints parse, ...); throws ApiError('invalid_argument'). */
+  validateService?: (spec: Service['spec']) => void;
+  /** Makes the node's task runner (agent + runtime). */
+  createAgent?: (nodeId: string, report: (updates: TaskStatusUpdate[]) => void, logger: Logger) => TaskAgent;
+}
+
+/** The agent as the daemon holds it: the dispatcher session's side, plus its own shutdown. */
+export interface TaskAgent extends AgentLike {
+  readonly nodeId: string;
+  /** Stops every task it runs (leave, daemon shutdown). */
+  close(): Promise<void>;
+}
+
+/** A node that runs no tasks: reports nothing and ignores assignments (until a runtime is configured). */
+function idleAgent(nodeId: string): TaskAgent {
+  return { nodeId, setAssignments: () => undefined, statuses: () => [], close: async () => undefined };
 }
 
 export interface Daemon {
@@ -112,6 +134,7 @@ class NodeDaemon implements ApiBackend, Daemon {
   private api: ApiServer | null = null;
   private joinServer: JoinServer | null = null;
   private closing: Promise<void> | null = null;
+  private agent: TaskAgent | null = null;
   readonly description: NodeDescription;
 
   constructor(
@@ -214,7 +237,21 @@ class NodeDaemon implements ApiBackend, Daemon {
       roleHandler: this.roleHandler(state),
       forgetLeaver: (remotePeer, nodeId) => this.forgetLeaver(remotePeer, nodeId),
       changeRole: (node, role) => this.changeRole(node, role),
+      agent: this.taskAgent(state.nodeId),
+      reconcilers: leaderReconcilers(),
     });
+  }
+
+  /** The node's task runner, made once per swarm membership: a role change keeps it (and its tasks) running. */
+  private taskAgent(nodeId: string): TaskAgent {
+    if (this.agent === null || this.agent.nodeId !== nodeId) {
+      this.agent = this.options.createAgent?.(nodeId, (updates) => this.reportTaskStatus(updates), this.loggerFor('agent')) ?? idleAgent(nodeId);
+    }
+    return this.agent;
+  }
+
+  private reportTaskStatus(updates: TaskStatusUpdate[]): void {
+    if (this.swarm.kind === 'active') this.swarm.runtime.agentSession?.report(updates);
   }
 
   private active(): ClusterRuntime {
@@ -576,6 +613,70 @@ class NodeDaemon implements ApiBackend, Daemon {
     }));
   }
 
+  // ------------------------------------------------------------ services
+
+  async createService(doc: ServiceSpecDocument): Promise<{ ID: string }> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    const id = newId();
+    // Docker makes up a name when none is given; ours is short and says what it is.
+    const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
+    this.options.validateService?.(spec);
+    const service: Omit<Service, 'meta'> = {
+      id,
+      spec,
+      previousSpec: null,
+      specVersion: { index: 0 },
+      endpoint: { spec: spec.endpointSpec, ports: [], virtualIps: [] },
+      updateStatus: null,
+    };
+    await runtime.propose([{ op: 'create', kind: 'service', object: service }]);
+    this.logger.info({ service: id, name: spec.name }, 'service created');
+    return { ID: id };
+  }
+
+  async listServices(): Promise<{ services: Service[]; tasks: Task[] }> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    return runtime.store.view((tx) => ({ services: tx.list('service'), tasks: tx.list('task') }));
+  }
+
+  async updateService(ref: string, doc: ServiceSpecDocument, version: number | null): Promise<Service> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const service = resolveService(runtime.store.view((tx) => tx.list('service')), ref);
+    if (version !== null && version !== service.meta.version.index) {
+      throw new ApiError('conflict', `update out of sequence: service ${service.spec.name} is at version ${service.meta.version.index}, not ${version}; inspect it again`);
+    }
+    const spec = toServiceSpec(doc, service.spec.name);
+    if (spec.name !== service.spec.name) throw new ApiError('invalid_argument', `Name: a service cannot be renamed (${service.spec.name} -> ${spec.name})`);
+    this.options.validateService?.(spec);
+    await runtime.propose([{ op: 'update', kind: 'service', object: { ...service, spec, previousSpec: service.spec } }]);
+    const updated = runtime.store.view((tx) => tx.get('service', service.id));
+    if (updated === undefined) throw new ApiError('not_found', `service ${ref} was removed while it was being updated`);
+    return updated;
+  }
+
+  /** The service goes, and its live tasks are told to shut down in the same transaction; the reaper deletes them. */
+  async removeService(ref: string): Promise<void> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const { service, tasks } = runtime.store.view((tx) => {
+      const s = resolveService(tx.list('service'), ref);
+      return { service: s, tasks: tx.tasksByService(s.id) };
+    });
+    const ops: Op[] = [{ op: 'delete', kind: 'service', id: service.id, version: service.meta.version }];
+    for (const t of tasks) {
+      if (isTerminalTaskState(t.desiredState)) continue;
+      ops.push({ op: 'update', kind: 'task', object: { ...t, desiredState: 'shutdown' } });
+    }
+    await runtime.propose(ops);
+    this.logger.info({ service: service.id, name: service.spec.name, tasks: tasks.length }, 'service removed');
+  }
+
   // ------------------------------------------------------------ node update, rm, promote, demote, leave
 
   /** What this manager sees of another node now: itself, and the others by gossip's verdict; null if unknown. */
@@ -730,6 +831,8 @@ class NodeDaemon implements ApiBackend, Daemon {
     await this.joinServer?.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the join endpoint failed'));
     this.joinServer = null;
     await runtime.close({ leave: true }).catch((err: unknown) => this.logger.warn({ err }, 'closing the cluster runtime failed'));
+    await this.agent?.close().catch((err: unknown) => this.logger.warn({ err }, 'stopping the tasks failed'));
+    this.agent = null;
     // The state record first: without it a restart never rejoins, whatever else is left.
     await rm(join(this.dataDir, FILES.state), { force: true });
     await removeSwarmState(this.dataDir);
@@ -862,6 +965,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     await this.joinServer?.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the join endpoint failed'));
     this.joinServer = null;
     if (previous.kind === 'active') await previous.runtime.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the cluster runtime failed'));
+    await this.agent?.close().catch((err: unknown) => this.logger.warn({ err }, 'stopping the tasks failed'));
     await this.lock.release();
     this.logger.info({ dataDir: this.dataDir }, 'daemon stopped');
   }

@@ -1,0 +1,379 @@
+// Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
+// converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
+
+import type { Placement, RestartPolicy, Service, ServiceSpec, Task, TaskSpec, UpdateConfig } from '@swarm/store';
+import { ApiError } from './errors.js';
+
+const NS_PER_MS = 1_000_000;
+
+/** Docker's ServiceSpec as `service create` sends it (the fields we implement; unknown ones are refused). */
+export interface ServiceSpecDocument {
+  Name?: string;
+  Labels?: Record<string, string>;
+  TaskTemplate: {
+    ContainerSpec: {
+      Image: string;
+      Command?: string[];
+      Args?: string[];
+      Env?: string[];
+      Dir?: string;
+      User?: string;
+      Labels?: Record<string, string>;
+      Hostname?: string;
+      StopSignal?: string;
+      /** Nanoseconds. */
+      StopGracePeriod?: number;
+    };
+    Resources?: { Limits?: ResourcesDocument; Reservations?: ResourcesDocument };
+    RestartPolicy?: { Condition?: 'none' | 'on-failure' | 'any'; Delay?: number; MaxAttempts?: number; Window?: number };
+    Placement?: { Constraints?: string[]; Preferences?: Array<{ Spread: { SpreadDescriptor: string } }>; MaxReplicas?: number };
+    ForceUpdate?: number;
+  };
+  Mode?: { Replicated?: { Replicas?: number }; Global?: Record<string, never> };
+  UpdateConfig?: UpdateConfigDocument;
+  RollbackConfig?: UpdateConfigDocument;
+}
+
+export interface ResourcesDocument {
+  NanoCPUs?: number;
+  MemoryBytes?: number;
+}
+
+export interface UpdateConfigDocument {
+  Parallelism?: number;
+  Delay?: number;
+  FailureAction?: 'pause' | 'continue' | 'rollback';
+  Monitor?: number;
+  MaxFailureRatio?: number;
+  Order?: 'stop-first' | 'start-first';
+}
+
+export interface ServiceDocument {
+  ID: string;
+  Version: { Index: number };
+  CreatedAt: string;
+  UpdatedAt: string;
+  Spec: Required<Pick<ServiceSpecDocument, 'Name' | 'Labels' | 'TaskTemplate' | 'Mode'>> & Pick<ServiceSpecDocument, 'UpdateConfig' | 'RollbackConfig'>;
+  PreviousSpec?: ServiceDocument['Spec'];
+  Endpoint: { Spec: { Mode: 'vip' | 'dnsrr' }; Ports?: Array<{ Protocol: string; TargetPort: number; PublishedPort: number; PublishMode: string }> };
+  /** With `?status=true`, as Docker: tasks running and desired. */
+  ServiceStatus?: { RunningTasks: number; DesiredTasks: number; CompletedTasks: number };
+}
+
+export interface TaskDocument {
+  ID: string;
+  Version: { Index: number };
+  CreatedAt: string;
+  UpdatedAt: string;
+  Labels: Record<string, string>;
+  Spec: ServiceSpecDocument['TaskTemplate'];
+  ServiceID: string;
+  /** Docker's task name: service.slot (replicated) or service.node-id (global). */
+  Name: string;
+  Slot?: number;
+  NodeID?: string;
+  Status: {
+    Timestamp: string;
+    State: string;
+    Message: string;
+    Err?: string;
+    ContainerStatus?: { ContainerID: string; PID: number; ExitCode: number };
+  };
+  DesiredState: string;
+}
+
+// ---------------------------------------------------------------- schema
+
+const stringMap = { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 4096 } } as const;
+const stringList = (maxItems: number) => ({ type: 'array', maxItems, items: { type: 'string', maxLength: 4096 } }) as const;
+const nonNegative = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+const resources = { type: 'object', additionalProperties: false, properties: { NanoCPUs: nonNegative, MemoryBytes: nonNegative } } as const;
+const updateConfig = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    Parallelism: nonNegative,
+    Delay: nonNegative,
+    FailureAction: { type: 'string', enum: ['pause', 'continue', 'rollback'] },
+    Monitor: nonNegative,
+    MaxFailureRatio: { type: 'number', minimum: 0, maximum: 1 },
+    Order: { type: 'string', enum: ['stop-first', 'start-first'] },
+  },
+} as const;
+
+/** Names as Docker takes them: letters, digits, '-', '_' and '.', starting with a letter or digit; at most 63. */
+export const SERVICE_NAME_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$';
+/** One service's replicas; a bound so that a typo (1e9) is an error rather than a billion tasks. */
+export const MAX_REPLICAS = 100_000;
+
+export const serviceSpecSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['TaskTemplate'],
+  properties: {
+    Name: { type: 'string', pattern: SERVICE_NAME_PATTERN },
+    Labels: stringMap,
+    TaskTemplate: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['ContainerSpec'],
+      properties: {
+        ContainerSpec: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['Image'],
+          properties: {
+            Image: { type: 'string', minLength: 1, maxLength: 1024 },
+            Command: stringList(1024),
+            Args: stringList(1024),
+            Env: { type: 'array', maxItems: 1024, items: { type: 'string', pattern: '^[^=]+=', maxLength: 65536 } },
+            Dir: { type: 'string', maxLength: 4096 },
+            User: { type: 'string', maxLength: 256 },
+            Labels: stringMap,
+            Hostname: { type: 'string', maxLength: 253 },
+            StopSignal: { type: 'string', pattern: '^(SIG)?[A-Z0-9]+$' },
+            StopGracePeriod: nonNegative,
+          },
+        },
+        Resources: { type: 'object', additionalProperties: false, properties: { Limits: resources, Reservations: resources } },
+        RestartPolicy: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            Condition: { type: 'string', enum: ['none', 'on-failure', 'any'] },
+            Delay: nonNegative,
+            MaxAttempts: nonNegative,
+            Window: nonNegative,
+          },
+        },
+        Placement: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            Constraints: stringList(64),
+            Preferences: {
+              type: 'array',
+              maxItems: 16,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['Spread'],
+                properties: { Spread: { type: 'object', additionalProperties: false, required: ['SpreadDescriptor'], properties: { SpreadDescriptor: { type: 'string', minLength: 1, maxLength: 1024 } } } },
+              },
+            },
+            MaxReplicas: nonNegative,
+          },
+        },
+        ForceUpdate: nonNegative,
+      },
+    },
+    Mode: {
+      type: 'object',
+      additionalProperties: false,
+      maxProperties: 1,
+      properties: {
+        Replicated: { type: 'object', additionalProperties: false, properties: { Replicas: { type: 'integer', minimum: 0, maximum: MAX_REPLICAS } } },
+        Global: { type: 'object', additionalProperties: false, maxProperties: 0 },
+      },
+    },
+    UpdateConfig: updateConfig,
+    RollbackConfig: updateConfig,
+  },
+} as const;
+
+// ---------------------------------------------------------------- conversion
+
+const ms = (ns: number | undefined, fallbackMs: number): number => (ns === undefined ? fallbackMs : Math.round(ns / NS_PER_MS));
+const ns = (valueMs: number): number => valueMs * NS_PER_MS;
+
+/** SwarmKit's defaults. */
+export function defaultUpdateConfig(): UpdateConfig {
+  return { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 5_000, maxFailureRatio: 0, order: 'stop-first' };
+}
+
+function toUpdateConfig(doc: UpdateConfigDocument | undefined): UpdateConfig {
+  const d = defaultUpdateConfig();
+  if (doc === undefined) return d;
+  return {
+    parallelism: doc.Parallelism ?? d.parallelism,
+    delayMs: ms(doc.Delay, d.delayMs),
+    failureAction: doc.FailureAction ?? d.failureAction,
+    monitorMs: ms(doc.Monitor, d.monitorMs),
+    maxFailureRatio: doc.MaxFailureRatio ?? d.maxFailureRatio,
+    order: doc.Order ?? d.order,
+  };
+}
+
+function fromUpdateConfig(c: UpdateConfig): UpdateConfigDocument {
+  return { Parallelism: c.parallelism, Delay: ns(c.delayMs), FailureAction: c.failureAction, Monitor: ns(c.monitorMs), MaxFailureRatio: c.maxFailureRatio, Order: c.order };
+}
+
+/**
+ * A checked Docker ServiceSpec -> the store's spec. `name` is the name to use when the spec has none (Docker
+ * generates one). Semantic checks the schema cannot express throw ApiError('invalid_argument') naming the field.
+ */
+export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSpec {
+  const t = doc.TaskTemplate;
+  const c = t.ContainerSpec;
+  if (doc.Mode?.Replicated !== undefined && doc.Mode.Global !== undefined) {
+    throw new ApiError('invalid_argument', 'Mode: give Replicated or Global, not both');
+  }
+  const restart: RestartPolicy = {
+    condition: t.RestartPolicy?.Condition ?? 'any',
+    delayMs: ms(t.RestartPolicy?.Delay, 5_000),
+    maxAttempts: t.RestartPolicy?.MaxAttempts ?? 0,
+    windowMs: ms(t.RestartPolicy?.Window, 0),
+  };
+  const placement: Placement = {
+    constraints: [...(t.Placement?.Constraints ?? [])],
+    preferences: (t.Placement?.Preferences ?? []).map((p) => ({ spread: p.Spread.SpreadDescriptor })),
+    maxReplicas: t.Placement?.MaxReplicas ?? 0,
+    platforms: [],
+  };
+  const taskTemplate: TaskSpec = {
+    containerSpec: {
+      image: c.Image,
+      command: [...(c.Command ?? [])],
+      args: [...(c.Args ?? [])],
+      env: [...(c.Env ?? [])],
+      user: c.User ?? '',
+      dir: c.Dir ?? '',
+      labels: { ...(c.Labels ?? {}) },
+      hostname: c.Hostname ?? '',
+      tty: false,
+      stopSignal: c.StopSignal ?? '',
+      stopGracePeriodMs: ms(c.StopGracePeriod, 10_000),
+      healthcheck: null,
+      secrets: [],
+      configs: [],
+      mounts: [],
+    },
+    resources: {
+      limits: { nanoCpus: t.Resources?.Limits?.NanoCPUs ?? 0, memoryBytes: t.Resources?.Limits?.MemoryBytes ?? 0 },
+      reservations: { nanoCpus: t.Resources?.Reservations?.NanoCPUs ?? 0, memoryBytes: t.Resources?.Reservations?.MemoryBytes ?? 0 },
+    },
+    restartPolicy: restart,
+    placement,
+    networks: [],
+    forceUpdate: t.ForceUpdate ?? 0,
+  };
+  return {
+    name: doc.Name ?? name,
+    labels: { ...(doc.Labels ?? {}) },
+    taskTemplate,
+    mode: doc.Mode?.Global !== undefined ? { global: {} } : { replicated: { replicas: doc.Mode?.Replicated?.Replicas ?? 1 } },
+    updateConfig: toUpdateConfig(doc.UpdateConfig),
+    rollbackConfig: toUpdateConfig(doc.RollbackConfig),
+    endpointSpec: { mode: 'vip', ports: [] },
+  };
+}
+
+function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] {
+  const c = t.containerSpec;
+  const container: ServiceSpecDocument['TaskTemplate']['ContainerSpec'] = { Image: c.image };
+  if (c.command.length > 0) container.Command = [...c.command];
+  if (c.args.length > 0) container.Args = [...c.args];
+  if (c.env.length > 0) container.Env = [...c.env];
+  if (c.dir !== '') container.Dir = c.dir;
+  if (c.user !== '') container.User = c.user;
+  if (Object.keys(c.labels).length > 0) container.Labels = { ...c.labels };
+  if (c.hostname !== '') container.Hostname = c.hostname;
+  if (c.stopSignal !== '') container.StopSignal = c.stopSignal;
+  container.StopGracePeriod = ns(c.stopGracePeriodMs);
+  return {
+    ContainerSpec: container,
+    Resources: {
+      Limits: { NanoCPUs: t.resources.limits.nanoCpus, MemoryBytes: t.resources.limits.memoryBytes },
+      Reservations: { NanoCPUs: t.resources.reservations.nanoCpus, MemoryBytes: t.resources.reservations.memoryBytes },
+    },
+    RestartPolicy: {
+      Condition: t.restartPolicy.condition,
+      Delay: ns(t.restartPolicy.delayMs),
+      MaxAttempts: t.restartPolicy.maxAttempts,
+      Window: ns(t.restartPolicy.windowMs),
+    },
+    Placement: {
+      Constraints: [...t.placement.constraints],
+      Preferences: t.placement.preferences.map((p) => ({ Spread: { SpreadDescriptor: p.spread } })),
+      MaxReplicas: t.placement.maxReplicas,
+    },
+    ForceUpdate: t.forceUpdate,
+  };
+}
+
+function specDocument(s: ServiceSpec): ServiceDocument['Spec'] {
+  const spec: ServiceDocument['Spec'] = {
+    Name: s.name,
+    Labels: { ...s.labels },
+    TaskTemplate: taskTemplateDocument(s.taskTemplate),
+    Mode: s.mode.global !== undefined ? { Global: {} } : { Replicated: { Replicas: s.mode.replicated.replicas } },
+  };
+  if (s.updateConfig !== null) spec.UpdateConfig = fromUpdateConfig(s.updateConfig);
+  if (s.rollbackConfig !== null) spec.RollbackConfig = fromUpdateConfig(s.rollbackConfig);
+  return spec;
+}
+
+const time = (valueMs: number): string => new Date(valueMs).toISOString();
+
+export function serviceDocument(service: Service, status?: ServiceDocument['ServiceStatus']): ServiceDocument {
+  const doc: ServiceDocument = {
+    ID: service.id,
+    Version: { Index: service.meta.version.index },
+    CreatedAt: time(service.meta.createdAtMs),
+    UpdatedAt: time(service.meta.updatedAtMs),
+    Spec: specDocument(service.spec),
+    Endpoint: { Spec: { Mode: service.endpoint.spec.mode } },
+  };
+  if (service.previousSpec !== null) doc.PreviousSpec = specDocument(service.previousSpec);
+  if (service.endpoint.ports.length > 0) {
+    doc.Endpoint.Ports = service.endpoint.ports.map((p) => ({ Protocol: p.protocol, TargetPort: p.targetPort, PublishedPort: p.publishedPort, PublishMode: p.publishMode }));
+  }
+  if (status !== undefined) doc.ServiceStatus = status;
+  return doc;
+}
+
+export function taskDocument(task: Task): TaskDocument {
+  const doc: TaskDocument = {
+    ID: task.id,
+    Version: { Index: task.meta.version.index },
+    CreatedAt: time(task.meta.createdAtMs),
+    UpdatedAt: time(task.meta.updatedAtMs),
+    Labels: {},
+    Spec: taskTemplateDocument(task.spec),
+    ServiceID: task.serviceId,
+    Name: task.slot > 0 ? `${task.serviceName}.${task.slot}` : `${task.serviceName}.${task.nodeId}`,
+    Status: {
+      Timestamp: time(task.status.timestampMs),
+      State: task.status.state,
+      Message: task.status.message,
+    },
+    DesiredState: task.desiredState,
+  };
+  if (task.slot > 0) doc.Slot = task.slot;
+  if (task.nodeId !== '') doc.NodeID = task.nodeId;
+  if (task.status.err !== '') doc.Status.Err = task.status.err;
+  const cs = task.status.containerStatus;
+  if (cs !== null) doc.Status.ContainerStatus = { ContainerID: cs.containerId, PID: cs.pid, ExitCode: cs.exitCode };
+  return doc;
+}
+
+/** Docker's resolution for services: an exact id, then an exact name, then a unique id prefix. */
+export function resolveService(services: readonly Service[], ref: string): Service {
+  if (ref === '') throw new ApiError('invalid_argument', 'a service id, id prefix or name is needed');
+  const exact = services.find((s) => s.id === ref) ?? services.find((s) => s.spec.name === ref);
+  if (exact !== undefined) return exact;
+  const prefixed = services.filter((s) => s.id.startsWith(ref));
+  if (prefixed.length === 1 && prefixed[0] !== undefined) return prefixed[0];
+  if (prefixed.length > 1) throw new ApiError('ambiguous', `service id prefix ${ref} matches ${prefixed.length} services: give more characters`);
+  throw new ApiError('not_found', `service ${ref} not found`);
+}
+
+/** Running and desired task counts of a service (its tasks given), as `service ls` shows them. */
+export function serviceStatus(service: Service, tasks: readonly Task[]): NonNullable<ServiceDocument['ServiceStatus']> {
+  const own = tasks.filter((t) => t.serviceId === service.id);
+  const running = own.filter((t) => t.status.state === 'running' && t.desiredState === 'running').length;
+  const completed = own.filter((t) => t.status.state === 'complete').length;
+  // A global service wants one task per eligible node: the orchestrator's running-desired tasks say how many.
+  const desired = service.spec.mode.global !== undefined ? own.filter((t) => t.desiredState === 'running').length : service.spec.mode.replicated.replicas;
+  return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: completed };
+}

@@ -1,0 +1,85 @@
+// Docker's ServiceSpec <-> the store's: defaults as SwarmKit's, nanoseconds <-> ms, and the documents that
+// `service ls|ps|inspect` print, including the task name and the running/desired counts.
+
+import test from 'ava';
+import type { Service, Task } from '@swarm/store';
+import { resolveService, serviceDocument, serviceStatus, taskDocument, toServiceSpec } from '../src/services.js';
+import { ApiError } from '../src/errors.js';
+
+const meta = { version: { index: 7 }, createdAtMs: 0, updatedAtMs: 1_000 };
+
+test('toServiceSpec fills SwarmKit defaults and converts durations from nanoseconds', (t) => {
+  const spec = toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'busybox', Args: ['sleep', '1'] } } }, 'gen-name');
+  t.is(spec.name, 'gen-name');
+  t.deepEqual(spec.mode, { replicated: { replicas: 1 } });
+  t.deepEqual(spec.taskTemplate.restartPolicy, { condition: 'any', delayMs: 5_000, maxAttempts: 0, windowMs: 0 });
+  t.is(spec.taskTemplate.containerSpec.stopGracePeriodMs, 10_000);
+  t.deepEqual(spec.updateConfig, { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 5_000, maxFailureRatio: 0, order: 'stop-first' });
+
+  const global = toServiceSpec(
+    {
+      Name: 'agent',
+      Mode: { Global: {} },
+      TaskTemplate: {
+        ContainerSpec: { Image: 'x', StopGracePeriod: 3_000_000_000 },
+        RestartPolicy: { Condition: 'on-failure', Delay: 250_000_000, MaxAttempts: 3, Window: 60_000_000_000 },
+        Placement: { Constraints: ['node.role==worker'], Preferences: [{ Spread: { SpreadDescriptor: 'node.labels.zone' } }] },
+        Resources: { Reservations: { MemoryBytes: 64 * 1024 * 1024 } },
+      },
+    },
+    'unused',
+  );
+  t.is(global.name, 'agent');
+  t.deepEqual(global.mode, { global: {} });
+  t.deepEqual(global.taskTemplate.restartPolicy, { condition: 'on-failure', delayMs: 250, maxAttempts: 3, windowMs: 60_000 });
+  t.is(global.taskTemplate.containerSpec.stopGracePeriodMs, 3_000);
+  t.deepEqual(global.taskTemplate.placement.preferences, [{ spread: 'node.labels.zone' }]);
+  t.is(global.taskTemplate.resources.reservations.memoryBytes, 64 * 1024 * 1024);
+  const both = t.throws(() => toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x' } }, Mode: { Replicated: {}, Global: {} } }, 'n'), { instanceOf: ApiError });
+  t.regex(both?.message ?? '', /Mode: give Replicated or Global, not both/);
+});
+
+function service(id: string, name: string, replicas: number): Service {
+  const spec = toServiceSpec({ Name: name, TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep'], Args: ['60'] } }, Mode: { Replicated: { Replicas: replicas } } }, name);
+  return { id, meta, spec, previousSpec: null, specVersion: { index: 7 }, endpoint: { spec: spec.endpointSpec, ports: [], virtualIps: [] }, updateStatus: null };
+}
+
+function task(s: Service, slot: number, state: Task['status']['state'], desired: Task['desiredState']): Task {
+  return {
+    id: `${s.id}-t${slot}-${state}`,
+    meta,
+    serviceId: s.id,
+    slot,
+    nodeId: 'node1',
+    spec: s.spec.taskTemplate,
+    specVersion: s.specVersion,
+    serviceName: s.spec.name,
+    desiredState: desired,
+    status: { state, timestampMs: 2_000, message: state, err: state === 'failed' ? 'task: non-zero exit (3)' : '', containerStatus: null, portStatus: [] },
+    networksAttachments: [],
+    endpoint: null,
+  };
+}
+
+test('service and task documents: Docker field names, nanoseconds, the task name, and running/desired counts', (t) => {
+  const web = service('abc123', 'web', 3);
+  const tasks = [task(web, 1, 'running', 'running'), task(web, 2, 'failed', 'shutdown'), task(web, 2, 'starting', 'running')];
+  const doc = serviceDocument(web, serviceStatus(web, tasks));
+  t.is(doc.Spec.Name, 'web');
+  t.deepEqual(doc.Spec.Mode, { Replicated: { Replicas: 3 } });
+  t.deepEqual(doc.Spec.TaskTemplate.ContainerSpec, { Image: 'busybox', Command: ['sleep'], Args: ['60'], StopGracePeriod: 10_000_000_000 });
+  t.deepEqual(doc.ServiceStatus, { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 0 });
+  const failed = taskDocument(tasks[1] as Task);
+  t.is(failed.Name, 'web.2');
+  t.is(failed.Status.Err, 'task: non-zero exit (3)');
+  t.is(failed.DesiredState, 'shutdown');
+  t.is(failed.NodeID, 'node1');
+});
+
+test('resolveService: exact id, then name, then a unique id prefix; ambiguous and unknown are errors', (t) => {
+  const all = [service('abc123', 'web', 1), service('abd456', 'api', 1)];
+  t.is(resolveService(all, 'api').id, 'abd456');
+  t.is(resolveService(all, 'abc').id, 'abc123');
+  t.is(t.throws(() => resolveService(all, 'ab'), { instanceOf: ApiError })?.code, 'ambiguous');
+  t.is(t.throws(() => resolveService(all, 'db'), { instanceOf: ApiError })?.message, 'service db not found');
+});

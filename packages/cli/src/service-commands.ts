@@ -1,0 +1,389 @@
+// `swarm service create|ls|ps|inspect|scale|rm`: Docker's flags turned into a ServiceSpec, Docker's tables and
+// `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
+
+import type { Command } from 'commander';
+import { ApiError, type ApiClient, type ServiceDocument, type ServiceSpecDocument, type TaskDocument } from '@swarm/api/client';
+import { clientFor, CliError, parseFormat } from './context.js';
+import { capitalize, jsonLines, table, writeOut } from './output.js';
+
+/** How long `create`/`scale` wait for convergence before giving up (the service stays; only the wait ends). */
+const CONVERGE_TIMEOUT_MS = 120_000;
+const CONVERGE_POLL_MS = 250;
+
+// ---------------------------------------------------------------- flag parsing
+
+/** Go durations as Docker takes them: "10s", "1m30s", "500ms", "2h"; returns nanoseconds. */
+export function parseDuration(value: string, flag: string): number {
+  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(value); m !== null; m = re.exec(value)) {
+    total += Number(m[1]) * (units[m[2] ?? ''] ?? 0);
+    matched = re.lastIndex;
+  }
+  if (value === '0') return 0;
+  if (matched !== value.length || value.length === 0) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: a duration like 10s, 1m30s or 500ms`);
+  return Math.round(total);
+}
+
+/** Docker's RAMInBytes: "64M", "1g", "512k", "1024" (bytes); binary multiples. */
+export function parseBytes(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(value.trim());
+  if (m === null) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: a size like 64M or 1G`);
+  const power = { '': 0, k: 1, m: 2, g: 3, t: 4 }[(m[2] ?? '').toLowerCase()] ?? 0;
+  return Math.round(Number(m[1]) * 1024 ** power);
+}
+
+/** CPUs as a decimal ("0.5", "2") -> nano CPUs. */
+export function parseCpus(value: string, flag: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: a number of CPUs like 0.5 or 2`);
+  return Math.round(Number(value) * 1e9);
+}
+
+function parseKeyValues(items: readonly string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (key === '') throw new CliError(`invalid ${flag} ${JSON.stringify(item)}: use key=value`);
+    out[key] = eq < 0 ? '' : item.slice(eq + 1);
+  }
+  return out;
+}
+
+export interface CreateFlags {
+  name?: string;
+  replicas?: string;
+  mode?: string;
+  constraint: string[];
+  placementPref: string[];
+  reserveCpu?: string;
+  reserveMemory?: string;
+  limitCpu?: string;
+  limitMemory?: string;
+  restartCondition?: string;
+  restartDelay?: string;
+  restartMaxAttempts?: string;
+  restartWindow?: string;
+  env: string[];
+  label: string[];
+  containerLabel: string[];
+  workdir?: string;
+  user?: string;
+  stopGracePeriod?: string;
+  stopSignal?: string;
+}
+
+/** `service create` flags and IMAGE [COMMAND [ARG...]] as Docker's ServiceSpec (COMMAND and ARGs go to Args, as Docker). */
+export function specFromFlags(image: string, args: readonly string[], f: CreateFlags): ServiceSpecDocument {
+  const mode = f.mode ?? 'replicated';
+  if (mode !== 'replicated' && mode !== 'global') throw new CliError(`invalid --mode ${JSON.stringify(mode)}: use replicated or global`);
+  if (mode === 'global' && f.replicas !== undefined) throw new CliError('--replicas can only be used with replicated mode');
+  let replicas = 1;
+  if (f.replicas !== undefined) {
+    if (!/^\d+$/.test(f.replicas)) throw new CliError(`invalid --replicas ${JSON.stringify(f.replicas)}: a whole number`);
+    replicas = Number(f.replicas);
+  }
+  const spec: ServiceSpecDocument = {
+    TaskTemplate: { ContainerSpec: { Image: image } },
+    Mode: mode === 'global' ? { Global: {} } : { Replicated: { Replicas: replicas } },
+  };
+  const c = spec.TaskTemplate.ContainerSpec;
+  if (f.name !== undefined) spec.Name = f.name;
+  if (f.label.length > 0) spec.Labels = parseKeyValues(f.label, '--label');
+  if (args.length > 0) c.Args = [...args];
+  for (const e of f.env) if (!e.includes('=') || e.startsWith('=')) throw new CliError(`invalid --env ${JSON.stringify(e)}: use KEY=value`);
+  if (f.env.length > 0) c.Env = [...f.env];
+  if (f.containerLabel.length > 0) c.Labels = parseKeyValues(f.containerLabel, '--container-label');
+  if (f.workdir !== undefined) c.Dir = f.workdir;
+  if (f.user !== undefined) c.User = f.user;
+  if (f.stopSignal !== undefined) c.StopSignal = f.stopSignal;
+  if (f.stopGracePeriod !== undefined) c.StopGracePeriod = parseDuration(f.stopGracePeriod, '--stop-grace-period');
+  const limits = { ...(f.limitCpu === undefined ? {} : { NanoCPUs: parseCpus(f.limitCpu, '--limit-cpu') }), ...(f.limitMemory === undefined ? {} : { MemoryBytes: parseBytes(f.limitMemory, '--limit-memory') }) };
+  const reservations = {
+    ...(f.reserveCpu === undefined ? {} : { NanoCPUs: parseCpus(f.reserveCpu, '--reserve-cpu') }),
+    ...(f.reserveMemory === undefined ? {} : { MemoryBytes: parseBytes(f.reserveMemory, '--reserve-memory') }),
+  };
+  if (Object.keys(limits).length > 0 || Object.keys(reservations).length > 0) spec.TaskTemplate.Resources = { Limits: limits, Reservations: reservations };
+  const restart: NonNullable<ServiceSpecDocument['TaskTemplate']['RestartPolicy']> = {};
+  if (f.restartCondition !== undefined) {
+    if (f.restartCondition !== 'none' && f.restartCondition !== 'on-failure' && f.restartCondition !== 'any') {
+      throw new CliError(`invalid --restart-condition ${JSON.stringify(f.restartCondition)}: use none, on-failure or any`);
+    }
+    restart.Condition = f.restartCondition;
+  }
+  if (f.restartDelay !== undefined) restart.Delay = parseDuration(f.restartDelay, '--restart-delay');
+  if (f.restartWindow !== undefined) restart.Window = parseDuration(f.restartWindow, '--restart-window');
+  if (f.restartMaxAttempts !== undefined) {
+    if (!/^\d+$/.test(f.restartMaxAttempts)) throw new CliError(`invalid --restart-max-attempts ${JSON.stringify(f.restartMaxAttempts)}: a whole number`);
+    restart.MaxAttempts = Number(f.restartMaxAttempts);
+  }
+  if (Object.keys(restart).length > 0) spec.TaskTemplate.RestartPolicy = restart;
+  const preferences = f.placementPref.map((p) => {
+    const m = /^spread=(.+)$/.exec(p);
+    if (m === null || m[1] === undefined) throw new CliError(`invalid --placement-pref ${JSON.stringify(p)}: use spread=node.labels.KEY`);
+    return { Spread: { SpreadDescriptor: m[1] } };
+  });
+  if (f.constraint.length > 0 || preferences.length > 0) {
+    spec.TaskTemplate.Placement = { ...(f.constraint.length > 0 ? { Constraints: [...f.constraint] } : {}), ...(preferences.length > 0 ? { Preferences: preferences } : {}) };
+  }
+  return spec;
+}
+
+// ---------------------------------------------------------------- rendering
+
+export interface ServiceRow {
+  ID: string;
+  Name: string;
+  Mode: string;
+  Replicas: string;
+  Image: string;
+  Ports: string;
+}
+
+export function serviceRow(s: ServiceDocument): ServiceRow {
+  const global = s.Spec.Mode.Global !== undefined;
+  const status = s.ServiceStatus;
+  return {
+    ID: s.ID.slice(0, 12),
+    Name: s.Spec.Name,
+    Mode: global ? 'global' : 'replicated',
+    Replicas: status === undefined ? '' : `${status.RunningTasks}/${status.DesiredTasks}`,
+    Image: s.Spec.TaskTemplate.ContainerSpec.Image,
+    Ports: (s.Endpoint.Ports ?? []).map((p) => `*:${p.PublishedPort}->${p.TargetPort}/${p.Protocol}`).join(', '),
+  };
+}
+
+export interface TaskRow {
+  ID: string;
+  Name: string;
+  Image: string;
+  Node: string;
+  DesiredState: string;
+  CurrentState: string;
+  Error: string;
+  Ports: string;
+}
+
+/** Docker's "Running 5 seconds ago". */
+export function ago(timestamp: string, nowMs: number): string {
+  const seconds = Math.max(0, Math.round((nowMs - Date.parse(timestamp)) / 1000));
+  if (seconds < 1) return 'Less than a second ago';
+  if (seconds < 60) return `${seconds} second${seconds === 1 ? '' : 's'} ago`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} minute${minutes === 1 ? '' : 's'} ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours} hour${hours === 1 ? '' : 's'} ago`;
+  return `${Math.round(hours / 24)} days ago`;
+}
+
+export function taskRows(tasks: readonly TaskDocument[], hostnames: ReadonlyMap<string, string>, nowMs: number): TaskRow[] {
+  let previousName = '';
+  return tasks.map((t) => {
+    // Docker indents older tasks of the same slot under the newest: "\_ web.1".
+    const name = t.Name === previousName ? ` \\_ ${t.Name}` : t.Name;
+    previousName = t.Name;
+    return {
+      ID: t.ID.slice(0, 12),
+      Name: name,
+      Image: t.Spec.ContainerSpec.Image,
+      Node: t.NodeID === undefined ? '' : (hostnames.get(t.NodeID) ?? t.NodeID),
+      DesiredState: capitalize(t.DesiredState),
+      CurrentState: `${capitalize(t.Status.State)} ${ago(t.Status.Timestamp, nowMs)}`,
+      Error: t.Status.Err === undefined ? '' : `"${t.Status.Err}"`,
+      Ports: '',
+    };
+  });
+}
+
+// ---------------------------------------------------------------- convergence
+
+/**
+ * Waits until the service runs what it wants, printing a line whenever the count changes (Docker draws bars on a
+ * terminal; lines work everywhere). A task that fails is shown with its error, and the wait goes on: the
+ * orchestrator replaces it. Throws CliError at the deadline.
+ */
+async function waitConverged(client: ApiClient, ref: string, timeoutMs = CONVERGE_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  const seenErrors = new Set<string>();
+  for (;;) {
+    const service = await client.inspectService(ref, true);
+    const status = service.ServiceStatus;
+    const tasks = await client.listTasks({ service: service.ID });
+    for (const t of tasks) {
+      if (t.Status.Err !== undefined && !seenErrors.has(t.ID)) {
+        seenErrors.add(t.ID);
+        writeOut(`${t.Name}: ${t.Status.State}: ${t.Status.Err}`);
+      }
+    }
+    if (status !== undefined) {
+      const line = `overall progress: ${status.RunningTasks} out of ${status.DesiredTasks} tasks`;
+      if (line !== last) writeOut(line);
+      last = line;
+      const live = tasks.filter((t) => t.DesiredState === 'running').length;
+      if (status.RunningTasks === status.DesiredTasks && live === status.DesiredTasks) {
+        writeOut('verify: Service converged');
+        return;
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new CliError(`service ${ref} did not converge within ${Math.round(timeoutMs / 1000)} s; see \`swarm service ps ${ref}\` (it keeps trying)`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, CONVERGE_POLL_MS));
+  }
+}
+
+// ---------------------------------------------------------------- commands
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function registerServiceCommands(program: Command): void {
+  const service = program.command('service').description('manage services');
+
+  service
+    .command('create')
+    .description('create a service')
+    .argument('<image>', 'the image to run')
+    .argument('[command...]', 'the command and its arguments')
+    .option('--name <name>', 'service name')
+    .option('--replicas <n>', 'number of tasks (replicated mode)')
+    .option('--mode <mode>', 'replicated (default) or global')
+    .option('--constraint <expr>', 'placement constraint, e.g. node.role==worker (repeatable)', collect, [])
+    .option('--placement-pref <pref>', 'placement preference, e.g. spread=node.labels.zone (repeatable)', collect, [])
+    .option('--reserve-cpu <cpus>', 'CPUs reserved for each task')
+    .option('--reserve-memory <bytes>', 'memory reserved for each task (e.g. 64M)')
+    .option('--limit-cpu <cpus>', 'CPU limit of each task')
+    .option('--limit-memory <bytes>', 'memory limit of each task')
+    .option('--restart-condition <c>', 'none, on-failure or any (default any)')
+    .option('--restart-delay <duration>', 'delay between restart attempts (default 5s)')
+    .option('--restart-max-attempts <n>', 'maximum restarts before giving up (default unlimited)')
+    .option('--restart-window <duration>', 'window used to evaluate the restart policy')
+    .option('-e, --env <KEY=value>', 'environment variable (repeatable)', collect, [])
+    .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
+    .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user>', 'user to run as')
+    .option('--stop-grace-period <duration>', 'time to wait before killing a task (default 10s)')
+    .option('--stop-signal <signal>', 'signal to stop a task')
+    .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
+    .action(async (image: string, args: string[], opts: CreateFlags & { detach?: boolean }, command: Command) => {
+      const client = clientFor(command);
+      const { ID } = await client.createService(specFromFlags(image, args, opts));
+      writeOut(ID);
+      if (opts.detach !== true) await waitConverged(client, ID);
+    });
+
+  service
+    .command('ls')
+    .alias('list')
+    .description('list services')
+    .option('--format <format>', 'table (default) or json (one object per line)')
+    .option('-q, --quiet', 'print IDs only')
+    .action(async (opts: { format?: string; quiet?: boolean }, command: Command) => {
+      const format = parseFormat(opts.format);
+      const rows = (await clientFor(command).listServices(true)).map(serviceRow);
+      if (opts.quiet === true) writeOut(rows.map((r) => r.ID).join('\n'));
+      else if (format === 'json') writeOut(jsonLines(rows));
+      else writeOut(table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], rows.map((r) => [r.ID, r.Name, r.Mode, r.Replicas, r.Image, r.Ports])));
+    });
+
+  service
+    .command('ps')
+    .description('list the tasks of services')
+    .argument('<service...>', 'service names or ids')
+    .option('--format <format>', 'table (default) or json (one object per line)')
+    .option('-q, --quiet', 'print task IDs only')
+    .action(async (refs: string[], opts: { format?: string; quiet?: boolean }, command: Command) => {
+      const format = parseFormat(opts.format);
+      const client = clientFor(command);
+      const hostnames = new Map((await client.listNodes()).map((n) => [n.ID, n.Description.Hostname]));
+      const rows: TaskRow[] = [];
+      for (const ref of refs) rows.push(...taskRows(await client.listTasks({ service: ref }), hostnames, Date.now()));
+      if (opts.quiet === true) writeOut(rows.map((r) => r.ID).join('\n'));
+      else if (format === 'json') writeOut(jsonLines(rows));
+      else {
+        writeOut(
+          table(
+            ['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR', 'PORTS'],
+            rows.map((r) => [r.ID, r.Name, r.Image, r.Node, r.DesiredState, r.CurrentState, r.Error, r.Ports]),
+          ),
+        );
+      }
+    });
+
+  service
+    .command('inspect')
+    .description('show services in detail (Docker\'s JSON shape)')
+    .argument('<service...>', 'service names or ids')
+    .action(async (refs: string[], _opts: unknown, command: Command) => {
+      const client = clientFor(command);
+      const found: ServiceDocument[] = [];
+      const errors: string[] = [];
+      for (const ref of refs) {
+        try {
+          found.push(await client.inspectService(ref));
+        } catch (err) {
+          if (!(err instanceof ApiError) || (err.code !== 'not_found' && err.code !== 'ambiguous')) throw err;
+          errors.push(err.message);
+        }
+      }
+      if (found.length > 0) writeOut(JSON.stringify(found, null, 4));
+      if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
+    });
+
+  service
+    .command('scale')
+    .description('set the number of replicas: scale web=5 api=2')
+    .argument('<service=replicas...>', 'one or more SERVICE=REPLICAS')
+    .option('-d, --detach', 'exit at once instead of waiting for the services to converge')
+    .action(async (pairs: string[], opts: { detach?: boolean }, command: Command) => {
+      const client = clientFor(command);
+      const targets = pairs.map((p) => {
+        const m = /^([^=]+)=(\d+)$/.exec(p);
+        if (m === null || m[1] === undefined || m[2] === undefined) throw new CliError(`invalid scale specifier ${JSON.stringify(p)}: use SERVICE=REPLICAS`);
+        return { ref: m[1], replicas: Number(m[2]) };
+      });
+      const errors: string[] = [];
+      const scaled: string[] = [];
+      for (const { ref, replicas } of targets) {
+        try {
+          const s = await client.inspectService(ref);
+          if (s.Spec.Mode.Replicated === undefined) throw new CliError(`${ref}: scale can only be used with replicated mode`);
+          const spec: ServiceSpecDocument = { ...s.Spec, Mode: { Replicated: { Replicas: replicas } } };
+          await client.updateService(s.ID, spec, s.Version.Index);
+          writeOut(`${ref} scaled to ${replicas}`);
+          scaled.push(s.ID);
+        } catch (err) {
+          if (!(err instanceof ApiError) && !(err instanceof CliError)) throw err;
+          errors.push(err.message);
+        }
+      }
+      if (opts.detach !== true) for (const id of scaled) await waitConverged(client, id);
+      if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
+    });
+
+  service
+    .command('rm')
+    .alias('remove')
+    .description('remove services (their tasks are stopped)')
+    .argument('<service...>', 'service names or ids')
+    .action(async (refs: string[], _opts: unknown, command: Command) => {
+      const client = clientFor(command);
+      const errors: string[] = [];
+      for (const ref of refs) {
+        try {
+          await client.removeService(ref);
+          writeOut(ref);
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          errors.push(err.message);
+        }
+      }
+      if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
+    });
+}
+

@@ -1,0 +1,295 @@
+// The dispatcher, manager side: agents open a session over libp2p (/swarm/dispatcher/1.0.0); the leader pushes each
+// node its full assignment set whenever it changes and writes the task status the agents report into Raft, in batches.
+
+import type { GossipHost, Stream } from '@swarm/gossip';
+import { canTransitionTask, isTaskState, isTerminalTaskState, type Op, type Store, type Task, type TaskStatus } from '@swarm/store';
+import type { Logger } from '@swarm/wire';
+import { encodeFrame, FrameReader } from 'raft-consensus-ts';
+import { assert } from './errors.js';
+
+export const DISPATCHER_PROTOCOL = '/swarm/dispatcher/1.0.0';
+/** A full assignment set of a busy node is a few MiB at most. */
+export const MAX_DISPATCH_FRAME_BYTES = 32 * 1024 * 1024;
+const MAX_SESSIONS = 4_096;
+/** Status updates per Raft transaction, and how long updates wait to be batched. */
+const MAX_UPDATES_PER_BATCH = 1_024;
+const BATCH_DELAY_MS = 20;
+/** Updates waiting for Raft beyond this are dropped (the agent re-sends all its statuses on its next session). */
+const MAX_PENDING_UPDATES = 100_000;
+const MAX_BATCH_RETRIES = 5;
+
+export interface TaskStatusUpdate {
+  taskId: string;
+  status: TaskStatus;
+}
+
+/** Agent -> manager. */
+export type AgentMessage = { type: 'hello'; nodeId: string; statuses: TaskStatusUpdate[] } | { type: 'status'; updates: TaskStatusUpdate[] };
+
+/** Manager -> agent. redirect: this manager does not lead; `leader` is the leader's multiaddr if known. */
+export type DispatcherMessage = { type: 'redirect'; leader: string | null } | { type: 'assignments'; tasks: Task[] };
+
+/**
+ * What a node must know about: its tasks that should run, and those still alive that must stop. Tasks that are
+ * terminal and meant to stay so are left out (nothing to do), so the set stays small on long-lived nodes.
+ */
+export function assignmentsFor(store: Store, nodeId: string): Task[] {
+  return store
+    .view((tx) => tx.tasksByNode(nodeId))
+    .filter((t) => !(isTerminalTaskState(t.status.state) && isTerminalTaskState(t.desiredState)))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** A cheap fingerprint of an assignment set: it changes when any task in it is written. */
+export function assignmentsSignature(tasks: readonly Task[]): string {
+  return tasks.map((t) => `${t.id}@${t.meta.version.index}`).join(',');
+}
+
+/** Status updates from `nodeId` as store writes: only its own tasks, never backwards, only real changes. */
+export function statusOps(store: Store, nodeId: string, updates: readonly TaskStatusUpdate[]): Op[] {
+  const latest = new Map<string, TaskStatusUpdate>();
+  for (const u of updates) latest.set(u.taskId, u); // the last report of a task wins within a batch
+  const ops: Op[] = [];
+  store.view((tx) => {
+    for (const u of latest.values()) {
+      const task = tx.get('task', u.taskId);
+      if (task === undefined || task.nodeId !== nodeId) continue;
+      if (!canTransitionTask(task.status.state, u.status.state)) continue;
+      if (task.status.state === u.status.state && task.status.message === u.status.message && task.status.err === u.status.err) continue;
+      ops.push({ op: 'update', kind: 'task', object: { ...task, status: u.status } });
+    }
+  });
+  return ops;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Shape checks of what an agent sends; a malformed update is dropped, not trusted. */
+export function parseUpdates(value: unknown): TaskStatusUpdate[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter((u): u is TaskStatusUpdate => {
+    if (!isRecord(u) || typeof u['taskId'] !== 'string' || !isRecord(u['status'])) return false;
+    const s = u['status'];
+    return isTaskState(s['state']) && typeof s['timestampMs'] === 'number' && typeof s['message'] === 'string' && typeof s['err'] === 'string';
+  });
+}
+
+export interface DispatcherDeps {
+  host: GossipHost;
+  store: Store;
+  isLeader(): boolean;
+  /** The leader's multiaddr, for redirects (null while unknown). */
+  leaderAddress(): string | null;
+  /** The node id a libp2p peer is, by the store (its engine label), or null. */
+  nodeOfPeer(peer: string): string | null;
+  propose(ops: Op[]): Promise<number>;
+  logger: Logger;
+}
+
+interface Session {
+  nodeId: string;
+  signature: string;
+  deliver(message: DispatcherMessage): void;
+  close(): void;
+}
+
+/** An agent on the leader itself talks to the dispatcher in process (libp2p does not dial itself). */
+export interface LocalSession {
+  report(updates: TaskStatusUpdate[]): void;
+  detach(): void;
+}
+
+export class Dispatcher {
+  private readonly sessions = new Set<Session>();
+  private pending: Array<{ nodeId: string; updates: TaskStatusUpdate[] }> = [];
+  private pendingCount = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing = false;
+  private stopped = false;
+
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  async start(): Promise<void> {
+    await this.deps.host.handle(DISPATCHER_PROTOCOL, (stream, remote) => this.serve(stream, remote), MAX_SESSIONS);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    for (const s of this.sessions) s.close();
+    this.sessions.clear();
+    await this.deps.host.unhandle(DISPATCHER_PROTOCOL).catch(() => undefined);
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Called after every store change (and periodically): pushes changed assignment sets; drops sessions off-lead. */
+  sync(): void {
+    if (this.stopped) return;
+    if (!this.deps.isLeader()) {
+      for (const s of this.sessions) {
+        s.deliver({ type: 'redirect', leader: this.deps.leaderAddress() });
+        s.close();
+      }
+      this.sessions.clear();
+      return;
+    }
+    for (const s of this.sessions) this.push(s);
+  }
+
+  /** The leader's own agent. `onClosed` runs when the session ends (this node stopped leading, or stop()). */
+  attachLocal(nodeId: string, agent: { setAssignments(tasks: Task[]): void; statuses(): TaskStatusUpdate[] }, onClosed: () => void): LocalSession {
+    let open = true;
+    const session: Session = {
+      nodeId,
+      signature: '',
+      deliver: (m) => {
+        if (open && m.type === 'assignments') agent.setAssignments(m.tasks);
+      },
+      close: () => {
+        if (!open) return;
+        open = false;
+        onClosed();
+      },
+    };
+    this.sessions.add(session);
+    this.enqueue(nodeId, agent.statuses());
+    this.push(session);
+    return {
+      report: (updates) => {
+        if (open) this.enqueue(nodeId, updates);
+      },
+      detach: () => {
+        this.sessions.delete(session);
+        session.close();
+      },
+    };
+  }
+
+  private push(s: Session): void {
+    const tasks = assignmentsFor(this.deps.store, s.nodeId);
+    const signature = assignmentsSignature(tasks);
+    if (signature === s.signature) return;
+    s.signature = signature;
+    s.deliver({ type: 'assignments', tasks });
+  }
+
+  private streamSession(nodeId: string, stream: Stream): Session {
+    const session: Session = {
+      nodeId,
+      signature: '',
+      deliver: (message) => {
+        try {
+          stream.send(encodeFrame(message, MAX_DISPATCH_FRAME_BYTES));
+        } catch (err) {
+          this.deps.logger.debug({ err: (err as Error).message }, 'a dispatcher session write failed');
+          this.sessions.delete(session);
+          stream.abort(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+      close: () => void stream.close().catch(() => undefined),
+    };
+    return session;
+  }
+
+  private redirect(stream: Stream): void {
+    try {
+      stream.send(encodeFrame({ type: 'redirect', leader: this.deps.leaderAddress() } satisfies DispatcherMessage, MAX_DISPATCH_FRAME_BYTES));
+    } catch {
+      // the agent tries another manager anyway
+    }
+    void stream.close().catch(() => undefined);
+  }
+
+  private async serve(stream: Stream, remote: string): Promise<void> {
+    const reader = new FrameReader(MAX_DISPATCH_FRAME_BYTES);
+    let session: Session | null = null;
+    try {
+      for await (const chunk of stream) {
+        const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray();
+        for (const message of reader.push(Buffer.from(bytes))) {
+          if (!isRecord(message)) continue;
+          if (session === null) {
+            if (message['type'] !== 'hello' || typeof message['nodeId'] !== 'string') return;
+            if (!this.deps.isLeader()) {
+              this.redirect(stream);
+              return;
+            }
+            const nodeId = message['nodeId'];
+            // The pnet key admits cluster members only; a session must also come from that node's own peer id.
+            if (this.deps.nodeOfPeer(remote) !== nodeId) {
+              this.deps.logger.warn({ remote, nodeId }, 'a dispatcher session for another node refused');
+              return;
+            }
+            session = this.streamSession(nodeId, stream);
+            this.sessions.add(session);
+            this.deps.logger.info({ node: nodeId }, 'agent session started');
+            this.enqueue(nodeId, parseUpdates(message['statuses']));
+            this.push(session);
+            continue;
+          }
+          if (message['type'] === 'status') this.enqueue(session.nodeId, parseUpdates(message['updates']));
+        }
+      }
+    } catch (err) {
+      this.deps.logger.debug({ err: (err as Error).message, remote }, 'agent session ended');
+    } finally {
+      if (session !== null) {
+        this.sessions.delete(session);
+        this.deps.logger.info({ node: session.nodeId }, 'agent session closed');
+      }
+    }
+  }
+
+  private enqueue(nodeId: string, updates: TaskStatusUpdate[]): void {
+    if (updates.length === 0) return;
+    if (this.pendingCount + updates.length > MAX_PENDING_UPDATES) {
+      this.deps.logger.warn({ node: nodeId, dropped: updates.length }, 'status updates dropped: too many waiting for raft');
+      return;
+    }
+    this.pending.push({ nodeId, updates });
+    this.pendingCount += updates.length;
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = null;
+      void this.flush();
+    }, BATCH_DELAY_MS);
+  }
+
+  /** One transaction per batch; a version race (the orchestrator wrote a task meanwhile) re-reads and retries. */
+  private async flush(): Promise<void> {
+    if (this.flushing || this.stopped) return;
+    this.flushing = true;
+    try {
+      while (this.pending.length > 0 && !this.stopped) {
+        const batch: Array<{ nodeId: string; updates: TaskStatusUpdate[] }> = [];
+        let n = 0;
+        while (this.pending.length > 0 && n < MAX_UPDATES_PER_BATCH) {
+          const next = this.pending.shift();
+          assert(next !== undefined, 'pending is not empty');
+          batch.push(next);
+          n += next.updates.length;
+        }
+        this.pendingCount -= n;
+        for (let attempt = 1; attempt <= MAX_BATCH_RETRIES; attempt++) {
+          const ops = batch.flatMap((b) => statusOps(this.deps.store, b.nodeId, b.updates));
+          if (ops.length === 0) break;
+          try {
+            await this.deps.propose(ops);
+            break;
+          } catch (err) {
+            if (attempt === MAX_BATCH_RETRIES || !this.deps.isLeader()) {
+              this.deps.logger.warn({ err: (err as Error).message, updates: n }, 'task status updates not written');
+              break;
+            }
+          }
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}
