@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
 import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from './services.js';
-import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
+import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -106,6 +106,54 @@ export class ApiClient {
     const query = new URLSearchParams(Object.entries(filter).filter((e): e is [string, string] => e[1] !== undefined));
     const text = query.toString();
     return this.call('GET', `/tasks${text === '' ? '' : `?${text}`}`) as Promise<TaskDocument[]>;
+  }
+
+  /**
+   * Streams a service's logs (NDJSON) to `onLine`; resolves when the daemon ends the stream (at once without
+   * follow), rejects with ApiError on an error answer. No request timeout: a follow lasts until `signal` aborts.
+   */
+  serviceLogs(ref: string, options: { tail?: number; follow?: boolean }, onLine: (line: ServiceLogLine) => void, signal?: AbortSignal): Promise<void> {
+    const query = new URLSearchParams({ follow: String(options.follow === true), ...(options.tail === undefined ? {} : { tail: String(options.tail) }) });
+    const path = `/services/${encodeURIComponent(ref)}/logs?${query.toString()}`;
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method: 'GET', path, ...(signal === undefined ? {} : { signal }) }, (res) => {
+        const status = res.statusCode ?? 0;
+        let buffered = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffered += chunk;
+          if (buffered.length > MAX_RESPONSE_BYTES) {
+            req.destroy(new Error(`a log line from the daemon exceeds ${MAX_RESPONSE_BYTES} bytes`));
+            return;
+          }
+          if (status < 200 || status >= 300) return;
+          let nl = buffered.indexOf('\n');
+          while (nl >= 0) {
+            const text = buffered.slice(0, nl);
+            buffered = buffered.slice(nl + 1);
+            if (text !== '') onLine(JSON.parse(text) as ServiceLogLine);
+            nl = buffered.indexOf('\n');
+          }
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          if (status >= 200 && status < 300) return resolve();
+          let body: unknown = buffered;
+          try {
+            body = JSON.parse(buffered);
+          } catch {
+            // not JSON: errorFromBody says so with the status
+          }
+          reject(errorFromBody(status, body, `GET ${path}`));
+        });
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (signal?.aborted === true) resolve();
+        else if (err.code !== undefined && UNREACHABLE_CODES.has(err.code)) reject(new DaemonUnreachableError(this.socketPath, err));
+        else reject(err);
+      });
+      req.end();
+    });
   }
 
   /** The daemon's gossip view of the cluster (any node, no quorum needed). */

@@ -107,6 +107,15 @@ const serviceUpdateQuerySchema = {
   properties: { version: { type: 'string', pattern: '^[0-9]{1,15}$' } },
 } as const;
 
+const logsQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tail: { type: 'string', pattern: '^(all|[0-9]{1,9})$' },
+    follow: { type: 'string', enum: ['true', 'false'], default: 'false' },
+  },
+} as const;
+
 const taskQuerySchema = {
   type: 'object',
   additionalProperties: false,
@@ -260,6 +269,28 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
       const version = request.query.version === undefined ? null : Number(request.query.version);
       await backend.updateService(request.params.id, request.body, version);
       return { Warnings: [] };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { tail?: string; follow: 'true' | 'false' } }>(
+    '/services/:id/logs',
+    { schema: { params: nodeParamsSchema, querystring: logsQuerySchema } },
+    async (request, reply) => {
+      const controller = new AbortController();
+      const tail = request.query.tail === undefined || request.query.tail === 'all' ? null : Number(request.query.tail);
+      const lines = await backend.serviceLogs(request.params.id, { tail, follow: request.query.follow === 'true' }, controller.signal);
+      // NDJSON, one line per log line, flushed as it comes; the client hanging up ends a follow.
+      reply.raw.on('close', () => controller.abort());
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      try {
+        for await (const line of lines) {
+          if (!reply.raw.write(`${JSON.stringify(line)}\n`)) await new Promise((resolve) => reply.raw.once('drain', resolve));
+        }
+      } finally {
+        controller.abort();
+        reply.raw.end();
+      }
     },
   );
 

@@ -158,6 +158,18 @@ export interface SwarmLeaveResponse {
   ClusterForgot: boolean;
 }
 
+/** One line of `GET /services/:id/logs` (NDJSON). */
+export interface ServiceLogLine {
+  TaskID: string;
+  /** web.3 */
+  TaskName: string;
+  NodeID: string;
+  Hostname: string;
+  Stream: 'stdout' | 'stderr';
+  Timestamp: string;
+  Line: string;
+}
+
 export interface ApiBackend {
   info(): Promise<InfoDocument>;
   initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse>;
@@ -182,6 +194,8 @@ export interface ApiBackend {
   /** Replaces a service's spec; `version` (the Version.Index read) makes a concurrent update fail with conflict. */
   updateService(ref: string, spec: ServiceSpecDocument, version: number | null): Promise<Service>;
   removeService(ref: string): Promise<void>;
+  /** The logs of a service's tasks from every node that ran one, merged; ends unless follow, or when signal aborts. */
+  serviceLogs(ref: string, options: { tail: number | null; follow: boolean }, signal: AbortSignal): Promise<AsyncIterable<ServiceLogLine>>;
   /** This node's gossip view, itself included; answers on workers too, and without a quorum. */
   listMembers(): Promise<MemberDocument[]>;
 }

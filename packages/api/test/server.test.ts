@@ -13,7 +13,7 @@ import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
 import { resolveNode } from '../src/documents.js';
 import type { ServiceSpecDocument } from '../src/services.js';
-import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
   return {
@@ -103,6 +103,15 @@ class FakeBackend implements ApiBackend {
     throw new ApiError('not_found', 'service x not found');
   }
   async removeService(): Promise<void> {}
+  async serviceLogs(ref: string, options: { tail: number | null; follow: boolean }): Promise<AsyncIterable<ServiceLogLine>> {
+    if (ref !== 'web') throw new ApiError('not_found', `service ${ref} not found`);
+    const count = options.tail ?? 3;
+    return (async function* () {
+      for (let i = 1; i <= count; i++) {
+        yield { TaskID: 't1', TaskName: 'web.1', NodeID: 'n1', Hostname: 'alpha', Stream: 'stdout' as const, Timestamp: new Date(i).toISOString(), Line: `line ${i}` };
+      }
+    })();
+  }
   leaves: boolean[] = [];
   async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
     this.leaves.push(force);
@@ -291,4 +300,21 @@ test('POST /services/create checks the spec by schema and names the bad field; a
     t.regex(res.json<{ error: { message: string } }>().error.message, message);
   }
   t.is(backend.created.length, 1, 'refused specs never reach the backend');
+});
+
+test('service logs stream as NDJSON over the socket; an unknown service is an ApiError, not a broken stream', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const socketPath = join(root, 'api.sock');
+  const server = await startApiServer({ socketPath, backend: new FakeBackend(), logger: silentLogger() });
+  t.teardown(() => server.close());
+  const client = new ApiClient({ socketPath });
+  const lines: string[] = [];
+  await client.serviceLogs('web', {}, (l) => lines.push(`${l.TaskName}@${l.Hostname} | ${l.Line}`));
+  t.deepEqual(lines, ['web.1@alpha | line 1', 'web.1@alpha | line 2', 'web.1@alpha | line 3']);
+  const tailed: string[] = [];
+  await client.serviceLogs('web', { tail: 1 }, (l) => tailed.push(l.Line));
+  t.deepEqual(tailed, ['line 1']);
+  const err = await t.throwsAsync(client.serviceLogs('db', {}, () => undefined), { instanceOf: ApiError });
+  t.is(err?.message, 'service db not found');
 });

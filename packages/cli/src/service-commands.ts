@@ -367,6 +367,34 @@ export function registerServiceCommands(program: Command): void {
     });
 
   service
+    .command('logs')
+    .description("show a service's task logs from every node")
+    .argument('<service>', 'service name or id')
+    .option('-f, --follow', 'keep printing new lines')
+    .option('-n, --tail <n>', 'lines from the end of each task\'s log (default all)')
+    .option('-t, --timestamps', 'show timestamps')
+    .action(async (ref: string, opts: { follow?: boolean; tail?: string; timestamps?: boolean }, command: Command) => {
+      let tail: number | undefined;
+      if (opts.tail !== undefined && opts.tail !== 'all') {
+        if (!/^\d+$/.test(opts.tail)) throw new CliError(`invalid --tail ${JSON.stringify(opts.tail)}: a number of lines, or all`);
+        tail = Number(opts.tail);
+      }
+      const controller = new AbortController();
+      process.once('SIGINT', () => controller.abort());
+      await clientFor(command).serviceLogs(
+        ref,
+        { follow: opts.follow === true, ...(tail === undefined ? {} : { tail }) },
+        (l) => {
+          // Docker's prefix: name.slot.taskid@node
+          const prefix = `${l.TaskName}.${l.TaskID.slice(0, 12)}@${l.Hostname}`;
+          const line = `${opts.timestamps === true ? `${l.Timestamp} ` : ''}${prefix}    | ${l.Line}\n`;
+          (l.Stream === 'stderr' ? process.stderr : process.stdout).write(line);
+        },
+        controller.signal,
+      );
+    });
+
+  service
     .command('rm')
     .alias('remove')
     .description('remove services (their tasks are stopped)')

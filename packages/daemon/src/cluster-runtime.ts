@@ -17,6 +17,7 @@ import { serveLeave, serveRole, type RoleHandler } from './node-control.js';
 import { AgentSession, type AgentLike } from './agent-session.js';
 import { Dispatcher } from './dispatcher.js';
 import { ReconcileLoop, type Reconciler } from './reconcile-loop.js';
+import { serveTaskLogs, type LogSource } from './task-logs.js';
 import { StoreStateMachine } from './state-machine.js';
 
 /** How long a request waits for this node to know a leader (an election takes 0.5-1 s with the defaults). */
@@ -53,7 +54,7 @@ export interface ClusterRuntimeOptions {
   /** Manager only: tells a node its new role (the leader loop's part of promote and demote). */
   changeRole: (node: Node, role: 'manager' | 'worker') => Promise<string>;
   /** This node's task runner: it outlives the runtime (a role change must not stop tasks). */
-  agent: AgentLike;
+  agent: AgentLike & { logs: LogSource };
   /** Manager only: what the leader runs over the store (orchestrators, scheduler, reaper). */
   reconcilers: readonly Reconciler[];
 }
@@ -188,6 +189,7 @@ export class ClusterRuntime {
         });
         runtime.reconcileLoop.start();
       }
+      await serveTaskLogs(host, options.agent.logs, (peer) => membership.member(peer)?.meta.role === 'manager', options.loggerFor('agent'));
       runtime.agentSession = new AgentSession({
         host,
         nodeId: state.nodeId,

@@ -18,6 +18,7 @@ import {
   type NodeUpdateRequest,
   type SwarmLeaveResponse,
   type ServiceSpecDocument,
+  type ServiceLogLine,
   resolveService,
   toServiceSpec,
   type SwarmInitRequest,
@@ -65,6 +66,7 @@ import { acquireDataDirLock, type DataDirLock } from './lock.js';
 import type { AgentLike } from './agent-session.js';
 import type { TaskStatusUpdate } from './dispatcher.js';
 import { leaderReconcilers } from './reconcilers.js';
+import { fetchTaskLogs, mergeStreams, mergeTaskLogs, MAX_TAIL_LINES, type LogSource, type TaskLogLine } from './task-logs.js';
 import { publicKeyOfCertificate, requestLeave, sendRemoved, sendRoleChange, type RaftPeer, type RoleGrant, type RoleHandler } from './node-control.js';
 import { chooseAdvertiseHost, describeLocalNode } from './platform.js';
 
@@ -97,16 +99,23 @@ export interface DaemonOptions {
   createAgent?: (nodeId: string, report: (updates: TaskStatusUpdate[]) => void, logger: Logger) => TaskAgent;
 }
 
-/** The agent as the daemon holds it: the dispatcher session's side, plus its own shutdown. */
+/** The agent as the daemon holds it: the dispatcher session's side, its tasks' logs, and its own shutdown. */
 export interface TaskAgent extends AgentLike {
   readonly nodeId: string;
+  logs: LogSource;
   /** Stops every task it runs (leave, daemon shutdown). */
   close(): Promise<void>;
 }
 
 /** A node that runs no tasks: reports nothing and ignores assignments (until a runtime is configured). */
 function idleAgent(nodeId: string): TaskAgent {
-  return { nodeId, setAssignments: () => undefined, statuses: () => [], close: async () => undefined };
+  return {
+    nodeId,
+    setAssignments: () => undefined,
+    statuses: () => [],
+    logs: () => (async function* () {})(),
+    close: async () => undefined,
+  };
 }
 
 export interface Daemon {
@@ -675,6 +684,44 @@ class NodeDaemon implements ApiBackend, Daemon {
     }
     await runtime.propose(ops);
     this.logger.info({ service: service.id, name: service.spec.name, tasks: tasks.length }, 'service removed');
+  }
+
+  async serviceLogs(ref: string, options: { tail: number | null; follow: boolean }, signal: AbortSignal): Promise<AsyncIterable<ServiceLogLine>> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const { tasks, nodes } = runtime.store.view((tx) => {
+      const service = resolveService(tx.list('service'), ref);
+      return { tasks: tx.tasksByService(service.id).filter((t) => t.nodeId !== ''), nodes: new Map(tx.list('node').map((n) => [n.id, n])) };
+    });
+    const request = (ids: string[]) => ({ taskIds: ids, tail: options.tail ?? MAX_TAIL_LINES, follow: options.follow });
+    const byNode = new Map<string, string[]>();
+    for (const t of tasks) byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), t.id]);
+    const sources: Array<AsyncIterable<TaskLogLine>> = [];
+    for (const [nodeId, ids] of byNode) {
+      if (nodeId === runtime.state.nodeId) {
+        sources.push(mergeTaskLogs(this.taskAgent(nodeId).logs, request(ids), signal));
+        continue;
+      }
+      const addr = nodes.get(nodeId)?.description.engineLabels[LIBP2P_ADDR_LABEL];
+      if (addr !== undefined) sources.push(fetchTaskLogs(runtime.host, addr, request(ids), signal));
+    }
+    const byId = new Map(tasks.map((t) => [t.id, t]));
+    return (async function* () {
+      for await (const l of mergeStreams(sources, signal)) {
+        const t = byId.get(l.taskId);
+        if (t === undefined) continue;
+        yield {
+          TaskID: t.id,
+          TaskName: t.slot > 0 ? `${t.serviceName}.${t.slot}` : `${t.serviceName}.${t.nodeId}`,
+          NodeID: t.nodeId,
+          Hostname: nodes.get(t.nodeId)?.description.hostname ?? t.nodeId,
+          Stream: l.stream,
+          Timestamp: new Date(l.timestampMs).toISOString(),
+          Line: l.line,
+        };
+      }
+    })();
   }
 
   // ------------------------------------------------------------ node update, rm, promote, demote, leave
