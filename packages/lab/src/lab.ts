@@ -9,7 +9,7 @@ import { componentLogger, type Logger } from '@swarm/wire';
 import { LabError, assert } from './errors.js';
 import * as ip from './ip.js';
 import * as nft from './nft.js';
-import { cmdline, isAlive, readStat, signalVerified, spawnDetached, stopVerified, waitExited, type ProcessIdentity } from './proc.js';
+import { cmdline, isAlive, isSwarmTask, readStat, signalVerified, spawnDetached, stopVerified, waitExited, type ProcessIdentity } from './proc.js';
 import { run, type RunResult } from './run.js';
 import {
   ensureDir,
@@ -515,6 +515,11 @@ export async function killHost(labName: string, node: string, opts: LabOptions =
     const id: ProcessIdentity = { pid: h.process.pid, startTime: h.process.startTime };
     signalVerified(id, 'SIGKILL', false);
     if (!(await waitExited(id, 5_000))) throw new LabError('timeout', `${labName}/${h.name}: pid ${id.pid} survived SIGKILL for 5 s`);
+    // A machine that dies takes its tasks with it: the daemon's task processes in this host's namespace too.
+    for (const pid of await ip.netnsPids(h.netns)) {
+      const st = readStat(pid);
+      if (st !== null && isSwarmTask(pid)) signalVerified({ pid, startTime: st.startTime }, 'SIGKILL', false);
+    }
     h.process = { state: 'killed', pid: id.pid, startTime: id.startTime, killedAtMs: Date.now(), argv: h.process.argv };
     writeState(s);
     log.info({ lab: labName, host: h.name, pid: id.pid }, 'killed');
@@ -621,7 +626,8 @@ export async function destroyLab(labName: string, opts: LabOptions = {}): Promis
       for (const pid of await ip.netnsPids(h.netns)) {
         const st = readStat(pid);
         const argv = cmdline(pid);
-        const ours = (st !== null && ownGroups.includes(st.pgrp)) || (p.state === 'starting' && argv !== null && sameArgv(argv, p.argv));
+        const ours =
+          (st !== null && ownGroups.includes(st.pgrp)) || (p.state === 'starting' && argv !== null && sameArgv(argv, p.argv)) || isSwarmTask(pid);
         if (ours && st !== null && (await stopVerified({ pid, startTime: st.startTime }, STOP_GRACE_MS, false))) report.killedPids.push(pid);
         else if (!ours) report.strangers.push(pid);
       }

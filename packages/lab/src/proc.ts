@@ -58,6 +58,23 @@ export function cmdline(pid: number): string[] | null {
   }
 }
 
+/** The environment variable a swarm daemon's runtime sets on every task process it starts. */
+export const TASK_ENV_MARKER = 'SWARM_TASK_ID=';
+
+/**
+ * True if the process carries the task marker in its environment: in a lab namespace, that is a task a lab
+ * daemon started (its own process group, so the daemon's group does not cover it).
+ */
+export function isSwarmTask(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1')
+      .split('\0')
+      .some((kv) => kv.startsWith(TASK_ENV_MARKER));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Signals the process only if it is still the one recorded. With `group`, the whole process group it
  * leads (it was spawned detached, so it leads one) gets the signal: helpers it started without detaching.

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isAlive, readStartTime, signalVerified, spawnDetached, stopVerified, waitExited } from '../src/proc.js';
+import { isAlive, isSwarmTask, readStartTime, signalVerified, spawnDetached, stopVerified, waitExited } from '../src/proc.js';
 import { withLock } from '../src/state.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'swlab-p-'));
@@ -39,6 +39,17 @@ test('a detached process leads its own group, so a group stop reaches the helper
   t.teardown(() => void stopVerified(child, 500, false));
   t.true(await stopVerified(id, 2_000, true));
   t.true(await waitExited(child, 5_000), 'the helper in the group is gone too');
+});
+
+test('a process with the task marker in its environment is a swarm task; one without is not', async (t) => {
+  const keep = ['-e', 'setTimeout(() => {}, 60000)'];
+  const task = await spawnDetached(process.execPath, keep, { PATH: process.env['PATH'] ?? '', SWARM_TASK_ID: 'abc' }, join(dir, 't.log'));
+  const other = await spawnDetached(process.execPath, keep, { PATH: process.env['PATH'] ?? '', NOT_SWARM_TASK_ID: 'abc' }, join(dir, 'o.log'));
+  t.teardown(() => void stopVerified(task, 500, false));
+  t.teardown(() => void stopVerified(other, 500, false));
+  t.true(isSwarmTask(task.pid));
+  t.false(isSwarmTask(other.pid));
+  t.false(isSwarmTask(999_999_999), 'no such process');
 });
 
 test('a lock held by a dead process is taken over; a live holder makes the second caller wait', async (t) => {
