@@ -21,8 +21,8 @@ import {
   type HostInfo,
 } from '@swarm/lab';
 import { componentLogger, silentLogger, type Logger } from '@swarm/wire';
-import { CliError } from './context.js';
-import { table, writeOut } from './output.js';
+import { CliError, parseFormat } from './context.js';
+import { jsonLines, table, writeOut } from './output.js';
 
 /** The `swarm` launcher the lab runs inside each namespace (daemon and init/join), wherever this CLI lives. */
 const SWARM_BIN = fileURLToPath(new URL('../../bin/swarm.js', import.meta.url));
@@ -60,19 +60,29 @@ function userErrors<A extends unknown[]>(fn: (...args: A) => Promise<void>): (..
   };
 }
 
-function hostTable(name: string): string {
-  const s = loadLab(name);
-  return table(
-    ['NODE', 'ROLE', 'ADDRESS', 'STATUS', 'PID', 'SOCKET'],
-    s.hosts.map((h) => [
-      h.name,
-      h.role,
-      h.ip,
-      hostAlive(h) ? 'running' : h.process.state === 'killed' ? 'killed' : 'stopped',
-      h.process.state === 'running' || h.process.state === 'killed' ? String(h.process.pid) : '-',
-      h.socketPath,
-    ]),
-  );
+/** One host of `lab ls NAME`, with the field names of `--format json`. */
+export interface LabHostRow {
+  Node: string;
+  Role: string;
+  Address: string;
+  Status: string;
+  Pid: string;
+  Socket: string;
+}
+
+function hostTable(rows: readonly LabHostRow[]): string {
+  return table(['NODE', 'ROLE', 'ADDRESS', 'STATUS', 'PID', 'SOCKET'], rows.map((r) => [r.Node, r.Role, r.Address, r.Status, r.Pid, r.Socket]));
+}
+
+function hostRows(name: string): LabHostRow[] {
+  return loadLab(name).hosts.map((h) => ({
+    Node: h.name,
+    Role: h.role,
+    Address: h.ip,
+    Status: hostAlive(h) ? 'running' : h.process.state === 'killed' ? 'killed' : 'stopped',
+    Pid: h.process.state === 'running' || h.process.state === 'killed' ? String(h.process.pid) : '-',
+    Socket: h.socketPath,
+  }));
 }
 
 /** Splits `partition NAME A… -- B…` at the `--`, which commander drops from the operands. */
@@ -114,7 +124,7 @@ export function registerLabCommands(program: Command): void {
           waitReady: (h) => waitForSocket(h),
           ...(opts.cluster ? { cluster: swarmInitJoin({ swarmArgv: swarmArgv() }) } : {}),
         });
-        writeOut(hostTable(created.name));
+        writeOut(hostTable(hostRows(created.name)));
         writeOut(`lab ${created.name} is up${opts.cluster ? ' and its cluster formed' : ' (no cluster: --no-cluster)'}; try \`swarm lab exec ${created.name}/node-1 -- swarm node ls\``);
       }),
     );
@@ -123,14 +133,18 @@ export function registerLabCommands(program: Command): void {
     .command('ls')
     .description('list labs, or the hosts of one lab')
     .argument('[name]', 'show this lab\'s hosts')
+    .option('--format <format>', 'table (default) or json (one object per line)')
     .action(
-      userErrors(async (name: string | undefined) => {
+      userErrors(async (name: string | undefined, opts: { format?: string }) => {
+        const format = parseFormat(opts.format);
         if (name !== undefined) {
-          writeOut(hostTable(name));
+          const rows = hostRows(name);
+          writeOut(format === 'json' ? jsonLines(rows) : hostTable(rows));
           return;
         }
-        const labs = listLabs();
-        writeOut(table(['NAME', 'NODES', 'MANAGERS', 'STATUS'], labs.map((l) => [l.name, String(l.nodes), String(l.managers), l.status])));
+        const labs = listLabs().map((l) => ({ Name: l.name, Nodes: l.nodes, Managers: l.managers, Status: l.status }));
+        if (format === 'json') writeOut(jsonLines(labs));
+        else writeOut(table(['NAME', 'NODES', 'MANAGERS', 'STATUS'], labs.map((l) => [l.Name, String(l.Nodes), String(l.Managers), l.Status])));
       }),
     );
 
