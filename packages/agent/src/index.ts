@@ -1,2 +1,9 @@
 // Public surface of @swarm/agent: the per-node task runner driven by the dispatcher's assignments.
-export {};
+export {
+  Agent,
+  DEFAULT_MAX_CONCURRENT_STARTS,
+  DEFAULT_MAX_REPORT_BATCH,
+  DEFAULT_MAX_TASKS,
+  type AgentOptions,
+  type TaskStatusUpdate,
+} from './agent.js';

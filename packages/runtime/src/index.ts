@@ -1,2 +1,26 @@
 // Public surface of @swarm/runtime: the Runtime interface and its implementations.
-export {};
+export {
+  assert,
+  containerConfigFor,
+  containerName,
+  isContainerId,
+  RuntimeError,
+  type ContainerConfig,
+  type ExitStatus,
+  type LogLine,
+  type LogOptions,
+  type Runtime,
+  type RuntimeErrorCode,
+  type RuntimeName,
+} from './runtime.js';
+export {
+  DEFAULT_MAX_CONTAINERS,
+  DEFAULT_MAX_KEPT_LOGS,
+  MAX_CLOSE_GRACE_MS,
+  ProcessRuntime,
+  TASK_ID_ENV,
+  parseStopSignal,
+  resolveExecutable,
+  type ProcessRuntimeOptions,
+} from './process-runtime.js';
+export { DEFAULT_MAX_LOG_FILE_BYTES, MAX_FOLLOW_BUFFER_LINES, MAX_LINE_CHARS } from './log-file.js';

@@ -1,0 +1,390 @@
+// The per-node task runner: takes the dispatcher's full assignment set, drives each task through the runtime
+// (ACCEPTED -> PREPARING -> STARTING -> RUNNING -> COMPLETE|FAILED|SHUTDOWN) level-triggered, and reports every move.
+
+import { canTransitionTask, isTerminalTaskState, taskStateRank, type Task, type TaskState, type TaskStatus } from '@swarm/store';
+import { containerConfigFor, RuntimeError, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
+import type { Logger } from '@swarm/wire';
+
+/** One task's new status, as the dispatcher takes it. */
+export interface TaskStatusUpdate {
+  taskId: string;
+  status: TaskStatus;
+}
+
+export interface AgentOptions {
+  nodeId: string;
+  runtime: Runtime;
+  /** Receives each transition, batched per event-loop turn, at most maxReportBatch per call. */
+  report: (updates: TaskStatusUpdate[]) => void;
+  logger: Logger;
+  /** Tasks in prepare/start at once; the others wait in ACCEPTED. */
+  maxConcurrentStarts?: number;
+  /** Tasks the agent holds at once; a bigger assignment set is cut (and logged). */
+  maxTasks?: number;
+  maxReportBatch?: number;
+  nowMs?: () => number;
+}
+
+export const DEFAULT_MAX_CONCURRENT_STARTS = 8;
+export const DEFAULT_MAX_TASKS = 10_000;
+export const DEFAULT_MAX_REPORT_BATCH = 256;
+
+export function assert(cond: unknown, msg: string): asserts cond {
+  if (!cond) throw new Error(`agent invariant: ${msg}`);
+}
+
+/**
+ * What the runtime holds for a task: nothing yet; prepared (inside the start sequence); started (its process may
+ * be alive); dead (ended or failed to start, files still there); removed (nothing left).
+ */
+type RuntimeState = 'none' | 'prepared' | 'started' | 'dead' | 'removed';
+
+interface TaskRecord {
+  /** The latest copy from the assignment set. */
+  task: Task;
+  /** The task's status as far as anyone got: ours, or the manager's when it is further along (ORPHANED, say). */
+  status: TaskStatus;
+  /** The last state this agent reported, to check it never reports a backwards move. */
+  lastReported: TaskState | null;
+  inSet: boolean;
+  runtime: RuntimeState;
+  /** An operation (start sequence, stop, remove) is in flight; reconcile runs again when it ends. */
+  busy: boolean;
+  /** The agent decided to stop it: its exit is a SHUTDOWN, not a failure. */
+  stopWanted: boolean;
+  stopIssued: boolean;
+  /** An operation failed; reconciling waits for the next assignment set. */
+  parked: boolean;
+  pid: number;
+}
+
+const RANK_RUNNING = taskStateRank('running');
+const RANK_ACCEPTED = taskStateRank('accepted');
+const RANK_STARTING = taskStateRank('starting');
+
+export class Agent {
+  readonly nodeId: string;
+  private readonly runtime: Runtime;
+  private readonly reportFn: AgentOptions['report'];
+  private readonly log: Logger;
+  private readonly maxConcurrentStarts: number;
+  private readonly maxTasks: number;
+  private readonly maxReportBatch: number;
+  private readonly nowMs: () => number;
+  private readonly records = new Map<string, TaskRecord>();
+  /** Ids this agent ever prepared, oldest first (bounded): a task id is never started twice, even after it is forgotten. */
+  private readonly everStarted = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private pending: TaskStatusUpdate[] = [];
+  private flushScheduled = false;
+  private startsRunning = 0;
+  private readonly startWaiters: Array<() => void> = [];
+  private closed = false;
+
+  constructor(opts: AgentOptions) {
+    this.nodeId = opts.nodeId;
+    this.runtime = opts.runtime;
+    this.reportFn = opts.report;
+    this.log = opts.logger;
+    this.maxConcurrentStarts = opts.maxConcurrentStarts ?? DEFAULT_MAX_CONCURRENT_STARTS;
+    this.maxTasks = opts.maxTasks ?? DEFAULT_MAX_TASKS;
+    this.maxReportBatch = opts.maxReportBatch ?? DEFAULT_MAX_REPORT_BATCH;
+    this.nowMs = opts.nowMs ?? Date.now;
+    assert(this.nodeId !== '', 'nodeId is empty');
+    assert(Number.isInteger(this.maxConcurrentStarts) && this.maxConcurrentStarts > 0, `maxConcurrentStarts ${this.maxConcurrentStarts}`);
+    assert(Number.isInteger(this.maxTasks) && this.maxTasks > 0, `maxTasks ${this.maxTasks}`);
+    assert(Number.isInteger(this.maxReportBatch) && this.maxReportBatch > 0, `maxReportBatch ${this.maxReportBatch}`);
+  }
+
+  /** The full set of tasks assigned to this node; anything not in it must not run here. Idempotent. */
+  setAssignments(tasks: Task[]): void {
+    if (this.closed) return;
+    const set = new Map<string, Task>();
+    for (const task of tasks) {
+      if (task.nodeId !== this.nodeId) {
+        this.log.warn({ task: task.id, node: task.nodeId }, 'assignment for another node ignored');
+        continue;
+      }
+      if (set.size >= this.maxTasks) {
+        this.log.error({ assigned: tasks.length, maxTasks: this.maxTasks }, 'assignment set over the agent\'s bound; the rest is ignored');
+        break;
+      }
+      set.set(task.id, task);
+    }
+    for (const [id, rec] of this.records) {
+      rec.parked = false;
+      if (!set.has(id)) rec.inSet = false;
+    }
+    for (const task of set.values()) {
+      const rec = this.records.get(task.id);
+      if (rec === undefined) {
+        this.records.set(task.id, {
+          task,
+          status: task.status,
+          lastReported: null,
+          inSet: true,
+          runtime: 'none',
+          busy: false,
+          stopWanted: false,
+          stopIssued: false,
+          parked: false,
+          pid: 0,
+        });
+        continue;
+      }
+      rec.task = task;
+      rec.inSet = true;
+      // The manager moves a task on by itself only to end it (ORPHANED when the node was thought dead, ...).
+      if (taskStateRank(task.status.state) > taskStateRank(rec.status.state)) rec.status = task.status;
+    }
+    assert(this.records.size <= 2 * this.maxTasks, `records ${this.records.size}`);
+    for (const rec of [...this.records.values()]) this.reconcile(rec);
+  }
+
+  /** The latest status of every task this agent has reported on (a new dispatcher session starts from these). */
+  statuses(): TaskStatusUpdate[] {
+    const out: TaskStatusUpdate[] = [];
+    for (const [taskId, rec] of this.records) if (rec.lastReported !== null) out.push({ taskId, status: rec.status });
+    return out;
+  }
+
+  logs(taskId: string, opts: LogOptions): AsyncIterable<LogLine> {
+    return this.runtime.logs(taskId, opts);
+  }
+
+  /** Stops reconciling and reporting; tasks keep running (the daemon closes the runtime if they must stop). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.startWaiters.splice(0)) w();
+    await Promise.allSettled([...this.inFlight]);
+    this.pending = [];
+  }
+
+  // ------------------------------------------------------------------ reconciling
+
+  private wantsStop(rec: TaskRecord): boolean {
+    return !rec.inSet || taskStateRank(rec.task.desiredState) > RANK_RUNNING || isTerminalTaskState(rec.status.state);
+  }
+
+  /** Looks at one task's desired and actual state and starts the one operation that moves it closer. */
+  private reconcile(rec: TaskRecord): void {
+    if (this.closed || rec.busy || rec.parked) return;
+    const id = rec.task.id;
+    switch (rec.runtime) {
+      case 'none': {
+        if (isTerminalTaskState(rec.status.state)) break; // ended before we ever ran it: never restarted
+        if (this.wantsStop(rec)) {
+          if (rec.inSet) this.advance(rec, 'shutdown', { message: 'shutdown' });
+          break;
+        }
+        if (taskStateRank(rec.status.state) > RANK_ACCEPTED || this.everStarted.has(id)) {
+          // Past ACCEPTED yet unknown here: an earlier run of this daemon had it, and its process is not ours.
+          this.advance(rec, 'failed', { message: 'lost', err: 'task: the node\'s agent restarted and no longer runs this task' });
+          break;
+        }
+        this.advance(rec, 'accepted', { message: 'accepted' });
+        this.track(rec, () => this.startSequence(rec));
+        return;
+      }
+      case 'prepared':
+        assert(false, `task ${id} prepared outside its start sequence`);
+        break;
+      case 'started':
+        if (this.wantsStop(rec) && !rec.stopIssued) {
+          rec.stopWanted = true;
+          rec.stopIssued = true;
+          this.track(rec, () => this.stopTask(rec));
+          return;
+        }
+        return; // running, or being stopped: its exit watcher reports the end
+      case 'dead':
+        this.track(rec, () => this.removeTask(rec));
+        return;
+      case 'removed':
+        break;
+    }
+    if (!rec.inSet) this.records.delete(id); // nothing left to do for a task this node no longer holds
+  }
+
+  private track(rec: TaskRecord, op: () => Promise<void>): void {
+    assert(!rec.busy, `task ${rec.task.id} has two operations at once`);
+    rec.busy = true;
+    const p = op()
+      .catch((err: unknown) => {
+        // Retried on the next assignment set, not at once: a runtime that keeps failing must not spin the agent.
+        rec.parked = true;
+        this.log.error({ task: rec.task.id, err: (err as Error).message }, 'task operation failed; retrying with the next assignments');
+      })
+      .finally(() => {
+        rec.busy = false;
+        this.inFlight.delete(p);
+        this.reconcile(rec);
+      });
+    this.inFlight.add(p);
+  }
+
+  private async startSequence(rec: TaskRecord): Promise<void> {
+    const id = rec.task.id;
+    await this.acquireStartSlot();
+    try {
+      if (this.closed) return;
+      if (this.wantsStop(rec)) {
+        this.advance(rec, 'shutdown', { message: 'shutdown' });
+        return;
+      }
+      assert(rec.runtime === 'none' && !this.everStarted.has(id), `task ${id} would start twice`);
+      this.markStarted(id);
+      this.advance(rec, 'preparing', { message: 'preparing' });
+      try {
+        await this.runtime.prepare(containerConfigFor(rec.task));
+        rec.runtime = 'prepared';
+      } catch (err) {
+        rec.runtime = 'dead';
+        this.fail(rec, err);
+        return;
+      }
+      if (this.closed) return;
+      if (this.wantsStop(rec)) {
+        rec.runtime = 'dead';
+        this.advance(rec, 'shutdown', { message: 'shutdown' });
+        return;
+      }
+      this.advance(rec, 'starting', { message: 'starting' });
+      let pid: number;
+      try {
+        pid = (await this.runtime.start(id)).pid;
+      } catch (err) {
+        rec.runtime = 'dead';
+        this.fail(rec, err);
+        return;
+      }
+      rec.runtime = 'started';
+      rec.pid = pid;
+      this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid, exitCode: 0 } });
+      this.watchExit(rec);
+    } finally {
+      this.releaseStartSlot();
+    }
+  }
+
+  /** SwarmKit's rule: a failure before STARTING rejects the task, from STARTING on it fails. */
+  private fail(rec: TaskRecord, err: unknown): void {
+    const message = err instanceof RuntimeError || err instanceof Error ? err.message : String(err);
+    const state: TaskState = taskStateRank(rec.status.state) < RANK_STARTING ? 'rejected' : 'failed';
+    this.log.info({ task: rec.task.id, state, err: message }, 'task could not start');
+    this.advance(rec, state, { message: state === 'rejected' ? 'preparing failed' : 'starting failed', err: message });
+  }
+
+  private watchExit(rec: TaskRecord): void {
+    const id = rec.task.id;
+    this.runtime.wait(id).then(
+      (exit) => {
+        if (this.closed) return;
+        assert(rec.runtime === 'started', `task ${id} exited while ${rec.runtime}`);
+        rec.runtime = 'dead';
+        const containerStatus = { containerId: id, pid: rec.pid, exitCode: exit.exitCode };
+        if (rec.stopWanted) this.advance(rec, 'shutdown', { message: 'shutdown', containerStatus });
+        else if (exit.exitCode === 0) this.advance(rec, 'complete', { message: 'finished', containerStatus });
+        else this.advance(rec, 'failed', { message: 'started', err: `task: non-zero exit (${exit.exitCode})`, containerStatus });
+        this.reconcile(rec);
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        rec.runtime = 'dead';
+        this.advance(rec, 'failed', { message: 'started', err: `task: lost track of the process: ${(err as Error).message}` });
+        this.reconcile(rec);
+      },
+    );
+  }
+
+  private async stopTask(rec: TaskRecord): Promise<void> {
+    const grace = rec.task.spec.containerSpec.stopGracePeriodMs;
+    try {
+      await this.runtime.stop(rec.task.id, grace);
+    } catch (err) {
+      rec.stopIssued = false; // the next assignment set tries again
+      throw err;
+    }
+  }
+
+  private async removeTask(rec: TaskRecord): Promise<void> {
+    await this.runtime.remove(rec.task.id);
+    rec.runtime = 'removed';
+  }
+
+  private markStarted(id: string): void {
+    this.everStarted.add(id);
+    const bound = 4 * this.maxTasks;
+    for (const old of this.everStarted) {
+      if (this.everStarted.size <= bound) break;
+      this.everStarted.delete(old);
+    }
+  }
+
+  private acquireStartSlot(): Promise<void> {
+    if (this.startsRunning < this.maxConcurrentStarts || this.closed) {
+      this.startsRunning++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) =>
+      this.startWaiters.push(() => {
+        this.startsRunning++;
+        resolve();
+      }),
+    );
+  }
+
+  private releaseStartSlot(): void {
+    this.startsRunning--;
+    assert(this.startsRunning >= 0, 'start slots released more often than taken');
+    this.startWaiters.shift()?.();
+  }
+
+  // ------------------------------------------------------------------ reporting
+
+  /**
+   * Moves the task to `state` and queues the report. A move the manager has already passed (it ORPHANED the task,
+   * say) is dropped: the manager's state stands. Returns whether the task moved.
+   */
+  private advance(rec: TaskRecord, state: TaskState, fields: { message: string; err?: string; containerStatus?: TaskStatus['containerStatus'] }): boolean {
+    if (!canTransitionTask(rec.status.state, state)) return false;
+    // Staying put is a move only the first time this agent reports it (the manager may have set it already).
+    if (rec.status.state === state && (rec.lastReported === state || isTerminalTaskState(state))) return false;
+    assert(rec.lastReported === null || canTransitionTask(rec.lastReported, state), `task ${rec.task.id} would move back from ${rec.lastReported} to ${state}`);
+    const status: TaskStatus = {
+      state,
+      timestampMs: this.nowMs(),
+      message: fields.message,
+      err: fields.err ?? '',
+      containerStatus: fields.containerStatus ?? rec.status.containerStatus,
+      portStatus: [],
+    };
+    rec.status = status;
+    rec.lastReported = state;
+    this.pending.push({ taskId: rec.task.id, status });
+    this.scheduleFlush();
+    return true;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.pending.length > 0 && !this.closed) {
+      const batch = this.pending.splice(0, this.maxReportBatch);
+      assert(batch.length <= this.maxReportBatch, 'batch over its bound');
+      try {
+        this.reportFn(batch);
+      } catch (err) {
+        // The dispatcher asks for statuses() on its next session: nothing reported is lost for good.
+        this.log.warn({ err: (err as Error).message, updates: batch.length }, 'reporting task status failed');
+      }
+    }
+  }
+}
