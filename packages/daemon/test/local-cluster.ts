@@ -58,3 +58,35 @@ export function joinAddr(manager: Host): string {
   if (port === null) throw new Error(`${manager.name} has no join endpoint`);
   return `127.0.0.1:${port}`;
 }
+
+export interface Formed {
+  managers: Host[];
+  workers: Host[];
+  start: (name: string, gossipPort?: number) => Promise<Host>;
+}
+
+/** Every node gets a known gossip port: a promoted worker's Raft address is its libp2p address. */
+export async function form(t: ExecutionContext, managers: number, workers: number): Promise<Formed> {
+  const c = await cluster(t);
+  const ms: Host[] = [];
+  const ws: Host[] = [];
+  for (let i = 1; i <= managers; i++) ms.push(await c.start(`mgr-${i}`, await freePort()));
+  for (let i = 1; i <= workers; i++) ws.push(await c.start(`wrk-${i}`, await freePort()));
+  const first = ms[0];
+  if (first === undefined) throw new Error('a cluster needs a manager');
+  await first.client.initSwarm(local);
+  const managerToken = (await first.client.joinToken('manager')).Token;
+  const workerToken = (await first.client.joinToken('worker')).Token;
+  for (const m of ms.slice(1)) await m.client.joinSwarm({ remoteAddr: joinAddr(first), token: managerToken, ...local });
+  for (const w of ws) await w.client.joinSwarm({ remoteAddr: joinAddr(first), token: workerToken, ...local });
+  await votersAre(first, ms);
+  return { managers: ms, workers: ws, start: c.start };
+}
+
+export async function votersAre(observer: Host, managers: readonly Host[]): Promise<void> {
+  const want = JSON.stringify(managers.map((m) => m.daemon.nodeId).sort());
+  await eventually(`voters ${managers.map((m) => m.name).join(', ')}`, 30_000, async () => {
+    const s = observer.daemon.raftStatus();
+    return s !== null && JSON.stringify([...s.confState.voters].sort()) === want && s.confState.learners.length === 0 ? true : undefined;
+  });
+}

@@ -1,42 +1,10 @@
 // A node's life after join, on daemons in one process: `node update` (availability, labels), promote and demote as
 // Raft membership changes with new certificates, `node rm` and its refusals, and `swarm leave` of workers and managers.
 
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { readdir } from 'node:fs/promises';
 import { ApiError, type ApiClient } from '@swarm/api';
-import { cluster, eventually, freePort, joinAddr, local, type Host } from './local-cluster.js';
-
-interface Formed {
-  managers: Host[];
-  workers: Host[];
-  start: (name: string, gossipPort?: number) => Promise<Host>;
-}
-
-/** Every node gets a known gossip port: a promoted worker's Raft address is its libp2p address. */
-async function form(t: ExecutionContext, managers: number, workers: number): Promise<Formed> {
-  const c = await cluster(t);
-  const ms: Host[] = [];
-  const ws: Host[] = [];
-  for (let i = 1; i <= managers; i++) ms.push(await c.start(`mgr-${i}`, await freePort()));
-  for (let i = 1; i <= workers; i++) ws.push(await c.start(`wrk-${i}`, await freePort()));
-  const first = ms[0];
-  if (first === undefined) throw new Error('a cluster needs a manager');
-  await first.client.initSwarm(local);
-  const managerToken = (await first.client.joinToken('manager')).Token;
-  const workerToken = (await first.client.joinToken('worker')).Token;
-  for (const m of ms.slice(1)) await m.client.joinSwarm({ remoteAddr: joinAddr(first), token: managerToken, ...local });
-  for (const w of ws) await w.client.joinSwarm({ remoteAddr: joinAddr(first), token: workerToken, ...local });
-  await votersAre(first, ms);
-  return { managers: ms, workers: ws, start: c.start };
-}
-
-async function votersAre(observer: Host, managers: readonly Host[]): Promise<void> {
-  const want = JSON.stringify(managers.map((m) => m.daemon.nodeId).sort());
-  await eventually(`voters ${managers.map((m) => m.name).join(', ')}`, 30_000, async () => {
-    const s = observer.daemon.raftStatus();
-    return s !== null && JSON.stringify([...s.confState.voters].sort()) === want && s.confState.learners.length === 0 ? true : undefined;
-  });
-}
+import { eventually, form, joinAddr, local, votersAre, type Host } from './local-cluster.js';
 
 async function roles(client: ApiClient): Promise<string[][]> {
   return (await client.listNodes()).map((n) => [n.Description.Hostname, n.Spec.Role, n.ManagerStatus === undefined ? '-' : 'manager-status']);
