@@ -5,6 +5,9 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
+import { Agent } from '@swarm/agent';
+import { ConstraintError, parseConstraints } from '@swarm/manager';
+import { ProcessRuntime } from '@swarm/runtime';
 import {
   ApiError,
   formatHostPort,
@@ -107,14 +110,31 @@ export interface TaskAgent extends AgentLike {
   close(): Promise<void>;
 }
 
-/** A node that runs no tasks: reports nothing and ignores assignments (until a runtime is configured). */
-function idleAgent(nodeId: string): TaskAgent {
-  return {
-    nodeId,
-    setAssignments: () => undefined,
-    statuses: () => [],
-    logs: () => (async function* () {})(),
-    close: async () => undefined,
+/** What the schema cannot check: placement constraints parse (the message names the expression). */
+function checkServiceSpec(spec: Service['spec']): void {
+  try {
+    parseConstraints(spec.taskTemplate.placement.constraints);
+  } catch (err) {
+    if (err instanceof ConstraintError) throw new ApiError('invalid_argument', `TaskTemplate.Placement.Constraints: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The default task runner: the agent on the process runtime, its files under the data dir's runtime/. */
+export function processAgent(dataDir: string): NonNullable<DaemonOptions['createAgent']> {
+  return (nodeId, report, logger) => {
+    const runtime = new ProcessRuntime({ rootDir: join(dataDir, 'runtime'), logger: logger.child({ component: 'runtime' }) });
+    const agent = new Agent({ nodeId, runtime, report, logger });
+    return {
+      nodeId,
+      setAssignments: (tasks) => agent.setAssignments(tasks),
+      statuses: () => agent.statuses(),
+      logs: (taskId, opts) => agent.logs(taskId, opts),
+      close: async () => {
+        await agent.close();
+        await runtime.close();
+      },
+    };
   };
 }
 
@@ -254,7 +274,8 @@ class NodeDaemon implements ApiBackend, Daemon {
   /** The node's task runner, made once per swarm membership: a role change keeps it (and its tasks) running. */
   private taskAgent(nodeId: string): TaskAgent {
     if (this.agent === null || this.agent.nodeId !== nodeId) {
-      this.agent = this.options.createAgent?.(nodeId, (updates) => this.reportTaskStatus(updates), this.loggerFor('agent')) ?? idleAgent(nodeId);
+      const make = this.options.createAgent ?? processAgent(this.dataDir);
+      this.agent = make(nodeId, (updates) => this.reportTaskStatus(updates), this.loggerFor('agent'));
     }
     return this.agent;
   }
@@ -630,6 +651,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     const id = newId();
     // Docker makes up a name when none is given; ours is short and says what it is.
     const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
+    checkServiceSpec(spec);
     this.options.validateService?.(spec);
     const service: Omit<Service, 'meta'> = {
       id,
@@ -661,6 +683,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     }
     const spec = toServiceSpec(doc, service.spec.name);
     if (spec.name !== service.spec.name) throw new ApiError('invalid_argument', `Name: a service cannot be renamed (${service.spec.name} -> ${spec.name})`);
+    checkServiceSpec(spec);
     this.options.validateService?.(spec);
     await runtime.propose([{ op: 'update', kind: 'service', object: { ...service, spec, previousSpec: service.spec } }]);
     const updated = runtime.store.view((tx) => tx.get('service', service.id));

@@ -1,14 +1,11 @@
 // Runs the leader's reconcilers (orchestrators, scheduler, task reaper) whenever the store changed, and on a slow
 // beat for time-based rules (restart delays); each returns the ops of one transaction, proposed through Raft.
 
+import type { Reconciler } from '@swarm/manager';
 import type { Op, Store } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 
-/** A reconciler: a pure function of the store (and the time) to the writes that move it toward the spec. */
-export interface Reconciler {
-  name: string;
-  run(store: Store, nowMs: number): Op[];
-}
+export type { Reconciler };
 
 export interface ReconcileLoopDeps {
   store: Store;

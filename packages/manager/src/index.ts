@@ -1,3 +1,25 @@
 // Public surface of @swarm/manager: the reconcilers only the Raft leader runs. Each is a function of a store
 // snapshot to the ops of one transaction; they never call each other and meet only in the store.
-export {};
+export { type Reconciler } from './reconciler.js';
+export {
+  ConstraintError,
+  constraintHolds,
+  constraintsHold,
+  parseConstraint,
+  parseConstraints,
+  type Constraint,
+  type ConstraintKey,
+} from './constraints.js';
+export { allocate, allocator, isLive, newTask, orchestrate, orchestrator, reconcileGlobal, reconcileReplicated, shutdownOp, type OrchestratorOptions } from './orchestrator.js';
+export { DEFAULT_MAX_TASKS_PER_PASS, pendingReason, schedule, scheduler, type SchedulerOptions } from './scheduler.js';
+export { taskReaper } from './reaper.js';
+
+import type { Reconciler } from './reconciler.js';
+import { allocator, orchestrator } from './orchestrator.js';
+import { scheduler } from './scheduler.js';
+import { taskReaper } from './reaper.js';
+
+/** The leader's reconcilers in the order one pass runs them: services -> tasks -> addresses -> nodes -> history. */
+export function leaderReconcilers(options: { newId: () => string }): Reconciler[] {
+  return [orchestrator({ newId: options.newId }), allocator(), scheduler(), taskReaper];
+}

@@ -1,0 +1,239 @@
+// The orchestrators: from services to tasks. Replicated services keep one live task per slot 1..N; global services
+// one per eligible node. Both replace tasks whose node died or drains, and restart ended ones by the restart policy.
+
+import { isTerminalTaskState, taskStateRank, type Node, type NewObject, type Op, type ReadTx, type Service, type Store, type Task } from '@swarm/store';
+import { constraintsHold, parseConstraints } from './constraints.js';
+import { assert, type Reconciler } from './reconciler.js';
+
+export interface OrchestratorOptions {
+  /** Makes task ids (random in production, counted in tests). */
+  newId: () => string;
+}
+
+const RANK_RUNNING = taskStateRank('running');
+const RANK_ASSIGNED = taskStateRank('assigned');
+
+/** Live: the orchestrator still wants it (desired state running or earlier). Dead tasks are only history. */
+export function isLive(t: Task): boolean {
+  return taskStateRank(t.desiredState) <= RANK_RUNNING;
+}
+
+/** What became of a live task, and what its slot needs. */
+type Verdict =
+  /** Running or on its way: the slot is served. */
+  | { kind: 'ok' }
+  /** Ended, and the restart policy wants a new one, but not before the restart delay. */
+  | { kind: 'waiting' }
+  /** Ended, and the restart policy says not again: the slot stays served by this ended task. */
+  | { kind: 'done' }
+  /** Must go (node down or removed, node draining, restart due): the slot needs a new task. */
+  | { kind: 'replace'; op: Op };
+
+/** The task told to stop; one never placed (or on a dead node) is also marked stopped, as no agent will report it. */
+export function shutdownOp(t: Task, nowMs: number, node: Node | undefined): Op {
+  assert(isLive(t), 'only a live task is shut down');
+  const rank = taskStateRank(t.status.state);
+  if (!isTerminalTaskState(t.status.state) && t.nodeId !== '' && (node === undefined || node.status.state === 'down')) {
+    const message = node === undefined ? 'node was removed from the swarm' : 'node is down';
+    return update({ ...t, desiredState: 'shutdown', status: { ...t.status, state: 'orphaned', timestampMs: nowMs, message } });
+  }
+  if (rank < RANK_ASSIGNED) {
+    return update({ ...t, desiredState: 'shutdown', status: { ...t.status, state: 'shutdown', timestampMs: nowMs, message: 'removed before it was scheduled', err: '' } });
+  }
+  return update({ ...t, desiredState: 'shutdown' });
+}
+
+function update(t: Task): Op {
+  return { op: 'update', kind: 'task', object: t };
+}
+
+/** The task ended by itself (not stopped by us): what restart-policy attempts count. */
+function endedByItself(t: Task): boolean {
+  return t.status.state === 'complete' || t.status.state === 'failed' || t.status.state === 'rejected';
+}
+
+/**
+ * Restart policy of an ended task: condition (none, on-failure, any), at most maxAttempts restarts within windowMs
+ * (counted over the slot's kept history, so never more than the history retention limit), and delayMs after it ended.
+ */
+function restartVerdict(t: Task, history: readonly Task[], nowMs: number): 'now' | 'later' | 'never' {
+  const p = t.spec.restartPolicy;
+  if (t.status.state === 'shutdown' || t.status.state === 'orphaned') return 'now'; // stopped by someone else: not the task's fault
+  if (p.condition === 'none') return 'never';
+  if (p.condition === 'on-failure' && t.status.state === 'complete') return 'never';
+  if (p.maxAttempts > 0) {
+    const since = p.windowMs > 0 ? nowMs - p.windowMs : -Infinity;
+    const restarts = history.filter((d) => endedByItself(d) && d.meta.updatedAtMs >= since).length;
+    if (restarts >= p.maxAttempts) return 'never';
+  }
+  // The leader's clock at the write that ended it, not the node's: the delay needs one clock.
+  return nowMs >= t.meta.updatedAtMs + p.delayMs ? 'now' : 'later';
+}
+
+function verdict(t: Task, node: Node | undefined, history: readonly Task[], nowMs: number): Verdict {
+  const ended = isTerminalTaskState(t.status.state);
+  if (!ended && t.nodeId !== '') {
+    if (node === undefined || node.status.state === 'down' || node.spec.availability === 'drain') return { kind: 'replace', op: shutdownOp(t, nowMs, node) };
+  }
+  if (!ended) return { kind: 'ok' };
+  switch (restartVerdict(t, history, nowMs)) {
+    case 'now':
+      return { kind: 'replace', op: update({ ...t, desiredState: 'shutdown' }) };
+    case 'later':
+      return { kind: 'waiting' };
+    case 'never':
+      return { kind: 'done' };
+  }
+}
+
+/** One slot (a replica number, or a node for a global service): its ops, and whether it is still served. */
+function reconcileSlot(tx: ReadTx, live: readonly Task[], history: readonly Task[], nowMs: number): { ops: Op[]; served: boolean } {
+  const ops: Op[] = [];
+  let served = false;
+  for (const t of live) {
+    const v = verdict(t, t.nodeId === '' ? undefined : tx.get('node', t.nodeId), history, nowMs);
+    if (v.kind === 'replace') ops.push(v.op);
+    else served = true;
+  }
+  return { ops, served };
+}
+
+export function newTask(service: Service, slot: number, nodeId: string, nowMs: number, id: string): NewObject<'task'> {
+  assert(slot > 0 !== (nodeId !== ''), 'a task has a slot (replicated) or a node (global), not both');
+  return {
+    id,
+    serviceId: service.id,
+    slot,
+    nodeId,
+    spec: service.spec.taskTemplate,
+    specVersion: service.specVersion,
+    serviceName: service.spec.name,
+    desiredState: 'running',
+    status: { state: 'new', timestampMs: nowMs, message: 'created', err: '', containerStatus: null, portStatus: [] },
+    networksAttachments: [],
+    endpoint: { spec: service.endpoint.spec, ports: service.endpoint.ports },
+  };
+}
+
+function group<K>(tasks: readonly Task[], key: (t: Task) => K): Map<K, { live: Task[]; dead: Task[] }> {
+  const out = new Map<K, { live: Task[]; dead: Task[] }>();
+  for (const t of tasks) {
+    const k = key(t);
+    let g = out.get(k);
+    if (g === undefined) out.set(k, (g = { live: [], dead: [] }));
+    (isLive(t) ? g.live : g.dead).push(t);
+  }
+  return out;
+}
+
+/** Which slots go when there are more than `replicas`: those not running first, then the highest numbers. */
+function slotsToRemove(slots: ReadonlyMap<number, { live: Task[] }>, replicas: number): Set<number> {
+  const withLive = [...slots.entries()].filter(([, g]) => g.live.length > 0);
+  const excess = withLive.length - replicas;
+  if (excess <= 0) return new Set();
+  const running = (g: { live: Task[] }): number => (g.live.some((t) => t.status.state === 'running') ? 1 : 0);
+  withLive.sort(([a, ga], [b, gb]) => running(ga) - running(gb) || b - a);
+  return new Set(withLive.slice(0, excess).map(([slot]) => slot));
+}
+
+export function reconcileReplicated(tx: ReadTx, service: Service, nowMs: number, newId: () => string): Op[] {
+  const replicated = service.spec.mode.replicated;
+  assert(replicated !== undefined, 'reconcileReplicated takes a replicated service');
+  const slots = group(
+    tx.tasksByService(service.id).filter((t) => t.slot > 0),
+    (t) => t.slot,
+  );
+  const ops: Op[] = [];
+  const removed = slotsToRemove(slots, replicated.replicas);
+  const served = new Set<number>();
+  for (const [slot, g] of slots) {
+    if (g.live.length === 0) continue;
+    if (removed.has(slot)) {
+      for (const t of g.live) ops.push(shutdownOp(t, nowMs, t.nodeId === '' ? undefined : tx.get('node', t.nodeId)));
+      continue;
+    }
+    const r = reconcileSlot(tx, g.live, g.dead, nowMs);
+    ops.push(...r.ops);
+    if (!r.served) ops.push({ op: 'create', kind: 'task', object: newTask(service, slot, '', nowMs, newId()) });
+    served.add(slot);
+  }
+  // New slots take the lowest free numbers; a slot still shutting down keeps its number until it is history.
+  for (let slot = 1; served.size < replicated.replicas; slot++) {
+    if (served.has(slot) || removed.has(slot)) continue;
+    ops.push({ op: 'create', kind: 'task', object: newTask(service, slot, '', nowMs, newId()) });
+    served.add(slot);
+  }
+  return ops;
+}
+
+export function reconcileGlobal(tx: ReadTx, service: Service, nowMs: number, newId: () => string): Op[] {
+  assert(service.spec.mode.global !== undefined, 'reconcileGlobal takes a global service');
+  const byNode = group(
+    tx.tasksByService(service.id).filter((t) => t.slot === 0 && t.nodeId !== ''),
+    (t) => t.nodeId,
+  );
+  let constraints;
+  try {
+    constraints = parseConstraints(service.spec.taskTemplate.placement.constraints);
+  } catch {
+    constraints = null; // validation keeps these out; an old spec that does not parse places nowhere
+  }
+  const ops: Op[] = [];
+  const nodes = new Map(tx.list('node').map((n) => [n.id, n]));
+  // Tasks whose node is gone, down, draining or no longer matching go; the node's slot is not refilled.
+  for (const [nodeId, g] of byNode) {
+    const node = nodes.get(nodeId);
+    const keeps = node !== undefined && node.status.state !== 'down' && node.spec.availability !== 'drain' && constraints !== null && constraintsHold(node, constraints);
+    if (!keeps) for (const t of g.live) ops.push(shutdownOp(t, nowMs, node));
+  }
+  for (const node of [...nodes.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    if (node.status.state === 'down' || node.spec.availability === 'drain' || constraints === null || !constraintsHold(node, constraints)) continue;
+    const g = byNode.get(node.id) ?? { live: [], dead: [] };
+    const r = reconcileSlot(tx, g.live, g.dead, nowMs);
+    ops.push(...r.ops);
+    // A paused node keeps what it runs but gets nothing new; a node not yet ready waits.
+    if (!r.served && node.status.state === 'ready' && node.spec.availability === 'active') {
+      ops.push({ op: 'create', kind: 'task', object: newTask(service, 0, node.id, nowMs, newId()) });
+    }
+  }
+  return ops;
+}
+
+/** Live tasks whose service is gone (removed between a read and a write elsewhere) are shut down. */
+function strays(tx: ReadTx, nowMs: number): Op[] {
+  const ops: Op[] = [];
+  for (const t of tx.list('task')) {
+    if (isLive(t) && tx.get('service', t.serviceId) === undefined) ops.push(shutdownOp(t, nowMs, t.nodeId === '' ? undefined : tx.get('node', t.nodeId)));
+  }
+  return ops;
+}
+
+export function orchestrate(tx: ReadTx, nowMs: number, options: OrchestratorOptions): Op[] {
+  const ops: Op[] = [];
+  const services = tx.list('service').sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const s of services) {
+    ops.push(...(s.spec.mode.replicated !== undefined ? reconcileReplicated(tx, s, nowMs, options.newId) : reconcileGlobal(tx, s, nowMs, options.newId)));
+  }
+  ops.push(...strays(tx, nowMs));
+  const written = ops.filter((o) => o.op === 'update').map((o) => (o.op === 'update' ? o.object.id : ''));
+  assert(new Set(written).size === written.length, 'one pass writes a task at most once');
+  return ops;
+}
+
+export function orchestrator(options: OrchestratorOptions): Reconciler {
+  return { name: 'orchestrator', run: (store: Store, nowMs: number) => store.view((tx) => orchestrate(tx, nowMs, options)) };
+}
+
+/** No networks to allocate yet: a NEW task becomes PENDING (the overlay allocator will give it addresses first). */
+export function allocate(tx: ReadTx, nowMs: number): Op[] {
+  const ops: Op[] = [];
+  for (const t of tx.list('task')) {
+    if (t.status.state !== 'new' || !isLive(t)) continue;
+    ops.push(update({ ...t, status: { ...t.status, state: 'pending', timestampMs: nowMs, message: 'pending task scheduling' } }));
+  }
+  return ops;
+}
+
+export function allocator(): Reconciler {
+  return { name: 'allocator', run: (store: Store, nowMs: number) => store.view((tx) => allocate(tx, nowMs)) };
+}

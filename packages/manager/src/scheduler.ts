@@ -1,0 +1,208 @@
+// The scheduler: every PENDING task that should run gets a node, all of one pass in one plan (a batch, not a
+// transaction per task). Filters (availability, platform, constraints, resources, max replicas) then spread.
+
+import { isTerminalTaskState, taskStateRank, type Node, type Op, type ReadTx, type Service, type Store, type Task } from '@swarm/store';
+import { constraintsHold, parseConstraints, type Constraint } from './constraints.js';
+import { assert, type Reconciler } from './reconciler.js';
+
+/** Why a node cannot take a task; the order is the order filters run, and of the parts of a pending reason. */
+const FILTERS = ['unavailable', 'platform', 'constraints', 'cpu', 'memory', 'maxReplicas'] as const;
+type FilterFailure = (typeof FILTERS)[number];
+
+function plural(n: number): string {
+  return n === 1 ? '1 node' : `${n} nodes`;
+}
+
+const EXPLAIN: Record<FilterFailure, (n: number) => string> = {
+  unavailable: (n) => `${plural(n)} not available for new tasks`,
+  platform: (n) => `unsupported platform on ${plural(n)}`,
+  constraints: (n) => `scheduling constraints not satisfied on ${plural(n)}`,
+  cpu: (n) => `insufficient CPU on ${plural(n)}`,
+  memory: (n) => `insufficient memory on ${plural(n)}`,
+  maxReplicas: (n) => `max replicas per node limit exceed on ${plural(n)}`,
+};
+
+/** Docker's form: "no suitable node (scheduling constraints not satisfied on 3 nodes; insufficient memory on 1 node)". */
+export function pendingReason(failures: ReadonlyMap<FilterFailure, number>, nodeCount: number): string {
+  if (nodeCount === 0) return 'no suitable node (no nodes in the cluster)';
+  const parts = FILTERS.filter((f) => (failures.get(f) ?? 0) > 0).map((f) => EXPLAIN[f](failures.get(f) ?? 0));
+  assert(parts.length > 0, 'a task with no suitable node has a reason');
+  return `no suitable node (${parts.join('; ')})`;
+}
+
+/** What the scheduler tracks of a node while it plans: the counts change as tasks are placed in this pass. */
+interface NodeLoad {
+  node: Node;
+  tasks: number;
+  byService: Map<string, number>;
+  reservedNanoCpus: number;
+  reservedMemoryBytes: number;
+}
+
+/** A task that holds (or is about to hold) a node's resources: placed, and neither ended nor told to stop. */
+function occupies(t: Task): boolean {
+  return t.nodeId !== '' && !isTerminalTaskState(t.status.state) && taskStateRank(t.desiredState) <= taskStateRank('running');
+}
+
+function loads(tx: ReadTx): Map<string, NodeLoad> {
+  const out = new Map<string, NodeLoad>();
+  for (const node of tx.list('node')) out.set(node.id, { node, tasks: 0, byService: new Map(), reservedNanoCpus: 0, reservedMemoryBytes: 0 });
+  for (const t of tx.list('task')) {
+    if (!occupies(t) || t.status.state === 'pending') continue;
+    const load = out.get(t.nodeId);
+    if (load !== undefined) place(load, t);
+  }
+  return out;
+}
+
+function place(load: NodeLoad, t: Task): void {
+  load.tasks += 1;
+  load.byService.set(t.serviceId, (load.byService.get(t.serviceId) ?? 0) + 1);
+  load.reservedNanoCpus += t.spec.resources.reservations.nanoCpus;
+  load.reservedMemoryBytes += t.spec.resources.reservations.memoryBytes;
+}
+
+function platformFits(node: Node, t: Task): boolean {
+  const platforms = t.spec.placement.platforms;
+  if (platforms.length === 0) return true;
+  const os = node.description.platform.os.toLowerCase();
+  const arch = node.description.platform.arch.toLowerCase();
+  const norm = (a: string): string => (a === 'amd64' ? 'x86_64' : a === 'arm64' ? 'aarch64' : a);
+  return platforms.some((p) => (p.os === '' || p.os.toLowerCase() === os) && (p.arch === '' || norm(p.arch.toLowerCase()) === norm(arch)));
+}
+
+function check(load: NodeLoad, t: Task, constraints: readonly Constraint[]): FilterFailure | null {
+  const n = load.node;
+  if (n.status.state !== 'ready' || n.spec.availability !== 'active') return 'unavailable';
+  if (!platformFits(n, t)) return 'platform';
+  if (!constraintsHold(n, constraints)) return 'constraints';
+  const want = t.spec.resources.reservations;
+  if (want.nanoCpus > 0 && load.reservedNanoCpus + want.nanoCpus > n.description.resources.nanoCpus) return 'cpu';
+  if (want.memoryBytes > 0 && load.reservedMemoryBytes + want.memoryBytes > n.description.resources.memoryBytes) return 'memory';
+  const max = t.spec.placement.maxReplicas;
+  if (max > 0 && (load.byService.get(t.serviceId) ?? 0) >= max) return 'maxReplicas';
+  return null;
+}
+
+/** The value a spread preference groups nodes by (`node.labels.zone`); nodes without it form one group. */
+function spreadValue(node: Node, descriptor: string): string {
+  const d = descriptor.trim();
+  if (d.toLowerCase().startsWith('node.labels.')) return node.spec.labels[d.slice('node.labels.'.length)] ?? '';
+  if (d.toLowerCase().startsWith('engine.labels.')) return node.description.engineLabels[d.slice('engine.labels.'.length)] ?? '';
+  if (d === 'node.hostname') return node.description.hostname;
+  if (d === 'node.id') return node.id;
+  return '';
+}
+
+/**
+ * Picks the node for one task among those that pass the filters: spread preferences first (the group with the fewest
+ * tasks of the service), then the fewest tasks of the service, then the fewest tasks overall, then the node id.
+ */
+function best(candidates: readonly NodeLoad[], t: Task, all: ReadonlyMap<string, NodeLoad>): NodeLoad {
+  assert(candidates.length > 0, 'best() needs a candidate');
+  const groupCounts = t.spec.placement.preferences.map((p) => {
+    const counts = new Map<string, number>();
+    for (const l of all.values()) {
+      const v = spreadValue(l.node, p.spread);
+      counts.set(v, (counts.get(v) ?? 0) + (l.byService.get(t.serviceId) ?? 0));
+    }
+    return { descriptor: p.spread, counts };
+  });
+  const key = (l: NodeLoad): number[] => [
+    ...groupCounts.map((g) => g.counts.get(spreadValue(l.node, g.descriptor)) ?? 0),
+    l.byService.get(t.serviceId) ?? 0,
+    l.tasks,
+  ];
+  let winner = candidates[0] as NodeLoad;
+  let winnerKey = key(winner);
+  for (const c of candidates.slice(1)) {
+    const k = key(c);
+    let cmp = 0;
+    for (let i = 0; i < k.length && cmp === 0; i++) cmp = (k[i] as number) - (winnerKey[i] as number);
+    if (cmp < 0 || (cmp === 0 && c.node.id < winner.node.id)) {
+      winner = c;
+      winnerKey = k;
+    }
+  }
+  return winner;
+}
+
+export interface SchedulerOptions {
+  /** Tasks placed per pass; the rest wait for the next pass (which comes at once, as the store changed). */
+  maxTasksPerPass?: number;
+}
+
+export const DEFAULT_MAX_TASKS_PER_PASS = 10_000;
+
+function wantsToRun(t: Task): boolean {
+  return t.status.state === 'pending' && taskStateRank(t.desiredState) <= taskStateRank('running');
+}
+
+/** Oldest first, then by service and slot: a stable order, so the same store gives the same plan. */
+function schedulingOrder(a: Task, b: Task): number {
+  if (a.meta.createdAtMs !== b.meta.createdAtMs) return a.meta.createdAtMs - b.meta.createdAtMs;
+  if (a.serviceId !== b.serviceId) return a.serviceId < b.serviceId ? -1 : 1;
+  if (a.slot !== b.slot) return a.slot - b.slot;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** The plan for one pass as store writes: PENDING -> ASSIGNED with a node, or PENDING with a (changed) reason. */
+export function schedule(tx: ReadTx, nowMs: number, options: SchedulerOptions = {}): Op[] {
+  const max = options.maxTasksPerPass ?? DEFAULT_MAX_TASKS_PER_PASS;
+  assert(Number.isInteger(max) && max > 0, 'maxTasksPerPass is a positive integer');
+  const pending = tx.list('task').filter(wantsToRun).sort(schedulingOrder).slice(0, max);
+  if (pending.length === 0) return [];
+  const all = loads(tx);
+  const nodes = [...all.values()].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
+  const constraintCache = new Map<string, Constraint[]>();
+  const ops: Op[] = [];
+  for (const t of pending) {
+    const service: Service | undefined = tx.get('service', t.serviceId);
+    if (service === undefined) continue; // the orchestrator shuts it down
+    const cacheKey = t.spec.placement.constraints.join('\u0000');
+    let constraints = constraintCache.get(cacheKey);
+    if (constraints === undefined) {
+      // A spec that got past validation parses; one that does not (an older version's) places nowhere.
+      try {
+        constraints = parseConstraints(t.spec.placement.constraints);
+      } catch (err) {
+        ops.push(...stillPending(t, nowMs, `invalid constraint: ${(err as Error).message}`));
+        continue;
+      }
+      constraintCache.set(cacheKey, constraints);
+    }
+    const eligible = t.nodeId !== '' ? nodes.filter((l) => l.node.id === t.nodeId) : nodes;
+    const failures = new Map<FilterFailure, number>();
+    const fit: NodeLoad[] = [];
+    for (const l of eligible) {
+      const why = check(l, t, constraints);
+      if (why === null) fit.push(l);
+      else failures.set(why, (failures.get(why) ?? 0) + 1);
+    }
+    if (fit.length === 0) {
+      ops.push(...stillPending(t, nowMs, pendingReason(failures, eligible.length)));
+      continue;
+    }
+    const chosen = best(fit, t, all);
+    place(chosen, t);
+    ops.push({
+      op: 'update',
+      kind: 'task',
+      object: { ...t, nodeId: chosen.node.id, status: { ...t.status, state: 'assigned', timestampMs: nowMs, message: 'scheduler assigned task to node', err: '' } },
+    });
+  }
+  return ops;
+}
+
+/** A pending task's reason is written only when it changes, so an unplaceable task costs nothing per pass. */
+function stillPending(t: Task, nowMs: number, reason: string): Op[] {
+  if (t.status.err === reason) return [];
+  return [{ op: 'update', kind: 'task', object: { ...t, status: { ...t.status, timestampMs: nowMs, message: 'pending task scheduling', err: reason } } }];
+}
+
+export function scheduler(options: SchedulerOptions = {}): Reconciler {
+  return {
+    name: 'scheduler',
+    run: (store: Store, nowMs: number) => store.view((tx) => schedule(tx, nowMs, options)),
+  };
+}
