@@ -18,6 +18,7 @@ export function registerDaemonCommand(program: Command): void {
   program
     .command('daemon')
     .description('run this machine\'s swarm node (the other commands talk to it over its socket)')
+    .option('-H, --socket <path>', 'the unix socket to serve the API on (default $SWARM_SOCKET or /run/swarm/swarm.sock)')
     .option('--data-dir <dir>', 'where the node keeps its state (default $SWARM_DATA_DIR or /var/lib/swarm)')
     .option('--hostname <name>', 'hostname the node reports (default $SWARM_HOSTNAME or the machine\'s)')
     .option('--gossip-port <port>', 'port of the libp2p gossip host on the listen address (default 7946; 0 = any)', parsePort)

@@ -24,6 +24,8 @@ export function buildProgram(): Command {
     .name('swarm')
     .description('A Swarm-style container cluster')
     .version(cliVersion(), '-v, --version')
+    // As in Docker, global flags come before the verb, and `service create IMAGE CMD -c …` passes -c to CMD.
+    .enablePositionalOptions()
     .option('-H, --socket <path>', 'the daemon\'s unix socket (default $SWARM_SOCKET or /run/swarm/swarm.sock)');
   registerDaemonCommand(program);
   registerSwarmCommands(program);

@@ -242,7 +242,7 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 export function registerServiceCommands(program: Command): void {
-  const service = program.command('service').description('manage services');
+  const service = program.command('service').description('manage services').enablePositionalOptions();
 
   service
     .command('create')
@@ -270,6 +270,7 @@ export function registerServiceCommands(program: Command): void {
     .option('--stop-grace-period <duration>', 'time to wait before killing a task (default 10s)')
     .option('--stop-signal <signal>', 'signal to stop a task')
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
+    .passThroughOptions()
     .action(async (image: string, args: string[], opts: CreateFlags & { detach?: boolean }, command: Command) => {
       const client = clientFor(command);
       const { ID } = await client.createService(specFromFlags(image, args, opts));

@@ -1,0 +1,162 @@
+// Services on a real lab (3 managers + 2 workers, real daemons in namespaces, tasks as processes): a replicated
+// service spreads evenly, `service ps` and `service logs` see every task, a killed node's tasks come back on the
+// others, drain moves tasks off a node, constraints and global mode place where they should, scale and rm.
+
+import test from 'ava';
+import { pollUntil } from '@swarm/wire';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labSerial, missingPrerequisite, SWARM_BIN } from './prerequisites.js';
+
+// Apart from the other lab tests' subnets: ava runs test files at the same time.
+const SUBNET = '10.251.38.0/24';
+
+const missing = missingPrerequisite({ tools: [['ip', '-V'], ['nft', '--version']], needCli: true });
+const serial = labSerial(missing);
+
+const root = mkdtempSync(join(tmpdir(), 'swlab-svc-'));
+const name = `sv${process.pid % 1000}`;
+
+function swarm(args: readonly string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [SWARM_BIN, ...args], { env: { ...process.env, SWARM_LAB_ROOT: root }, timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function on(node: string, args: readonly string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return swarm(['lab', 'exec', `${name}/${node}`, '--', process.execPath, SWARM_BIN, ...args], timeoutMs);
+}
+
+let failed = false;
+test.afterEach.always((t) => {
+  if (!t.passed) failed = true;
+});
+
+test.after.always(async () => {
+  if (failed && process.env['SWARM_TEST_KEEP_LAB'] === '1') {
+    console.error(`kept lab ${name} under SWARM_LAB_ROOT=${root}`);
+    return;
+  }
+  if (missing === null) await swarm(['lab', 'down', name]);
+  rmSync(root, { recursive: true, force: true });
+});
+
+interface TaskRow {
+  ID: string;
+  Name: string;
+  Node: string;
+  DesiredState: string;
+  CurrentState: string;
+  Error: string;
+}
+
+async function ps(service: string, node = 'node-1'): Promise<TaskRow[]> {
+  const res = await on(node, ['service', 'ps', '--format', 'json', service], 30_000);
+  if (res.code !== 0) throw new Error(`service ps ${service}: ${res.stderr}`);
+  return res.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as TaskRow);
+}
+
+/** Hostname -> number of running tasks that should run. */
+async function placement(service: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const r of await ps(service)) {
+    if (r.DesiredState === 'Running' && r.CurrentState.startsWith('Running')) counts[r.Node] = (counts[r.Node] ?? 0) + 1;
+  }
+  return counts;
+}
+
+const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> =>
+  pollUntil(what, check, { deadlineMs: timeoutMs, intervalMs: 300, retryErrors: true });
+
+const total = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+
+serial('a 6-replica service spreads 2,1,1,1,1 over 5 nodes; service ls, ps and logs see it', async (t) => {
+  const up = await swarm(['lab', 'up', '--name', name, '--nodes', '5', '--managers', '3', '--subnet', SUBNET], 240_000);
+  t.is(up.code, 0, up.stderr);
+  const create = await on('node-2', ['service', 'create', '--name', 'web', '--replicas', '6', 'busybox', 'sh', '-c', 'echo hello from $SWARM_TASK_ID; exec sleep 600']);
+  t.is(create.code, 0, create.stderr);
+  t.regex(create.stdout, /^[0-9a-z]{25}\n/);
+  t.regex(create.stdout, /verify: Service converged\n$/);
+  const counts = await placement('web');
+  t.is(total(counts), 6);
+  t.deepEqual(Object.values(counts).sort(), [1, 1, 1, 1, 2], JSON.stringify(counts));
+
+  const ls = await on('node-3', ['service', 'ls', '--format', 'json']);
+  t.like(JSON.parse(ls.stdout.trim()), { Name: 'web', Mode: 'replicated', Replicas: '6/6', Image: 'busybox' });
+  const logs = await eventually('six tasks logged', 30_000, async () => {
+    const res = await on('node-1', ['service', 'logs', 'web']);
+    const lines = res.stdout.trim().split('\n').filter((l) => l.includes('hello from'));
+    return lines.length === 6 ? lines : undefined;
+  });
+  t.regex(logs[0] ?? '', /^web\.\d\.[0-9a-z]{12}@node-\d\s+\| hello from [0-9a-z]{25}$/);
+});
+
+serial('kill -9 a worker: its tasks are replaced on the other nodes, 6 running again', async (t) => {
+  const before = await placement('web');
+  const victim = Object.keys(before).find((h) => h === 'node-4' || h === 'node-5') ?? 'node-5';
+  t.is((await swarm(['lab', 'kill', `${name}/${victim}`])).code, 0);
+  const after = await eventually('6 running without the killed node', 60_000, async () => {
+    const c = await placement('web');
+    return total(c) === 6 && c[victim] === undefined ? c : undefined;
+  });
+  t.is(total(after), 6);
+  const orphaned = (await ps('web')).filter((r) => r.Node === victim && r.DesiredState !== 'Running');
+  t.true(orphaned.length >= 1, 'the dead node\'s tasks stay in the history, no longer desired');
+  t.is((await swarm(['lab', 'restart', `${name}/${victim}`])).code, 0);
+});
+
+serial('drain moves every task off a node; active takes new ones again', async (t) => {
+  t.is((await on('node-1', ['node', 'update', '--availability', 'drain', 'node-3'])).code, 0);
+  const drained = await eventually('no task on node-3', 60_000, async () => {
+    const c = await placement('web');
+    return total(c) === 6 && c['node-3'] === undefined ? c : undefined;
+  });
+  t.is(total(drained), 6);
+  t.is((await on('node-1', ['node', 'update', '--availability', 'active', 'node-3'])).code, 0);
+});
+
+serial('constraints place only where they hold; an unsatisfiable one stays pending with the reason', async (t) => {
+  const workers = await on('node-1', ['service', 'create', '--name', 'on-workers', '--replicas', '4', '--constraint', 'node.role==worker', 'busybox', 'sleep', '600']);
+  t.is(workers.code, 0, workers.stderr);
+  const c = await placement('on-workers');
+  t.deepEqual(Object.keys(c).sort(), ['node-4', 'node-5']);
+
+  const none = await on('node-1', ['service', 'create', '--detach', '--name', 'nowhere', '--constraint', 'node.labels.zone==mars', 'busybox', 'sleep', '600']);
+  t.is(none.code, 0, none.stderr);
+  const pending = await eventually('a pending task with a reason', 30_000, async () => {
+    const rows = await ps('nowhere');
+    return rows.find((r) => r.CurrentState.startsWith('Pending') && r.Error.includes('no suitable node'));
+  });
+  t.regex(pending.Error, /scheduling constraints not satisfied on 5 nodes/);
+  // A node that gets the label takes the task.
+  t.is((await on('node-1', ['node', 'update', '--label-add', 'zone=mars', 'node-2'])).code, 0);
+  const placed = await eventually('placed on node-2', 30_000, async () => ((await placement('nowhere'))['node-2'] === 1 ? true : undefined));
+  t.true(placed);
+  t.is((await on('node-1', ['service', 'rm', 'on-workers', 'nowhere'])).code, 0);
+});
+
+serial('global mode runs one task per node; scale and rm', async (t) => {
+  const global = await on('node-2', ['service', 'create', '--name', 'agent', '--mode', 'global', 'busybox', 'sleep', '600']);
+  t.is(global.code, 0, global.stderr);
+  const c = await placement('agent');
+  t.deepEqual(Object.keys(c).sort(), ['node-1', 'node-2', 'node-3', 'node-4', 'node-5']);
+  t.true(Object.values(c).every((n) => n === 1));
+
+  const scale = await on('node-3', ['service', 'scale', 'web=2']);
+  t.is(scale.code, 0, scale.stderr);
+  t.regex(scale.stdout, /^web scaled to 2\n/);
+  t.is(total(await placement('web')), 2);
+  const rm = await on('node-1', ['service', 'rm', 'web', 'agent']);
+  t.is(rm.code, 0, rm.stderr);
+  const ls = await on('node-1', ['service', 'ls', '-q']);
+  t.is(ls.stdout.trim(), '');
+});
