@@ -98,6 +98,12 @@ export class ApiClient {
     await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec);
   }
 
+  /** `service rollback`: the previous spec back, rolled out with the rollback config. */
+  async rollbackService(ref: string, spec: ServiceSpecDocument, version?: number): Promise<void> {
+    const query = version === undefined ? '?rollback=previous' : `?version=${version}&rollback=previous`;
+    await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec);
+  }
+
   async removeService(ref: string): Promise<void> {
     await this.call('DELETE', `/services/${encodeURIComponent(ref)}`);
   }

@@ -104,7 +104,7 @@ const serviceQuerySchema = {
 const serviceUpdateQuerySchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { version: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+  properties: { version: { type: 'string', pattern: '^[0-9]{1,15}$' }, rollback: { type: 'string', enum: ['previous'] } },
 } as const;
 
 const logsQuerySchema = {
@@ -262,12 +262,14 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
     },
   );
 
-  app.post<{ Params: { id: string }; Querystring: { version?: string }; Body: ServiceSpecDocument }>(
+  // As Docker's: `?rollback=previous` puts the previous spec back (the body is then not used).
+  app.post<{ Params: { id: string }; Querystring: { version?: string; rollback?: 'previous' }; Body: ServiceSpecDocument }>(
     '/services/:id/update',
     { schema: { params: nodeParamsSchema, querystring: serviceUpdateQuerySchema, body: serviceSpecSchema } },
     async (request) => {
       const version = request.query.version === undefined ? null : Number(request.query.version);
-      await backend.updateService(request.params.id, request.body, version);
+      const change = request.query.rollback === 'previous' ? { rollback: true as const } : { spec: request.body };
+      await backend.updateService(request.params.id, change, version);
       return { Warnings: [] };
     },
   );

@@ -1,7 +1,7 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import type { Placement, RestartPolicy, Service, ServiceSpec, Task, TaskSpec, UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, type Placement, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
 const NS_PER_MS = 1_000_000;
@@ -56,6 +56,7 @@ export interface ServiceDocument {
   Spec: Required<Pick<ServiceSpecDocument, 'Name' | 'Labels' | 'TaskTemplate' | 'Mode'>> & Pick<ServiceSpecDocument, 'UpdateConfig' | 'RollbackConfig'>;
   PreviousSpec?: ServiceDocument['Spec'];
   Endpoint: { Spec: { Mode: 'vip' | 'dnsrr' }; Ports?: Array<{ Protocol: string; TargetPort: number; PublishedPort: number; PublishMode: string }> };
+  UpdateStatus?: { State: string; StartedAt: string; CompletedAt?: string; Message: string };
   /** With `?status=true`, as Docker: tasks running and desired. */
   ServiceStatus?: { RunningTasks: number; DesiredTasks: number; CompletedTasks: number };
 }
@@ -185,11 +186,6 @@ export const serviceSpecSchema = {
 
 const ms = (ns: number | undefined, fallbackMs: number): number => (ns === undefined ? fallbackMs : Math.round(ns / NS_PER_MS));
 const ns = (valueMs: number): number => valueMs * NS_PER_MS;
-
-/** SwarmKit's defaults. */
-export function defaultUpdateConfig(): UpdateConfig {
-  return { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 5_000, maxFailureRatio: 0, order: 'stop-first' };
-}
 
 function toUpdateConfig(doc: UpdateConfigDocument | undefined): UpdateConfig {
   const d = defaultUpdateConfig();
@@ -327,6 +323,11 @@ export function serviceDocument(service: Service, status?: ServiceDocument['Serv
   if (service.previousSpec !== null) doc.PreviousSpec = specDocument(service.previousSpec);
   if (service.endpoint.ports.length > 0) {
     doc.Endpoint.Ports = service.endpoint.ports.map((p) => ({ Protocol: p.protocol, TargetPort: p.targetPort, PublishedPort: p.publishedPort, PublishMode: p.publishMode }));
+  }
+  const u = service.updateStatus;
+  if (u !== null) {
+    doc.UpdateStatus = { State: u.state, StartedAt: time(u.startedAtMs), Message: u.message };
+    if (u.completedAtMs !== null) doc.UpdateStatus.CompletedAt = time(u.completedAtMs);
   }
   if (status !== undefined) doc.ServiceStatus = status;
   return doc;

@@ -191,8 +191,11 @@ export interface ApiBackend {
   createService(spec: ServiceSpecDocument): Promise<{ ID: string }>;
   /** Every service and task (after a linearizable read). */
   listServices(): Promise<{ services: Service[]; tasks: Task[] }>;
-  /** Replaces a service's spec; `version` (the Version.Index read) makes a concurrent update fail with conflict. */
-  updateService(ref: string, spec: ServiceSpecDocument, version: number | null): Promise<Service>;
+  /**
+   * Replaces a service's spec, or puts its previous spec back (rollback); a changed task template starts a rolling
+   * update. `version` (the Version.Index read) makes a concurrent update fail with conflict.
+   */
+  updateService(ref: string, change: { spec: ServiceSpecDocument } | { rollback: true }, version: number | null): Promise<Service>;
   removeService(ref: string): Promise<void>;
   /** The logs of a service's tasks from every node that ran one, merged; ends unless follow, or when signal aborts. */
   serviceLogs(ref: string, options: { tail: number | null; follow: boolean }, signal: AbortSignal): Promise<AsyncIterable<ServiceLogLine>>;

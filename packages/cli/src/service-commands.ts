@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, type ApiClient, type ServiceDocument, type ServiceSpecDocument, type TaskDocument } from '@swarm/api/client';
+import { ApiError, type ApiClient, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -52,12 +52,8 @@ function parseKeyValues(items: readonly string[], flag: string): Record<string, 
   return out;
 }
 
-export interface CreateFlags {
-  name?: string;
-  replicas?: string;
-  mode?: string;
-  constraint: string[];
-  placementPref: string[];
+/** Flags that set one value of the spec: the same on create and update (update changes only what is given). */
+export interface SpecFlags {
   reserveCpu?: string;
   reserveMemory?: string;
   limitCpu?: string;
@@ -66,47 +62,100 @@ export interface CreateFlags {
   restartDelay?: string;
   restartMaxAttempts?: string;
   restartWindow?: string;
-  env: string[];
-  label: string[];
-  containerLabel: string[];
   workdir?: string;
   user?: string;
   stopGracePeriod?: string;
   stopSignal?: string;
+  updateParallelism?: string;
+  updateDelay?: string;
+  updateFailureAction?: string;
+  updateMonitor?: string;
+  updateMaxFailureRatio?: string;
+  updateOrder?: string;
+  rollbackParallelism?: string;
+  rollbackDelay?: string;
+  rollbackFailureAction?: string;
+  rollbackMonitor?: string;
+  rollbackMaxFailureRatio?: string;
+  rollbackOrder?: string;
 }
 
-/** `service create` flags and IMAGE [COMMAND [ARG...]] as Docker's ServiceSpec (COMMAND and ARGs go to Args, as Docker). */
-export function specFromFlags(image: string, args: readonly string[], f: CreateFlags): ServiceSpecDocument {
-  const mode = f.mode ?? 'replicated';
-  if (mode !== 'replicated' && mode !== 'global') throw new CliError(`invalid --mode ${JSON.stringify(mode)}: use replicated or global`);
-  if (mode === 'global' && f.replicas !== undefined) throw new CliError('--replicas can only be used with replicated mode');
-  let replicas = 1;
-  if (f.replicas !== undefined) {
-    if (!/^\d+$/.test(f.replicas)) throw new CliError(`invalid --replicas ${JSON.stringify(f.replicas)}: a whole number`);
-    replicas = Number(f.replicas);
-  }
-  const spec: ServiceSpecDocument = {
-    TaskTemplate: { ContainerSpec: { Image: image } },
-    Mode: mode === 'global' ? { Global: {} } : { Replicated: { Replicas: replicas } },
+export interface CreateFlags extends SpecFlags {
+  name?: string;
+  replicas?: string;
+  mode?: string;
+  constraint: string[];
+  placementPref: string[];
+  env: string[];
+  label: string[];
+  containerLabel: string[];
+}
+
+function wholeNumber(value: string, flag: string): number {
+  if (!/^\d+$/.test(value)) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: a whole number`);
+  return Number(value);
+}
+
+function checkEnv(items: readonly string[], flag: string): void {
+  for (const e of items) if (!e.includes('=') || e.startsWith('=')) throw new CliError(`invalid ${flag} ${JSON.stringify(e)}: use KEY=value`);
+}
+
+function preferencesOf(items: readonly string[], flag: string): Array<{ Spread: { SpreadDescriptor: string } }> {
+  return items.map((p) => {
+    const m = /^spread=(.+)$/.exec(p);
+    if (m === null || m[1] === undefined) throw new CliError(`invalid ${flag} ${JSON.stringify(p)}: use spread=node.labels.KEY`);
+    return { Spread: { SpreadDescriptor: m[1] } };
+  });
+}
+
+/** --update-* or --rollback-* flags over a config (fields not given stay as they are). */
+function updateConfigFlags(prefix: 'update' | 'rollback', f: SpecFlags, base: UpdateConfigDocument | undefined): UpdateConfigDocument | undefined {
+  const v = {
+    parallelism: prefix === 'update' ? f.updateParallelism : f.rollbackParallelism,
+    delay: prefix === 'update' ? f.updateDelay : f.rollbackDelay,
+    failureAction: prefix === 'update' ? f.updateFailureAction : f.rollbackFailureAction,
+    monitor: prefix === 'update' ? f.updateMonitor : f.rollbackMonitor,
+    maxFailureRatio: prefix === 'update' ? f.updateMaxFailureRatio : f.rollbackMaxFailureRatio,
+    order: prefix === 'update' ? f.updateOrder : f.rollbackOrder,
   };
-  const c = spec.TaskTemplate.ContainerSpec;
-  if (f.name !== undefined) spec.Name = f.name;
-  if (f.label.length > 0) spec.Labels = parseKeyValues(f.label, '--label');
-  if (args.length > 0) c.Args = [...args];
-  for (const e of f.env) if (!e.includes('=') || e.startsWith('=')) throw new CliError(`invalid --env ${JSON.stringify(e)}: use KEY=value`);
-  if (f.env.length > 0) c.Env = [...f.env];
-  if (f.containerLabel.length > 0) c.Labels = parseKeyValues(f.containerLabel, '--container-label');
+  if (Object.values(v).every((x) => x === undefined)) return base;
+  const c: UpdateConfigDocument = { ...base };
+  if (v.parallelism !== undefined) c.Parallelism = wholeNumber(v.parallelism, `--${prefix}-parallelism`);
+  if (v.delay !== undefined) c.Delay = parseDuration(v.delay, `--${prefix}-delay`);
+  if (v.monitor !== undefined) c.Monitor = parseDuration(v.monitor, `--${prefix}-monitor`);
+  if (v.failureAction !== undefined) {
+    const allowed = prefix === 'update' ? ['pause', 'continue', 'rollback'] : ['pause', 'continue'];
+    if (!allowed.includes(v.failureAction)) throw new CliError(`invalid --${prefix}-failure-action ${JSON.stringify(v.failureAction)}: use ${allowed.join(', ')}`);
+    c.FailureAction = v.failureAction as UpdateConfigDocument['FailureAction'];
+  }
+  if (v.maxFailureRatio !== undefined) {
+    const r = Number(v.maxFailureRatio);
+    if (!/^\d*\.?\d+$/.test(v.maxFailureRatio) || r > 1) throw new CliError(`invalid --${prefix}-max-failure-ratio ${JSON.stringify(v.maxFailureRatio)}: a number from 0 to 1`);
+    c.MaxFailureRatio = r;
+  }
+  if (v.order !== undefined) {
+    if (v.order !== 'stop-first' && v.order !== 'start-first') throw new CliError(`invalid --${prefix}-order ${JSON.stringify(v.order)}: use stop-first or start-first`);
+    c.Order = v.order;
+  }
+  return c;
+}
+
+/** The single-value flags applied over a spec (create: an empty one; update: the service's current one). */
+export function applySpecFlags(spec: ServiceSpecDocument, f: SpecFlags): void {
+  const t = spec.TaskTemplate;
+  const c = t.ContainerSpec;
   if (f.workdir !== undefined) c.Dir = f.workdir;
   if (f.user !== undefined) c.User = f.user;
   if (f.stopSignal !== undefined) c.StopSignal = f.stopSignal;
   if (f.stopGracePeriod !== undefined) c.StopGracePeriod = parseDuration(f.stopGracePeriod, '--stop-grace-period');
-  const limits = { ...(f.limitCpu === undefined ? {} : { NanoCPUs: parseCpus(f.limitCpu, '--limit-cpu') }), ...(f.limitMemory === undefined ? {} : { MemoryBytes: parseBytes(f.limitMemory, '--limit-memory') }) };
-  const reservations = {
-    ...(f.reserveCpu === undefined ? {} : { NanoCPUs: parseCpus(f.reserveCpu, '--reserve-cpu') }),
-    ...(f.reserveMemory === undefined ? {} : { MemoryBytes: parseBytes(f.reserveMemory, '--reserve-memory') }),
-  };
-  if (Object.keys(limits).length > 0 || Object.keys(reservations).length > 0) spec.TaskTemplate.Resources = { Limits: limits, Reservations: reservations };
-  const restart: NonNullable<ServiceSpecDocument['TaskTemplate']['RestartPolicy']> = {};
+  const limits = { ...t.Resources?.Limits };
+  const reservations = { ...t.Resources?.Reservations };
+  if (f.limitCpu !== undefined) limits.NanoCPUs = parseCpus(f.limitCpu, '--limit-cpu');
+  if (f.limitMemory !== undefined) limits.MemoryBytes = parseBytes(f.limitMemory, '--limit-memory');
+  if (f.reserveCpu !== undefined) reservations.NanoCPUs = parseCpus(f.reserveCpu, '--reserve-cpu');
+  if (f.reserveMemory !== undefined) reservations.MemoryBytes = parseBytes(f.reserveMemory, '--reserve-memory');
+  if (Object.keys(limits).length > 0 || Object.keys(reservations).length > 0) t.Resources = { Limits: limits, Reservations: reservations };
+  const restart: NonNullable<ServiceSpecDocument['TaskTemplate']['RestartPolicy']> = { ...t.RestartPolicy };
   if (f.restartCondition !== undefined) {
     if (f.restartCondition !== 'none' && f.restartCondition !== 'on-failure' && f.restartCondition !== 'any') {
       throw new CliError(`invalid --restart-condition ${JSON.stringify(f.restartCondition)}: use none, on-failure or any`);
@@ -115,19 +164,93 @@ export function specFromFlags(image: string, args: readonly string[], f: CreateF
   }
   if (f.restartDelay !== undefined) restart.Delay = parseDuration(f.restartDelay, '--restart-delay');
   if (f.restartWindow !== undefined) restart.Window = parseDuration(f.restartWindow, '--restart-window');
-  if (f.restartMaxAttempts !== undefined) {
-    if (!/^\d+$/.test(f.restartMaxAttempts)) throw new CliError(`invalid --restart-max-attempts ${JSON.stringify(f.restartMaxAttempts)}: a whole number`);
-    restart.MaxAttempts = Number(f.restartMaxAttempts);
-  }
-  if (Object.keys(restart).length > 0) spec.TaskTemplate.RestartPolicy = restart;
-  const preferences = f.placementPref.map((p) => {
-    const m = /^spread=(.+)$/.exec(p);
-    if (m === null || m[1] === undefined) throw new CliError(`invalid --placement-pref ${JSON.stringify(p)}: use spread=node.labels.KEY`);
-    return { Spread: { SpreadDescriptor: m[1] } };
-  });
+  if (f.restartMaxAttempts !== undefined) restart.MaxAttempts = wholeNumber(f.restartMaxAttempts, '--restart-max-attempts');
+  if (Object.keys(restart).length > 0) t.RestartPolicy = restart;
+  const update = updateConfigFlags('update', f, spec.UpdateConfig);
+  if (update !== undefined) spec.UpdateConfig = update;
+  const rollback = updateConfigFlags('rollback', f, spec.RollbackConfig);
+  if (rollback !== undefined) spec.RollbackConfig = rollback;
+}
+
+/** `service create` flags and IMAGE [COMMAND [ARG...]] as Docker's ServiceSpec (COMMAND and ARGs go to Args, as Docker). */
+export function specFromFlags(image: string, args: readonly string[], f: CreateFlags): ServiceSpecDocument {
+  const mode = f.mode ?? 'replicated';
+  if (mode !== 'replicated' && mode !== 'global') throw new CliError(`invalid --mode ${JSON.stringify(mode)}: use replicated or global`);
+  if (mode === 'global' && f.replicas !== undefined) throw new CliError('--replicas can only be used with replicated mode');
+  const replicas = f.replicas === undefined ? 1 : wholeNumber(f.replicas, '--replicas');
+  const spec: ServiceSpecDocument = {
+    TaskTemplate: { ContainerSpec: { Image: image } },
+    Mode: mode === 'global' ? { Global: {} } : { Replicated: { Replicas: replicas } },
+  };
+  const c = spec.TaskTemplate.ContainerSpec;
+  if (f.name !== undefined) spec.Name = f.name;
+  if (f.label.length > 0) spec.Labels = parseKeyValues(f.label, '--label');
+  if (args.length > 0) c.Args = [...args];
+  checkEnv(f.env, '--env');
+  if (f.env.length > 0) c.Env = [...f.env];
+  if (f.containerLabel.length > 0) c.Labels = parseKeyValues(f.containerLabel, '--container-label');
+  applySpecFlags(spec, f);
+  const preferences = preferencesOf(f.placementPref, '--placement-pref');
   if (f.constraint.length > 0 || preferences.length > 0) {
     spec.TaskTemplate.Placement = { ...(f.constraint.length > 0 ? { Constraints: [...f.constraint] } : {}), ...(preferences.length > 0 ? { Preferences: preferences } : {}) };
   }
+  return spec;
+}
+
+export interface UpdateFlags extends SpecFlags {
+  image?: string;
+  replicas?: string;
+  args?: string;
+  envAdd: string[];
+  envRm: string[];
+  labelAdd: string[];
+  labelRm: string[];
+  containerLabelAdd: string[];
+  containerLabelRm: string[];
+  constraintAdd: string[];
+  constraintRm: string[];
+  placementPrefAdd: string[];
+  placementPrefRm: string[];
+  force?: boolean;
+}
+
+/** `service update` flags over the service's current spec: only what a flag names changes, as in Docker. */
+export function updatedSpec(current: ServiceSpecDocument, f: UpdateFlags): ServiceSpecDocument {
+  const spec = structuredClone(current);
+  const t = spec.TaskTemplate;
+  const c = t.ContainerSpec;
+  if (f.image !== undefined) c.Image = f.image;
+  if (f.replicas !== undefined) {
+    if (spec.Mode?.Replicated === undefined) throw new CliError('--replicas can only be used with replicated mode');
+    spec.Mode = { Replicated: { Replicas: wholeNumber(f.replicas, '--replicas') } };
+  }
+  if (f.args !== undefined) c.Args = f.args.trim() === '' ? [] : f.args.trim().split(/\s+/);
+  checkEnv(f.envAdd, '--env-add');
+  if (f.envAdd.length > 0 || f.envRm.length > 0) {
+    const keyOf = (e: string): string => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e);
+    const drop = new Set([...f.envRm, ...f.envAdd.map(keyOf)]);
+    c.Env = [...(c.Env ?? []).filter((e) => !drop.has(keyOf(e))), ...f.envAdd];
+  }
+  if (f.labelAdd.length > 0 || f.labelRm.length > 0) {
+    spec.Labels = { ...spec.Labels };
+    for (const k of f.labelRm) delete spec.Labels[k];
+    Object.assign(spec.Labels, parseKeyValues(f.labelAdd, '--label-add'));
+  }
+  if (f.containerLabelAdd.length > 0 || f.containerLabelRm.length > 0) {
+    c.Labels = { ...c.Labels };
+    for (const k of f.containerLabelRm) delete c.Labels[k];
+    Object.assign(c.Labels, parseKeyValues(f.containerLabelAdd, '--container-label-add'));
+  }
+  if (f.constraintAdd.length > 0 || f.constraintRm.length > 0 || f.placementPrefAdd.length > 0 || f.placementPrefRm.length > 0) {
+    const placement = { ...t.Placement };
+    const rmPrefs = new Set(preferencesOf(f.placementPrefRm, '--placement-pref-rm').map((p) => p.Spread.SpreadDescriptor));
+    placement.Constraints = [...(placement.Constraints ?? []).filter((x) => !f.constraintRm.includes(x)), ...f.constraintAdd.filter((x) => !(placement.Constraints ?? []).includes(x))];
+    placement.Preferences = [...(placement.Preferences ?? []).filter((p) => !rmPrefs.has(p.Spread.SpreadDescriptor)), ...preferencesOf(f.placementPrefAdd, '--placement-pref-add')];
+    t.Placement = placement;
+  }
+  applySpecFlags(spec, f);
+  // --force: a new ForceUpdate value changes the template, so every task is replaced even if nothing else changed.
+  if (f.force === true) t.ForceUpdate = (t.ForceUpdate ?? 0) + 1;
   return spec;
 }
 
@@ -241,10 +364,68 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** The options of SpecFlags, shared by create and update. */
+function specOptions(command: Command): Command {
+  command
+    .option('--reserve-cpu <cpus>', 'CPUs reserved for each task')
+    .option('--reserve-memory <bytes>', 'memory reserved for each task (e.g. 64M)')
+    .option('--limit-cpu <cpus>', 'CPU limit of each task')
+    .option('--limit-memory <bytes>', 'memory limit of each task')
+    .option('--restart-condition <c>', 'none, on-failure or any (default any)')
+    .option('--restart-delay <duration>', 'delay between restart attempts (default 5s)')
+    .option('--restart-max-attempts <n>', 'maximum restarts before giving up (default unlimited)')
+    .option('--restart-window <duration>', 'window used to evaluate the restart policy')
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user>', 'user to run as')
+    .option('--stop-grace-period <duration>', 'time to wait before killing a task (default 10s)')
+    .option('--stop-signal <signal>', 'signal to stop a task');
+  for (const [prefix, what] of [
+    ['update', 'an update'],
+    ['rollback', 'a rollback'],
+  ] as const) {
+    command
+      .option(`--${prefix}-parallelism <n>`, `tasks replaced at a time in ${what} (0: all at once; default 1)`)
+      .option(`--${prefix}-delay <duration>`, `delay between batches of ${what} (default 0s)`)
+      .option(`--${prefix}-failure-action <action>`, `on failure of ${what}: pause, continue${prefix === 'update' ? ' or rollback' : ''} (default pause)`)
+      .option(`--${prefix}-monitor <duration>`, `how long a new task is watched for failure in ${what} (default 5s)`)
+      .option(`--${prefix}-max-failure-ratio <ratio>`, `failure rate tolerated in ${what} (default 0)`)
+      .option(`--${prefix}-order <order>`, `stop-first (default) or start-first in ${what}`);
+  }
+  return command;
+}
+
+const ROLLOUT_TIMEOUT_MS = 600_000;
+
+/**
+ * After an update or rollback: waits for the rollout the manager runs (UpdateStatus), one progress line per change,
+ * then for convergence. A paused update, or one the manager rolled back, ends with an error naming the reason.
+ */
+async function waitRolledOut(client: ApiClient, ref: string, startedAfter: string | undefined, rollback: boolean): Promise<void> {
+  const deadline = Date.now() + ROLLOUT_TIMEOUT_MS;
+  let last = '';
+  for (;;) {
+    const s = await client.inspectService(ref, true);
+    const u = s.UpdateStatus;
+    if (u === undefined || u.StartedAt === startedAfter) break; // the template did not change: nothing rolls out
+    const template = JSON.stringify(s.Spec.TaskTemplate);
+    const tasks = (await client.listTasks({ service: s.ID })).filter((t) => t.DesiredState === 'running');
+    const done = tasks.filter((t) => t.Status.State === 'running' && JSON.stringify(t.Spec) === template).length;
+    const line = `${rollback || u.State.startsWith('rollback') ? 'rollback' : 'update'}: ${u.Message}; ${done} out of ${s.ServiceStatus?.DesiredTasks ?? tasks.length} tasks`;
+    if (line !== last) writeOut(line);
+    last = line;
+    if (u.State === 'completed' || (u.State === 'rollback_completed' && rollback)) break;
+    if (u.State === 'paused' || u.State === 'rollback_paused') throw new CliError(`service ${s.Spec.Name}: ${u.Message}; see \`swarm service ps ${s.Spec.Name}\`, fix and update again`);
+    if (u.State === 'rollback_completed') throw new CliError(`service ${s.Spec.Name} rolled back: ${u.Message}`);
+    if (Date.now() > deadline) throw new CliError(`service ${s.Spec.Name}: the rollout did not finish within ${ROLLOUT_TIMEOUT_MS / 1000} s (it goes on; see \`swarm service inspect ${s.Spec.Name}\`)`);
+    await new Promise((resolve) => setTimeout(resolve, CONVERGE_POLL_MS));
+  }
+  await waitConverged(client, ref);
+}
+
 export function registerServiceCommands(program: Command): void {
   const service = program.command('service').description('manage services').enablePositionalOptions();
 
-  service
+  const create = service
     .command('create')
     .description('create a service')
     .argument('<image>', 'the image to run')
@@ -254,21 +435,10 @@ export function registerServiceCommands(program: Command): void {
     .option('--mode <mode>', 'replicated (default) or global')
     .option('--constraint <expr>', 'placement constraint, e.g. node.role==worker (repeatable)', collect, [])
     .option('--placement-pref <pref>', 'placement preference, e.g. spread=node.labels.zone (repeatable)', collect, [])
-    .option('--reserve-cpu <cpus>', 'CPUs reserved for each task')
-    .option('--reserve-memory <bytes>', 'memory reserved for each task (e.g. 64M)')
-    .option('--limit-cpu <cpus>', 'CPU limit of each task')
-    .option('--limit-memory <bytes>', 'memory limit of each task')
-    .option('--restart-condition <c>', 'none, on-failure or any (default any)')
-    .option('--restart-delay <duration>', 'delay between restart attempts (default 5s)')
-    .option('--restart-max-attempts <n>', 'maximum restarts before giving up (default unlimited)')
-    .option('--restart-window <duration>', 'window used to evaluate the restart policy')
     .option('-e, --env <KEY=value>', 'environment variable (repeatable)', collect, [])
     .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
-    .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
-    .option('-w, --workdir <dir>', 'working directory inside the container')
-    .option('-u, --user <user>', 'user to run as')
-    .option('--stop-grace-period <duration>', 'time to wait before killing a task (default 10s)')
-    .option('--stop-signal <signal>', 'signal to stop a task')
+    .option('--container-label <key=value>', 'container label (repeatable)', collect, []);
+  specOptions(create)
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .passThroughOptions()
     .action(async (image: string, args: string[], opts: CreateFlags & { detach?: boolean }, command: Command) => {
@@ -365,6 +535,52 @@ export function registerServiceCommands(program: Command): void {
       }
       if (opts.detach !== true) for (const id of scaled) await waitConverged(client, id);
       if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
+    });
+
+  const update = service
+    .command('update')
+    .description('update a service: any create flag, --image, --replicas, the -add/-rm list flags, --force')
+    .argument('<service>', 'service name or id')
+    .option('--image <image>', 'the image to run')
+    .option('--replicas <n>', 'number of tasks')
+    .option('--args <command>', 'the command and its arguments, as one string')
+    .option('--env-add <KEY=value>', 'add or change an environment variable (repeatable)', collect, [])
+    .option('--env-rm <KEY>', 'remove an environment variable (repeatable)', collect, [])
+    .option('--label-add <key=value>', 'add or change a service label (repeatable)', collect, [])
+    .option('--label-rm <key>', 'remove a service label (repeatable)', collect, [])
+    .option('--container-label-add <key=value>', 'add or change a container label (repeatable)', collect, [])
+    .option('--container-label-rm <key>', 'remove a container label (repeatable)', collect, [])
+    .option('--constraint-add <expr>', 'add a placement constraint (repeatable)', collect, [])
+    .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
+    .option('--placement-pref-add <pref>', 'add a placement preference (repeatable)', collect, [])
+    .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect, [])
+    .option('--force', 'replace every task even if nothing changed')
+    .option('--rollback', 'roll back to the previous spec (as `service rollback`)');
+  specOptions(update)
+    .option('-d, --detach', 'exit at once instead of waiting for the update to finish')
+    .action(async (ref: string, opts: UpdateFlags & { detach?: boolean; rollback?: boolean }, command: Command) => {
+      const client = clientFor(command);
+      const s = await client.inspectService(ref);
+      if (opts.rollback === true) {
+        await client.rollbackService(s.ID, s.Spec, s.Version.Index);
+      } else {
+        await client.updateService(s.ID, updatedSpec(s.Spec, opts), s.Version.Index);
+      }
+      writeOut(s.Spec.Name);
+      if (opts.detach !== true) await waitRolledOut(client, s.ID, s.UpdateStatus?.StartedAt, opts.rollback === true);
+    });
+
+  service
+    .command('rollback')
+    .description("put a service's previous spec back, rolled out with its rollback config")
+    .argument('<service>', 'service name or id')
+    .option('-d, --detach', 'exit at once instead of waiting for the rollback to finish')
+    .action(async (ref: string, opts: { detach?: boolean }, command: Command) => {
+      const client = clientFor(command);
+      const s = await client.inspectService(ref);
+      await client.rollbackService(s.ID, s.Spec, s.Version.Index);
+      writeOut(s.Spec.Name);
+      if (opts.detach !== true) await waitRolledOut(client, s.ID, s.UpdateStatus?.StartedAt, true);
     });
 
   service

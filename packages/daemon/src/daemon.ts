@@ -46,7 +46,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { defaultClusterSpec, isTerminalTaskState, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
+import { deepEqual, defaultClusterSpec, isTerminalTaskState, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -673,7 +673,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     return runtime.store.view((tx) => ({ services: tx.list('service'), tasks: tx.list('task') }));
   }
 
-  async updateService(ref: string, doc: ServiceSpecDocument, version: number | null): Promise<Service> {
+  async updateService(ref: string, change: { spec: ServiceSpecDocument } | { rollback: true }, version: number | null): Promise<Service> {
     const runtime = this.active();
     this.requireManager(runtime);
     await runtime.readBarrier();
@@ -681,17 +681,41 @@ class NodeDaemon implements ApiBackend, Daemon {
     if (version !== null && version !== service.meta.version.index) {
       throw new ApiError('conflict', `update out of sequence: service ${service.spec.name} is at version ${service.meta.version.index}, not ${version}; inspect it again`);
     }
-    const spec = toServiceSpec(doc, service.spec.name);
-    if (spec.name !== service.spec.name) throw new ApiError('invalid_argument', `Name: a service cannot be renamed (${service.spec.name} -> ${spec.name})`);
-    checkServiceSpec(spec);
-    this.options.validateService?.(spec);
-    await runtime.propose([{ op: 'update', kind: 'service', object: { ...service, spec, previousSpec: service.spec } }]);
+    const nowMs = Date.now();
+    let next: Omit<Service, 'meta'> & { meta: Service['meta'] };
+    if ('rollback' in change) {
+      if (service.previousSpec === null) throw new ApiError('invalid_argument', `service ${service.spec.name} has no previous spec to roll back to`);
+      const rollingOut = !deepEqual(service.previousSpec.taskTemplate, service.spec.taskTemplate);
+      next = {
+        ...service,
+        spec: service.previousSpec,
+        previousSpec: service.spec,
+        updateStatus: rollingOut ? { state: 'rollback_started', startedAtMs: nowMs, completedAtMs: null, message: 'manually requested rollback' } : service.updateStatus,
+      };
+    } else {
+      const spec = toServiceSpec(change.spec, service.spec.name);
+      if (spec.name !== service.spec.name) throw new ApiError('invalid_argument', `Name: a service cannot be renamed (${service.spec.name} -> ${spec.name})`);
+      if ((spec.mode.global !== undefined) !== (service.spec.mode.global !== undefined)) {
+        throw new ApiError('invalid_argument', `Mode: service ${service.spec.name} is ${service.spec.mode.global !== undefined ? 'global' : 'replicated'}; the mode of a service cannot change`);
+      }
+      checkServiceSpec(spec);
+      this.options.validateService?.(spec);
+      // Only a new task template is rolled out; a new replica count is the orchestrator's alone (a scale).
+      const rollingOut = !deepEqual(spec.taskTemplate, service.spec.taskTemplate);
+      next = {
+        ...service,
+        spec,
+        previousSpec: service.spec,
+        updateStatus: rollingOut ? { state: 'updating', startedAtMs: nowMs, completedAtMs: null, message: 'update in progress' } : service.updateStatus,
+      };
+    }
+    await runtime.propose([{ op: 'update', kind: 'service', object: next }]);
     const updated = runtime.store.view((tx) => tx.get('service', service.id));
     if (updated === undefined) throw new ApiError('not_found', `service ${ref} was removed while it was being updated`);
+    this.logger.info({ service: service.id, name: service.spec.name, update: updated.updateStatus?.state ?? null }, 'service updated');
     return updated;
   }
 
-  /** The service goes, and its live tasks are told to shut down in the same transaction; the reaper deletes them. */
   async removeService(ref: string): Promise<void> {
     const runtime = this.active();
     this.requireManager(runtime);

@@ -62,6 +62,20 @@ export function statusOps(store: Store, nodeId: string, updates: readonly TaskSt
   return ops;
 }
 
+/**
+ * A batch of reports (several per node when a node reports often) as one transaction's ops: each node's reports
+ * are merged first, so a task reported twice in the batch is written once, with its latest status.
+ */
+export function batchOps(store: Store, batch: ReadonlyArray<{ nodeId: string; updates: readonly TaskStatusUpdate[] }>): Op[] {
+  const byNode = new Map<string, TaskStatusUpdate[]>();
+  for (const b of batch) {
+    const list = byNode.get(b.nodeId);
+    if (list === undefined) byNode.set(b.nodeId, [...b.updates]);
+    else list.push(...b.updates);
+  }
+  return [...byNode].flatMap(([nodeId, updates]) => statusOps(store, nodeId, updates));
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -275,7 +289,7 @@ export class Dispatcher {
         }
         this.pendingCount -= n;
         for (let attempt = 1; attempt <= MAX_BATCH_RETRIES; attempt++) {
-          const ops = batch.flatMap((b) => statusOps(this.deps.store, b.nodeId, b.updates));
+          const ops = batchOps(this.deps.store, batch);
           if (ops.length === 0) break;
           try {
             await this.deps.propose(ops);

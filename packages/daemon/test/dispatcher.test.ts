@@ -4,7 +4,7 @@
 import test from 'ava';
 import { Store, type Op, type TaskStatus } from '@swarm/store';
 import { edit, mustCommit, newNode, newService, newTask, requireObject } from '@swarm/store/testing';
-import { assignmentsFor, assignmentsSignature, parseUpdates, statusOps } from '../src/dispatcher.js';
+import { assignmentsFor, assignmentsSignature, batchOps, parseUpdates, statusOps } from '../src/dispatcher.js';
 
 function status(state: TaskStatus['state'], err = ''): TaskStatus {
   return { state, timestampMs: 5_000, message: state, err, containerStatus: null, portStatus: [] };
@@ -53,6 +53,23 @@ test("status reports become writes only for the reporting node's tasks, forwards
   mustCommit(store, 3, ops);
   t.deepEqual(statusOps(store, 'n1', [{ taskId: 't1', status: status('running') }]), [], 'an unchanged status is not rewritten');
   t.is(statusOps(store, 'n1', [{ taskId: 't2', status: status('shutdown') }]).length, 1);
+});
+
+test('a batch with several reports of one node writes each task once, with its latest status (one valid transaction)', (t) => {
+  const store = fixture();
+  const ops = batchOps(store, [
+    { nodeId: 'n1', updates: [{ taskId: 't1', status: status('starting') }] },
+    { nodeId: 'n2', updates: [{ taskId: 't4', status: status('failed', 'boom') }] },
+    { nodeId: 'n1', updates: [{ taskId: 't1', status: status('failed', 'task: non-zero exit (3)') }] },
+  ]);
+  t.deepEqual(
+    ops.map((o: Op) => (o.op === 'update' && o.kind === 'task' ? [o.object.id, o.object.status.state] : null)),
+    [
+      ['t1', 'failed'],
+      ['t4', 'failed'],
+    ],
+  );
+  mustCommit(store, 3, ops);
 });
 
 test('parseUpdates keeps well-formed updates and drops the rest', (t) => {

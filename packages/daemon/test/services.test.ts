@@ -69,3 +69,61 @@ test('a replicated service runs its tasks as processes on every node, restarts a
   await eventually('no tasks left', 30_000, async () => ((await leader.client.listTasks({})).length === 0 ? true : undefined));
   t.pass();
 });
+
+test('service update rolls the new template out; a crashing update rolls itself back; rollback puts the previous spec back', async (t) => {
+  const { managers } = await form(t, 1, 1);
+  const [leader] = managers;
+  if (leader === undefined) throw new Error('no manager');
+  const c = leader.client;
+  await eventually('2 ready nodes', 30_000, async () => ((await c.listNodes()).filter((n) => n.Status.State === 'ready').length === 2 ? true : undefined));
+  const ms = 1_000_000;
+  const spec = {
+    Name: 'api',
+    Mode: { Replicated: { Replicas: 3 } },
+    TaskTemplate: {
+      ContainerSpec: { Image: 'busybox', Command: ['sh', '-c', 'exec sleep 600'], Env: ['VERSION=1'] },
+      RestartPolicy: { Condition: 'any' as const, Delay: 100 * ms },
+    },
+    UpdateConfig: { Parallelism: 2, Monitor: 300 * ms, FailureAction: 'rollback' as const },
+    RollbackConfig: { Parallelism: 0, Monitor: 300 * ms },
+  };
+  await c.createService(spec);
+  await eventually('3 running', 30_000, async () => (running(await c.listTasks({ service: 'api' })).length === 3 ? true : undefined));
+
+  const v2 = { ...spec, TaskTemplate: { ...spec.TaskTemplate, ContainerSpec: { ...spec.TaskTemplate.ContainerSpec, Env: ['VERSION=2'] } } };
+  await c.updateService('api', v2);
+  const done = await eventually('update completed', 30_000, async () => {
+    const s = await c.inspectService('api');
+    return s.UpdateStatus?.State === 'completed' ? s : undefined;
+  });
+  t.is(done.UpdateStatus?.Message, 'update completed');
+  const afterUpdate = running(await c.listTasks({ service: 'api' }));
+  t.is(afterUpdate.length, 3);
+  t.true(afterUpdate.every((x) => x.Spec.ContainerSpec.Env?.[0] === 'VERSION=2'));
+
+  // v3 exits at once: the first new task fails, and the manager rolls back to v2 by itself.
+  const v3 = { ...v2, TaskTemplate: { ...v2.TaskTemplate, ContainerSpec: { ...v2.TaskTemplate.ContainerSpec, Command: ['sh', '-c', 'exit 3'], Env: ['VERSION=3'] } } };
+  await c.updateService('api', v3);
+  const rolledBack = await eventually('rolled back', 60_000, async () => {
+    const s = await c.inspectService('api');
+    return s.UpdateStatus?.State === 'rollback_completed' ? s : undefined;
+  });
+  t.regex(rolledBack.UpdateStatus?.Message ?? '', /rollback completed/);
+  t.deepEqual(rolledBack.Spec.TaskTemplate.ContainerSpec.Env, ['VERSION=2']);
+  const failed = (await c.listTasks({ service: 'api' })).filter((x) => x.Status.State === 'failed');
+  t.true(failed.length >= 1);
+  t.regex(failed[0]?.Status.Err ?? '', /exit \(3\)|non-zero exit/);
+  await eventually('3 running v2 tasks', 30_000, async () => {
+    const r = running(await c.listTasks({ service: 'api' }));
+    return r.length === 3 && r.every((x) => x.Spec.ContainerSpec.Env?.[0] === 'VERSION=2') ? true : undefined;
+  });
+
+  // A manual rollback: back to the spec before the last update (v3's failed update left v2 current, v3 previous).
+  const before = await c.inspectService('api');
+  await c.rollbackService('api', before.Spec, before.Version.Index);
+  const manual = await c.inspectService('api');
+  t.is(manual.UpdateStatus?.State, 'rollback_started');
+  t.is(manual.UpdateStatus?.Message, 'manually requested rollback');
+  t.deepEqual(manual.Spec.TaskTemplate.ContainerSpec.Env, ['VERSION=3']);
+  await t.throwsAsync(c.rollbackService('api', manual.Spec, before.Version.Index), { message: /out of sequence/ });
+});

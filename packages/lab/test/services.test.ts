@@ -144,6 +144,39 @@ serial('constraints place only where they hold; an unsatisfiable one stays pendi
   t.is((await on('node-1', ['service', 'rm', 'on-workers', 'nowhere'])).code, 0);
 });
 
+serial('service update rolls out in batches, rollback puts the previous spec back, a crashing update rolls itself back', async (t) => {
+  const create = await on('node-1', [
+    'service', 'create', '--name', 'api', '--replicas', '4', '--update-parallelism', '2', '--update-monitor', '1s',
+    '--update-failure-action', 'rollback', '--rollback-monitor', '1s', '--restart-delay', '1s', 'busybox', 'sleep', '600',
+  ]);
+  t.is(create.code, 0, create.stderr);
+  const update = await on('node-2', ['service', 'update', '--env-add', 'VERSION=2', 'api']);
+  t.is(update.code, 0, update.stderr);
+  t.regex(update.stdout, /^api\n/);
+  t.regex(update.stdout, /update: update completed; 4 out of 4 tasks\n/);
+  t.regex(update.stdout, /verify: Service converged\n$/);
+  const inspect = JSON.parse((await on('node-1', ['service', 'inspect', 'api'])).stdout) as Array<{ Spec: { TaskTemplate: { ContainerSpec: { Env?: string[] } } } }>;
+  t.deepEqual(inspect[0]?.Spec.TaskTemplate.ContainerSpec.Env, ['VERSION=2']);
+  t.is((await ps('api')).filter((r) => r.DesiredState === 'Shutdown').length, 4, 'every old task replaced');
+
+  const rollback = await on('node-3', ['service', 'rollback', 'api']);
+  t.is(rollback.code, 0, rollback.stderr);
+  t.regex(rollback.stdout, /rollback: manually requested rollback/);
+  t.regex(rollback.stdout, /rollback: rollback completed; 4 out of 4 tasks\n/);
+  const back = JSON.parse((await on('node-1', ['service', 'inspect', 'api'])).stdout) as Array<{ Spec: { TaskTemplate: { ContainerSpec: { Env?: string[] } } } }>;
+  t.is(back[0]?.Spec.TaskTemplate.ContainerSpec.Env, undefined);
+
+  // `false` exits 1 at once: the first batch fails, the manager rolls back by itself, and the CLI says so.
+  const crash = await on('node-1', ['service', 'update', '--args', 'false', 'api']);
+  t.is(crash.code, 1);
+  t.regex(crash.stdout, /update rolled back due to failure or early termination of task [0-9a-z]{25}/);
+  t.regex(crash.stderr, /^swarm: service api rolled back: rollback completed\n$/);
+  const rows = await ps('api');
+  t.is(rows.filter((r) => r.DesiredState === 'Running' && r.CurrentState.startsWith('Running')).length, 4);
+  t.true(rows.some((r) => r.CurrentState.startsWith('Failed') && r.Error.includes('non-zero exit')), JSON.stringify(rows));
+  t.is((await on('node-1', ['service', 'rm', 'api'])).code, 0);
+});
+
 serial('global mode runs one task per node; scale and rm', async (t) => {
   const global = await on('node-2', ['service', 'create', '--name', 'agent', '--mode', 'global', 'busybox', 'sleep', '600']);
   t.is(global.code, 0, global.stderr);

@@ -159,6 +159,7 @@ export function schedule(tx: ReadTx, nowMs: number, options: SchedulerOptions = 
   for (const t of pending) {
     const service: Service | undefined = tx.get('service', t.serviceId);
     if (service === undefined) continue; // the orchestrator shuts it down
+    if (predecessorStopping(tx, t)) continue; // stop-first: the slot is emptied before its new task is placed
     const cacheKey = t.spec.placement.constraints.join('\u0000');
     let constraints = constraintCache.get(cacheKey);
     if (constraints === undefined) {
@@ -192,6 +193,20 @@ export function schedule(tx: ReadTx, nowMs: number, options: SchedulerOptions = 
     });
   }
   return ops;
+}
+
+/**
+ * Another task of the same slot (replica number, or node for a global service) was told to stop and has not yet:
+ * its replacement waits, so a slot never runs two tasks unless an update asked for start-first. A task on a node
+ * that is down is not waited for (the orchestrator marks it ORPHANED).
+ */
+function predecessorStopping(tx: ReadTx, t: Task): boolean {
+  const siblings = t.slot > 0 ? tx.tasksBySlot(t.serviceId, t.slot) : tx.tasksByNode(t.nodeId).filter((o) => o.serviceId === t.serviceId && o.slot === 0);
+  return siblings.some((o) => {
+    if (o.id === t.id || o.nodeId === '' || isTerminalTaskState(o.status.state) || taskStateRank(o.desiredState) <= taskStateRank('running')) return false;
+    const node = tx.get('node', o.nodeId);
+    return node !== undefined && node.status.state !== 'down';
+  });
 }
 
 /** A pending task's reason is written only when it changes, so an unplaceable task costs nothing per pass. */

@@ -13,6 +13,8 @@ export class Harness {
   readonly reconcilers: Reconciler[] = leaderReconcilers({ newId: () => `task${String(++this.ids).padStart(4, '0')}` });
   /** Ops each reconciler wrote, by name, over the harness's life. */
   readonly written = new Map<string, number>();
+  /** Agents fail tasks of these images at start (a crashing image). */
+  readonly failingImages = new Set<string>();
   /** Passes of each reconciler that wrote something. */
   readonly writingPasses = new Map<string, number>();
 
@@ -73,6 +75,16 @@ export class Harness {
     return this.store.view((tx) => (serviceId === undefined ? tx.list('task') : tx.tasksByService(serviceId))).sort((a, b) => a.slot - b.slot || (a.id < b.id ? -1 : 1));
   }
 
+  /** What the daemon does on `service update`: the new spec, the old one kept, and the rollout started. */
+  updateService(id: string, change: (s: Service) => void): void {
+    this.editService(id, (s) => {
+      const previous = structuredClone(s.spec);
+      change(s);
+      s.previousSpec = previous;
+      s.updateStatus = { state: 'updating', startedAtMs: this.nowMs, completedAtMs: null, message: 'update in progress' };
+    });
+  }
+
   /** Tasks the orchestrator wants running. */
   live(serviceId: string): Task[] {
     return this.tasks(serviceId).filter((t) => t.desiredState === 'running');
@@ -109,7 +121,8 @@ export class Harness {
       if (t.nodeId === '') continue;
       const node = this.store.view((tx) => tx.get('node', t.nodeId));
       if (node === undefined || node.status.state !== 'ready') continue;
-      if (t.desiredState === 'running' && t.status.state === 'assigned') ops.push(this.statusOp(t, 'running'));
+      const crashes = this.failingImages.has(t.spec.containerSpec.image);
+      if (t.desiredState === 'running' && t.status.state === 'assigned') ops.push(crashes ? this.statusOp(t, 'failed', 'task: non-zero exit (1)') : this.statusOp(t, 'running'));
       else if (t.desiredState === 'shutdown' && ['assigned', 'running'].includes(t.status.state)) ops.push(this.statusOp(t, 'shutdown'));
     }
     this.commit(ops);

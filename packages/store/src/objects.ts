@@ -228,6 +228,11 @@ export interface UpdateConfig {
   order: 'stop-first' | 'start-first';
 }
 
+/** SwarmKit's defaults, used when a service has no update (or rollback) config. */
+export function defaultUpdateConfig(): UpdateConfig {
+  return { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 5_000, maxFailureRatio: 0, order: 'stop-first' };
+}
+
 export interface PortConfig {
   name: string;
   protocol: 'tcp' | 'udp' | 'sctp';
