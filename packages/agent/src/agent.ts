@@ -1,7 +1,7 @@
 // The per-node task runner: takes the dispatcher's full assignment set, drives each task through the runtime
 // (ACCEPTED -> PREPARING -> STARTING -> RUNNING -> COMPLETE|FAILED|SHUTDOWN) level-triggered, and reports every move.
 
-import { canTransitionTask, isTerminalTaskState, taskStateRank, type Task, type TaskState, type TaskStatus } from '@swarm/store';
+import { canTransitionTask, isTerminalTaskState, taskStateRank, type HealthConfig, type Task, type TaskState, type TaskStatus } from '@swarm/store';
 import { containerConfigFor, RuntimeError, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
 import type { Logger } from '@swarm/wire';
 
@@ -26,6 +26,28 @@ export interface AgentOptions {
 }
 
 export const DEFAULT_MAX_CONCURRENT_STARTS = 8;
+
+/** Docker's health check defaults, for fields a spec leaves 0. */
+export const DEFAULT_HEALTH_INTERVAL_MS = 30_000;
+export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;
+export const DEFAULT_HEALTH_RETRIES = 3;
+
+/** The command a health check runs, or null when there is none (no config, NONE, or the image's, which we lack). */
+export function healthCommand(h: HealthConfig | null): { argv: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number } | null {
+  if (h === null) return null;
+  const [kind, ...rest] = h.test;
+  let argv: string[];
+  if (kind === 'CMD' && rest.length > 0) argv = rest;
+  else if (kind === 'CMD-SHELL' && rest.length > 0) argv = ['/bin/sh', '-c', rest.join(' ')];
+  else return null;
+  return {
+    argv,
+    intervalMs: h.intervalMs > 0 ? h.intervalMs : DEFAULT_HEALTH_INTERVAL_MS,
+    timeoutMs: h.timeoutMs > 0 ? h.timeoutMs : DEFAULT_HEALTH_TIMEOUT_MS,
+    retries: h.retries > 0 ? h.retries : DEFAULT_HEALTH_RETRIES,
+    startPeriodMs: h.startPeriodMs,
+  };
+}
 export const DEFAULT_MAX_TASKS = 10_000;
 export const DEFAULT_MAX_REPORT_BATCH = 256;
 
@@ -56,6 +78,9 @@ interface TaskRecord {
   /** An operation failed; reconciling waits for the next assignment set. */
   parked: boolean;
   pid: number;
+  /** Why the health check gave up on it: its exit is then a failure, not a shutdown. */
+  unhealthy: string | null;
+  healthTimer: NodeJS.Timeout | null;
 }
 
 const RANK_RUNNING = taskStateRank('running');
@@ -129,6 +154,8 @@ export class Agent {
           stopIssued: false,
           parked: false,
           pid: 0,
+          unhealthy: null,
+          healthTimer: null,
         });
         continue;
       }
@@ -155,6 +182,7 @@ export class Agent {
   /** Stops reconciling and reporting; tasks keep running (the daemon closes the runtime if they must stop). */
   async close(): Promise<void> {
     this.closed = true;
+    for (const rec of this.records.values()) this.stopHealth(rec);
     for (const w of this.startWaiters.splice(0)) w();
     await Promise.allSettled([...this.inFlight]);
     this.pending = [];
@@ -260,7 +288,10 @@ export class Agent {
       }
       rec.runtime = 'started';
       rec.pid = pid;
-      this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid, exitCode: 0 } });
+      const check = healthCommand(rec.task.spec.containerSpec.healthcheck);
+      // With a health check a task stays STARTING until the check first passes, as in Docker.
+      if (check === null) this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid, exitCode: 0 } });
+      else this.watchHealth(rec, check);
       this.watchExit(rec);
     } finally {
       this.releaseStartSlot();
@@ -282,8 +313,10 @@ export class Agent {
         if (this.closed) return;
         assert(rec.runtime === 'started', `task ${id} exited while ${rec.runtime}`);
         rec.runtime = 'dead';
+        this.stopHealth(rec);
         const containerStatus = { containerId: id, pid: rec.pid, exitCode: exit.exitCode };
-        if (rec.stopWanted) this.advance(rec, 'shutdown', { message: 'shutdown', containerStatus });
+        if (rec.unhealthy !== null) this.advance(rec, 'failed', { message: 'unhealthy', err: `task: unhealthy container: ${rec.unhealthy}`, containerStatus });
+        else if (rec.stopWanted) this.advance(rec, 'shutdown', { message: 'shutdown', containerStatus });
         else if (exit.exitCode === 0) this.advance(rec, 'complete', { message: 'finished', containerStatus });
         else this.advance(rec, 'failed', { message: 'started', err: `task: non-zero exit (${exit.exitCode})`, containerStatus });
         this.reconcile(rec);
@@ -291,10 +324,61 @@ export class Agent {
       (err: unknown) => {
         if (this.closed) return;
         rec.runtime = 'dead';
+        this.stopHealth(rec);
         this.advance(rec, 'failed', { message: 'started', err: `task: lost track of the process: ${(err as Error).message}` });
         this.reconcile(rec);
       },
     );
+  }
+
+  /**
+   * Docker's health check: every interval (the first after one interval) the command runs in the container with a
+   * timeout; the first pass makes the task RUNNING; `retries` failures in a row (not counted in the start period
+   * before the first pass) make it unhealthy: it is stopped and reported FAILED, and the orchestrator replaces it.
+   */
+  private watchHealth(rec: TaskRecord, check: { argv: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number }): void {
+    const id = rec.task.id;
+    const startedAtMs = this.nowMs();
+    let failures = 0;
+    let healthy = false;
+    const tick = async (): Promise<void> => {
+      rec.healthTimer = null;
+      if (this.closed || rec.runtime !== 'started' || rec.stopIssued) return;
+      let result;
+      try {
+        result = await this.runtime.exec(id, check.argv, { timeoutMs: check.timeoutMs });
+      } catch {
+        return; // the process is gone: its exit watcher reports it
+      }
+      if (this.closed || rec.runtime !== 'started' || rec.stopIssued) return;
+      if (result.exitCode === 0) {
+        failures = 0;
+        if (!healthy) {
+          healthy = true;
+          this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid: rec.pid, exitCode: 0 } });
+        }
+      } else if (healthy || this.nowMs() - startedAtMs >= check.startPeriodMs) {
+        failures += 1;
+        if (failures >= check.retries) {
+          const what = result.timedOut ? `timed out after ${check.timeoutMs} ms` : `exit ${result.exitCode}`;
+          const output = result.output.trim().split('\n').slice(-1)[0] ?? '';
+          rec.unhealthy = `health check failed ${failures} times in a row (last: ${what}${output === '' ? '' : `: ${output.slice(0, 200)}`})`;
+          this.log.info({ task: id, reason: rec.unhealthy }, 'task unhealthy; stopping it');
+          if (!rec.busy) {
+            rec.stopIssued = true;
+            this.track(rec, () => this.stopTask(rec));
+          }
+          return;
+        }
+      }
+      rec.healthTimer = setTimeout(() => void tick(), check.intervalMs);
+    };
+    rec.healthTimer = setTimeout(() => void tick(), check.intervalMs);
+  }
+
+  private stopHealth(rec: TaskRecord): void {
+    if (rec.healthTimer !== null) clearTimeout(rec.healthTimer);
+    rec.healthTimer = null;
   }
 
   private async stopTask(rec: TaskRecord): Promise<void> {

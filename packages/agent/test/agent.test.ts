@@ -281,3 +281,40 @@ test('a runtime call that keeps failing is retried with the next assignment set,
   await h.until('remove tried again', () => h.rt.count('remove:t1') === 2);
   t.deepEqual(h.states('t1'), ['accepted', 'preparing', 'starting', 'running', 'complete']);
 });
+
+function withHealth(t: Task, retries = 3, startPeriodMs = 0): Task {
+  const c = structuredClone(t);
+  c.spec.containerSpec.healthcheck = { test: ['CMD-SHELL', 'check'], intervalMs: 5, timeoutMs: 1_000, startPeriodMs, retries };
+  return c;
+}
+
+test('a health-checked task stays STARTING until its check first passes, then RUNNING', async (t) => {
+  const h = harness(t);
+  h.rt.execResults.set('t1', [{ exitCode: 1, output: 'not yet', timedOut: false }]);
+  h.agent.setAssignments([withHealth(task('t1'))]);
+  await h.until('running', () => h.last('t1')?.status.state === 'running');
+  t.deepEqual(h.states('t1'), ['accepted', 'preparing', 'starting', 'running']);
+  t.true(h.rt.calls.filter((c) => c === 'exec:t1:/bin/sh -c check').length >= 2, 'one failed check, then a pass');
+});
+
+test('retries failed checks in a row make the task unhealthy: stopped and reported FAILED with the reason', async (t) => {
+  const h = harness(t);
+  const fail = { exitCode: 1, output: 'db down', timedOut: false };
+  h.rt.execResults.set('t1', [{ exitCode: 0, output: '', timedOut: false }, fail, fail, { exitCode: 0, output: '', timedOut: false }, fail, fail, fail]);
+  h.agent.setAssignments([withHealth(task('t1'), 3)]);
+  await h.until('failed', () => h.last('t1')?.status.state === 'failed');
+  t.deepEqual(h.states('t1'), ['accepted', 'preparing', 'starting', 'running', 'failed']);
+  t.is(h.last('t1')?.status.err, 'task: unhealthy container: health check failed 3 times in a row (last: exit 1: db down)');
+  t.true(h.rt.calls.includes('stop:t1'));
+  assertMonotonic(t, h.updates);
+});
+
+test('failed checks within the start period do not count', async (t) => {
+  const h = harness(t);
+  // The clock advances 1 ms per read: a start period of 1 hour covers every check here.
+  const fail = { exitCode: 1, output: '', timedOut: false };
+  h.rt.execResults.set('t1', Array<typeof fail>(6).fill(fail));
+  h.agent.setAssignments([withHealth(task('t1'), 1, 3_600_000)]);
+  await h.until('six checks', () => h.rt.calls.filter((c) => c.startsWith('exec:t1')).length >= 7);
+  t.deepEqual(h.states('t1'), ['accepted', 'preparing', 'starting', 'running']);
+});

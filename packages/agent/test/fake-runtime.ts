@@ -1,7 +1,7 @@
 // An in-memory Runtime for agent tests: records every call, lets a test script failures and slow starts, and
 // lets it end a task's "process" with any exit code.
 
-import { RuntimeError, type ContainerConfig, type ExitStatus, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
+import { RuntimeError, type ContainerConfig, type ContainerStats, type ExecResult, type ExitStatus, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
 
 interface FakeContainer {
   config: ContainerConfig;
@@ -57,6 +57,22 @@ export class FakeRuntime implements Runtime {
     } finally {
       this.startsInFlight--;
     }
+  }
+
+  /** What the next exec (health check) in a container returns; exit 0 when the test sets nothing. */
+  readonly execResults = new Map<string, ExecResult[]>();
+
+  async exec(id: string, argv: readonly string[]): Promise<ExecResult> {
+    this.calls.push(`exec:${id}:${argv.join(' ')}`);
+    const c = this.containers.get(id);
+    if (c === undefined || c.state !== 'running') throw new RuntimeError('invalid_state', `not running: ${id}`);
+    return this.execResults.get(id)?.shift() ?? { exitCode: 0, output: '', timedOut: false };
+  }
+
+  async stats(id: string): Promise<ContainerStats> {
+    const c = this.containers.get(id);
+    if (c === undefined || c.state !== 'running') throw new RuntimeError('invalid_state', `not running: ${id}`);
+    return { cpuNanos: 0, memoryBytes: 0 };
   }
 
   async wait(id: string): Promise<ExitStatus> {

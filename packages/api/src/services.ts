@@ -1,7 +1,7 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, type Placement, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, type HealthConfig, type Placement, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
 const NS_PER_MS = 1_000_000;
@@ -23,6 +23,7 @@ export interface ServiceSpecDocument {
       StopSignal?: string;
       /** Nanoseconds. */
       StopGracePeriod?: number;
+      Healthcheck?: HealthcheckDocument;
     };
     Resources?: { Limits?: ResourcesDocument; Reservations?: ResourcesDocument };
     RestartPolicy?: { Condition?: 'none' | 'on-failure' | 'any'; Delay?: number; MaxAttempts?: number; Window?: number };
@@ -32,6 +33,15 @@ export interface ServiceSpecDocument {
   Mode?: { Replicated?: { Replicas?: number }; Global?: Record<string, never> };
   UpdateConfig?: UpdateConfigDocument;
   RollbackConfig?: UpdateConfigDocument;
+}
+
+/** Docker's HealthConfig: Test is ["NONE"], ["CMD", arg...] or ["CMD-SHELL", command]; times in ns. */
+export interface HealthcheckDocument {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  Retries?: number;
 }
 
 export interface ResourcesDocument {
@@ -134,6 +144,17 @@ export const serviceSpecSchema = {
             Hostname: { type: 'string', maxLength: 253 },
             StopSignal: { type: 'string', pattern: '^(SIG)?[A-Z0-9]+$' },
             StopGracePeriod: nonNegative,
+            Healthcheck: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                Test: stringList(1024),
+                Interval: nonNegative,
+                Timeout: nonNegative,
+                StartPeriod: nonNegative,
+                Retries: nonNegative,
+              },
+            },
           },
         },
         Resources: { type: 'object', additionalProperties: false, properties: { Limits: resources, Reservations: resources } },
@@ -239,7 +260,7 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
       tty: false,
       stopSignal: c.StopSignal ?? '',
       stopGracePeriodMs: ms(c.StopGracePeriod, 10_000),
-      healthcheck: null,
+      healthcheck: toHealthConfig(c.Healthcheck),
       secrets: [],
       configs: [],
       mounts: [],
@@ -264,6 +285,22 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
   };
 }
 
+/** Docker checks the test's form the same way: NONE alone, CMD with a command, CMD-SHELL with one string. */
+function toHealthConfig(h: HealthcheckDocument | undefined): HealthConfig | null {
+  if (h === undefined) return null;
+  const test = [...(h.Test ?? [])];
+  const [kind, ...rest] = test;
+  if (kind !== undefined) {
+    const ok = (kind === 'NONE' && rest.length === 0) || (kind === 'CMD' && rest.length > 0) || (kind === 'CMD-SHELL' && rest.length === 1);
+    if (!ok) throw new ApiError('invalid_argument', `TaskTemplate.ContainerSpec.Healthcheck.Test: ${JSON.stringify(test)} is not ["NONE"], ["CMD", command, args...] or ["CMD-SHELL", command]`);
+  }
+  return { test, intervalMs: ms(h.Interval, 0), timeoutMs: ms(h.Timeout, 0), startPeriodMs: ms(h.StartPeriod, 0), retries: h.Retries ?? 0 };
+}
+
+function healthcheckDocument(h: HealthConfig): HealthcheckDocument {
+  return { Test: [...h.test], Interval: ns(h.intervalMs), Timeout: ns(h.timeoutMs), StartPeriod: ns(h.startPeriodMs), Retries: h.retries };
+}
+
 function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] {
   const c = t.containerSpec;
   const container: ServiceSpecDocument['TaskTemplate']['ContainerSpec'] = { Image: c.image };
@@ -276,6 +313,7 @@ function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] 
   if (c.hostname !== '') container.Hostname = c.hostname;
   if (c.stopSignal !== '') container.StopSignal = c.stopSignal;
   container.StopGracePeriod = ns(c.stopGracePeriodMs);
+  if (c.healthcheck !== null) container.Healthcheck = healthcheckDocument(c.healthcheck);
   return {
     ContainerSpec: container,
     Resources: {

@@ -66,6 +66,13 @@ export interface SpecFlags {
   user?: string;
   stopGracePeriod?: string;
   stopSignal?: string;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: string;
+  healthStartPeriod?: string;
+  /** Commander's negatable option: false when --no-healthcheck is given. */
+  healthcheck?: boolean;
   updateParallelism?: string;
   updateDelay?: string;
   updateFailureAction?: string;
@@ -140,6 +147,24 @@ function updateConfigFlags(prefix: 'update' | 'rollback', f: SpecFlags, base: Up
   return c;
 }
 
+/** --health-* flags over a container spec; --no-healthcheck turns the check off (Docker's ["NONE"]). */
+function applyHealthFlags(c: ServiceSpecDocument['TaskTemplate']['ContainerSpec'], f: SpecFlags): void {
+  const given = [f.healthCmd, f.healthInterval, f.healthTimeout, f.healthRetries, f.healthStartPeriod].some((v) => v !== undefined);
+  if (f.healthcheck === false) {
+    if (given) throw new CliError('--no-healthcheck conflicts with the --health-* options');
+    c.Healthcheck = { Test: ['NONE'] };
+    return;
+  }
+  if (!given) return;
+  const h = { ...c.Healthcheck };
+  if (f.healthCmd !== undefined) h.Test = ['CMD-SHELL', f.healthCmd];
+  if (f.healthInterval !== undefined) h.Interval = parseDuration(f.healthInterval, '--health-interval');
+  if (f.healthTimeout !== undefined) h.Timeout = parseDuration(f.healthTimeout, '--health-timeout');
+  if (f.healthStartPeriod !== undefined) h.StartPeriod = parseDuration(f.healthStartPeriod, '--health-start-period');
+  if (f.healthRetries !== undefined) h.Retries = wholeNumber(f.healthRetries, '--health-retries');
+  c.Healthcheck = h;
+}
+
 /** The single-value flags applied over a spec (create: an empty one; update: the service's current one). */
 export function applySpecFlags(spec: ServiceSpecDocument, f: SpecFlags): void {
   const t = spec.TaskTemplate;
@@ -148,6 +173,7 @@ export function applySpecFlags(spec: ServiceSpecDocument, f: SpecFlags): void {
   if (f.user !== undefined) c.User = f.user;
   if (f.stopSignal !== undefined) c.StopSignal = f.stopSignal;
   if (f.stopGracePeriod !== undefined) c.StopGracePeriod = parseDuration(f.stopGracePeriod, '--stop-grace-period');
+  applyHealthFlags(c, f);
   const limits = { ...t.Resources?.Limits };
   const reservations = { ...t.Resources?.Reservations };
   if (f.limitCpu !== undefined) limits.NanoCPUs = parseCpus(f.limitCpu, '--limit-cpu');
@@ -378,7 +404,13 @@ function specOptions(command: Command): Command {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user>', 'user to run as')
     .option('--stop-grace-period <duration>', 'time to wait before killing a task (default 10s)')
-    .option('--stop-signal <signal>', 'signal to stop a task');
+    .option('--stop-signal <signal>', 'signal to stop a task')
+    .option('--health-cmd <command>', 'command to run to check health (a shell command)')
+    .option('--health-interval <duration>', 'time between health checks (default 30s)')
+    .option('--health-timeout <duration>', 'maximum time one check may take (default 30s)')
+    .option('--health-retries <n>', 'consecutive failures that make a task unhealthy (default 3)')
+    .option('--health-start-period <duration>', 'time for the task to start before failed checks count')
+    .option('--no-healthcheck', 'disable any health check');
   for (const [prefix, what] of [
     ['update', 'an update'],
     ['rollback', 'a rollback'],

@@ -127,3 +127,41 @@ test('service update rolls the new template out; a crashing update rolls itself 
   t.deepEqual(manual.Spec.TaskTemplate.ContainerSpec.Env, ['VERSION=3']);
   await t.throwsAsync(c.rollbackService('api', manual.Spec, before.Version.Index), { message: /out of sequence/ });
 });
+
+test('a health-checked task is STARTING until its check passes, and an unhealthy one is FAILED and replaced', async (t) => {
+  const { managers } = await form(t, 1, 0);
+  const [leader] = managers;
+  if (leader === undefined) throw new Error('no manager');
+  const c = leader.client;
+  const ms = 1_000_000;
+  // Healthy once the task has written its marker file (after 1 s); a second service is never healthy.
+  await c.createService({
+    Name: 'slow',
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: 'busybox',
+        Command: ['sh', '-c', 'sleep 1; touch ready; exec sleep 600'],
+        Healthcheck: { Test: ['CMD-SHELL', 'test -f ready'], Interval: 100 * ms, Retries: 100 },
+      },
+    },
+  });
+  await eventually('starting', 10_000, async () => ((await c.listTasks({ service: 'slow' }))[0]?.Status.State === 'starting' ? true : undefined));
+  await eventually('running once healthy', 10_000, async () => ((await c.listTasks({ service: 'slow' }))[0]?.Status.State === 'running' ? true : undefined));
+  await c.createService({
+    Name: 'sick',
+    TaskTemplate: {
+      ContainerSpec: { Image: 'busybox', Command: ['sleep', '600'], Healthcheck: { Test: ['CMD', 'false'], Interval: 100 * ms, Retries: 2 } },
+      RestartPolicy: { Delay: 100 * ms },
+    },
+  });
+  const failed = await eventually('an unhealthy task failed and a new one made', 15_000, async () => {
+    const tasks = await c.listTasks({ service: 'sick' });
+    const f = tasks.find((x) => x.Status.State === 'failed');
+    return f !== undefined && tasks.some((x) => x.DesiredState === 'running' && x.ID !== f.ID) ? f : undefined;
+  });
+  t.is(failed.Status.Err, 'task: unhealthy container: health check failed 2 times in a row (last: exit 1)');
+  await t.throwsAsync(
+    c.createService({ Name: 'bad', TaskTemplate: { ContainerSpec: { Image: 'busybox', Healthcheck: { Test: ['CMD-SHELL'] } } } }),
+    { message: /Healthcheck.Test: \["CMD-SHELL"\] is not/ },
+  );
+});

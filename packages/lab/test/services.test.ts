@@ -177,6 +177,25 @@ serial('service update rolls out in batches, rollback puts the previous spec bac
   t.is((await on('node-1', ['service', 'rm', 'api'])).code, 0);
 });
 
+serial('health checks: a task is RUNNING once healthy; an update whose check fails rolls back by itself', async (t) => {
+  const create = await on('node-1', [
+    'service', 'create', '--name', 'hc', '--replicas', '2', '--health-cmd', 'test -n "$SWARM_TASK_ID"', '--health-interval', '300ms',
+    '--health-retries', '2', '--update-failure-action', 'rollback', '--update-monitor', '2s', '--rollback-monitor', '1s', 'busybox', 'sleep', '600',
+  ]);
+  t.is(create.code, 0, create.stderr);
+  t.regex(create.stdout, /verify: Service converged\n$/);
+  const broken = await on('node-2', ['service', 'update', '--health-cmd', 'echo no database; exit 1', 'hc']);
+  t.is(broken.code, 1, broken.stdout);
+  t.regex(broken.stderr, /service hc rolled back/);
+  const rows = await ps('hc');
+  t.true(
+    rows.some((r) => r.CurrentState.startsWith('Failed') && r.Error.includes('unhealthy container: health check failed 2 times in a row (last: exit 1: no database)')),
+    JSON.stringify(rows),
+  );
+  t.is(rows.filter((r) => r.DesiredState === 'Running' && r.CurrentState.startsWith('Running')).length, 2);
+  t.is((await on('node-1', ['service', 'rm', 'hc'])).code, 0);
+});
+
 serial('global mode runs one task per node; scale and rm', async (t) => {
   const global = await on('node-2', ['service', 'create', '--name', 'agent', '--mode', 'global', 'busybox', 'sleep', '600']);
   t.is(global.code, 0, global.stderr);

@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from '@swarm/wire';
 import { DEFAULT_MAX_LOG_FILE_BYTES, followLog, LineSplitter, LogWriter, readSnapshot, removeLogFiles, snapshotFiles } from './log-file.js';
-import { assert, isContainerId, RuntimeError, type ContainerConfig, type ExitStatus, type LogLine, type LogOptions, type Runtime } from './runtime.js';
+import { assert, isContainerId, MAX_EXEC_OUTPUT_BYTES, RuntimeError, type ContainerConfig, type ContainerStats, type ExecResult, type ExitStatus, type LogLine, type LogOptions, type Runtime } from './runtime.js';
 
 export const DEFAULT_MAX_CONTAINERS = 1_024;
 /** Logs of removed containers kept for `service logs` of dead tasks; older ones are deleted first. */
@@ -64,6 +64,23 @@ export function parseStopSignal(value: string): NodeJS.Signals | null {
 }
 
 /** Docker's convention: a process ended by signal N exited with 128 + N. */
+/** Clock ticks per second of /proc/<pid>/stat times: 100 on every Linux architecture we run on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU time and resident memory of one process from /proc (the task's main process). */
+export function processStats(pid: number): ContainerStats {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat(5))
+    const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { cpuNanos: Math.round((ticks / CLOCK_TICKS_PER_SECOND) * 1e9), memoryBytes: rss === null ? 0 : Number(rss[1]) * 1024 };
+  } catch (err) {
+    throw new RuntimeError('not_found', `the task's process ${pid} is gone: ${(err as Error).message}`);
+  }
+}
+
 export function exitStatusOf(code: number | null, signal: NodeJS.Signals | null): ExitStatus {
   if (signal !== null) return { exitCode: 128 + (signalNumber(signal) ?? 0), signal };
   assert(code !== null, 'a child exits with a code or a signal');
@@ -253,13 +270,7 @@ export class ProcessRuntime implements Runtime {
     const c = this.get(id);
     if (c.state.kind !== 'prepared') throw new RuntimeError('invalid_state', `container ${c.config.name} was already started`);
     const { config } = c;
-    const cwd = config.dir !== '' && isDirectory(config.dir) ? config.dir : c.workDir;
-    const env: Record<string, string> = { PATH: BASE_PATH, HOME: c.workDir };
-    for (const e of config.env) {
-      const at = e.indexOf('=');
-      env[e.slice(0, at)] = e.slice(at + 1);
-    }
-    env[TASK_ID_ENV] = config.id;
+    const { cwd, env } = this.processContext(c);
     const argv = [...config.command, ...config.args];
     const file = argv[0];
     assert(file !== undefined, 'prepare refuses an empty command');
@@ -322,6 +333,69 @@ export class ProcessRuntime implements Runtime {
     c.state = { kind: 'running', child, pid, exited };
     this.log.debug({ task: id, pid, argv }, 'started');
     return { pid };
+  }
+
+  /** The directory and environment the task's processes (and health checks) run with. */
+  private processContext(c: Container): { cwd: string; env: Record<string, string> } {
+    const { config } = c;
+    const cwd = config.dir !== '' && isDirectory(config.dir) ? config.dir : c.workDir;
+    const env: Record<string, string> = { PATH: BASE_PATH, HOME: c.workDir };
+    for (const e of config.env) {
+      const at = e.indexOf('=');
+      env[e.slice(0, at)] = e.slice(at + 1);
+    }
+    env[TASK_ID_ENV] = config.id;
+    return { cwd, env };
+  }
+
+  async exec(id: string, argv: readonly string[], opts: { timeoutMs: number }): Promise<ExecResult> {
+    this.checkOpen();
+    const c = this.get(id);
+    if (c.state.kind !== 'running') throw new RuntimeError('invalid_state', `container ${c.config.name} is not running`);
+    const file = argv[0];
+    if (file === undefined) throw new RuntimeError('invalid_config', 'exec needs a command');
+    const { cwd, env } = this.processContext(c);
+    const exe = resolveExecutable(file, env['PATH'] ?? '', cwd);
+    if (exe === null) return { exitCode: 127, output: `exec: ${JSON.stringify(file)}: executable file not found in $PATH`, timedOut: false };
+    const child = spawn(exe, argv.slice(1), {
+      argv0: file,
+      cwd,
+      env,
+      detached: true, // its own group, so a timeout kills what it started too
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(c.user === null ? {} : { uid: c.user.uid, gid: c.user.gid }),
+    });
+    const pid = child.pid;
+    if (pid === undefined) {
+      const err = await new Promise<Error>((res) => child.once('error', res));
+      return { exitCode: 126, output: `exec failed: ${err.message}`, timedOut: false };
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const keep = (chunk: Buffer): void => {
+      if (size >= MAX_EXEC_OUTPUT_BYTES) return;
+      chunks.push(chunk.subarray(0, MAX_EXEC_OUTPUT_BYTES - size));
+      size += Math.min(chunk.length, MAX_EXEC_OUTPUT_BYTES - size);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.signalGroup(pid, 'SIGKILL');
+    }, opts.timeoutMs);
+    const status = await new Promise<ExitStatus>((res) => child.once('close', (code, signal) => res(exitStatusOf(code, signal))));
+    clearTimeout(timer);
+    this.signalGroup(pid, 'SIGKILL'); // anything it left running
+    const output = Buffer.concat(chunks).toString('utf8');
+    return { exitCode: timedOut ? -1 : status.exitCode, output, timedOut };
+  }
+
+  async stats(id: string): Promise<ContainerStats> {
+    this.checkOpen();
+    const c = this.get(id);
+    if (c.state.kind !== 'running') throw new RuntimeError('invalid_state', `container ${c.config.name} is not running`);
+    return processStats(c.state.pid);
   }
 
   async wait(id: string): Promise<ExitStatus> {

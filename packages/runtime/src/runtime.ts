@@ -50,6 +50,24 @@ export interface LogOptions {
   signal?: AbortSignal;
 }
 
+/** What a command run inside a container (a health check) did. */
+export interface ExecResult {
+  /** The command's exit code; -1 when it timed out and was killed. */
+  readonly exitCode: number;
+  /** The start of its stdout and stderr together (at most MAX_EXEC_OUTPUT_BYTES). */
+  readonly output: string;
+  readonly timedOut: boolean;
+}
+
+export const MAX_EXEC_OUTPUT_BYTES = 4096;
+
+/** A container's resource use now. */
+export interface ContainerStats {
+  /** CPU time used since it started (user + system), in ns. */
+  readonly cpuNanos: number;
+  readonly memoryBytes: number;
+}
+
 export interface Runtime {
   readonly name: RuntimeName;
   /** Checks the config and readies the container's files; idempotent for the same id. */
@@ -63,6 +81,10 @@ export interface Runtime {
   /** Forgets a container that is not running and deletes its files; no-op for an unknown id. */
   remove(id: string): Promise<void>;
   logs(id: string, opts: LogOptions): AsyncIterable<LogLine>;
+  /** Runs argv inside a running container (its environment, directory and user); killed after timeoutMs. */
+  exec(id: string, argv: readonly string[], opts: { timeoutMs: number }): Promise<ExecResult>;
+  /** Resource use of a running container. */
+  stats(id: string): Promise<ContainerStats>;
   /** Ids of the containers it holds (prepared, running or exited, not yet removed). */
   list(): Promise<string[]>;
   /** Stops every container it started; afterwards every call fails with `closed`. */

@@ -257,3 +257,24 @@ test('a runtime opened on the rootDir of one that died kills the task processes 
   t.deepEqual(await second.list(), []);
   t.is((await first.wait(left.id)).signal, 'SIGKILL');
 });
+
+test('exec runs a command in a running task\'s environment and directory; a slow one is killed at its timeout', async (t) => {
+  const { rt } = setup(t);
+  const c = config(['sleep', '30'], { env: ['GREETING=hi'] });
+  await run(rt, c);
+  const ok = await rt.exec(c.id, ['sh', '-c', 'echo $GREETING $SWARM_TASK_ID; exit 3'], { timeoutMs: 5_000 });
+  t.deepEqual(ok, { exitCode: 3, output: `hi ${c.id}\n`, timedOut: false });
+  const missing = await rt.exec(c.id, ['no-such-health-tool'], { timeoutMs: 5_000 });
+  t.is(missing.exitCode, 127);
+  const started = Date.now();
+  const slow = await rt.exec(c.id, ['sh', '-c', 'echo started; exec sleep 30'], { timeoutMs: 200 });
+  t.true(slow.timedOut);
+  t.is(slow.exitCode, -1);
+  t.is(slow.output, 'started\n');
+  t.true(Date.now() - started < 10_000, 'the timeout killed it');
+  const stats = await rt.stats(c.id);
+  t.true(stats.memoryBytes > 0);
+  t.true(stats.cpuNanos >= 0);
+  await rt.stop(c.id, 1_000);
+  await t.throwsAsync(rt.exec(c.id, ['true'], { timeoutMs: 1_000 }), { instanceOf: RuntimeError, message: /is not running/ });
+});
