@@ -112,6 +112,12 @@ serial('kill -9 a worker: its tasks are replaced on the other nodes, 6 running a
   const orphaned = (await ps('web')).filter((r) => r.Node === victim && r.DesiredState !== 'Running');
   t.true(orphaned.length >= 1, 'the dead node\'s tasks stay in the history, no longer desired');
   t.is((await swarm(['lab', 'restart', `${name}/${victim}`])).code, 0);
+  // Beyond Swarm: the node that came back gets its share again (the rebalancer), never with fewer than 6 running.
+  const rebalanced = await eventually('the restarted node runs a task again', 60_000, async () => {
+    const c = await placement('web');
+    return c[victim] !== undefined && total(c) === 6 && Object.values(c).every((n) => n <= 2) ? c : undefined;
+  });
+  t.deepEqual(Object.values(rebalanced).sort(), [1, 1, 1, 1, 2]);
 });
 
 serial('drain moves every task off a node; active takes new ones again', async (t) => {

@@ -13,15 +13,17 @@ export {
 export { allocate, allocator, isLive, newTask, orchestrate, orchestrator, reconcileGlobal, reconcileReplicated, shutdownOp, type OrchestratorOptions } from './orchestrator.js';
 export { DEFAULT_MAX_TASKS_PER_PASS, pendingReason, schedule, scheduler, type SchedulerOptions } from './scheduler.js';
 export { taskReaper } from './reaper.js';
+export { REBALANCE_LABEL, rebalanceService, rebalancer } from './rebalancer.js';
 export { isCurrent, isUpdating, updateService, updater } from './updater.js';
 
 import type { Reconciler } from './reconciler.js';
 import { allocator, orchestrator } from './orchestrator.js';
 import { scheduler } from './scheduler.js';
 import { taskReaper } from './reaper.js';
+import { rebalancer } from './rebalancer.js';
 import { updater } from './updater.js';
 
-/** The leader's reconcilers in the order one pass runs them: services -> tasks -> updates -> addresses -> nodes -> history. */
+/** The leader's reconcilers in the order one pass runs them: services -> tasks -> updates -> rebalancing -> addresses -> nodes -> history. */
 export function leaderReconcilers(options: { newId: () => string }): Reconciler[] {
-  return [orchestrator({ newId: options.newId }), updater({ newId: options.newId }), allocator(), scheduler(), taskReaper];
+  return [orchestrator({ newId: options.newId }), updater({ newId: options.newId }), rebalancer({ newId: options.newId }), allocator(), scheduler(), taskReaper];
 }

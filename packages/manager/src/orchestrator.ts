@@ -99,7 +99,8 @@ function reconcileSlot(tx: ReadTx, live: readonly Task[], history: readonly Task
 }
 
 export function newTask(service: Service, slot: number, nodeId: string, nowMs: number, id: string): NewObject<'task'> {
-  assert(slot > 0 !== (nodeId !== ''), 'a task has a slot (replicated) or a node (global), not both');
+  // A global task has a node and no slot; a replicated one a slot, and a node only when preassigned (a rebalancing move).
+  assert(slot > 0 || nodeId !== '', 'a task has a slot or a node');
   return {
     id,
     serviceId: service.id,
