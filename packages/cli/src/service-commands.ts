@@ -346,6 +346,41 @@ export function taskRows(tasks: readonly TaskDocument[], hostnames: ReadonlyMap<
   });
 }
 
+/**
+ * Docker's `service ps --filter`: values of one key are alternatives, different keys must all hold. desired-state
+ * running also keeps tasks on their way to running, as Docker's does.
+ */
+export function taskFilter(filters: readonly string[]): (t: TaskDocument, hostnames: ReadonlyMap<string, string>) => boolean {
+  const byKey = new Map<string, string[]>();
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    const key = eq < 0 ? f : f.slice(0, eq);
+    const value = eq < 0 ? '' : f.slice(eq + 1);
+    if (!['desired-state', 'node', 'name', 'id'].includes(key) || value === '') {
+      throw new CliError(`invalid filter ${JSON.stringify(f)}: use desired-state=running|shutdown|accepted, node=NODE, name=NAME or id=ID`);
+    }
+    if (key === 'desired-state' && !['running', 'shutdown', 'accepted'].includes(value)) {
+      throw new CliError(`invalid filter ${JSON.stringify(f)}: desired-state is running, shutdown or accepted`);
+    }
+    byKey.set(key, [...(byKey.get(key) ?? []), value]);
+  }
+  return (t, hostnames) =>
+    [...byKey].every(([key, values]) =>
+      values.some((v) => {
+        switch (key) {
+          case 'desired-state':
+            return v === 'shutdown' ? ['shutdown', 'complete', 'failed', 'rejected', 'orphaned'].includes(t.DesiredState) : t.DesiredState === v || (v === 'running' && t.DesiredState === 'ready');
+          case 'node':
+            return t.NodeID === v || (t.NodeID !== undefined && hostnames.get(t.NodeID) === v);
+          case 'name':
+            return t.Name === v || t.Name.startsWith(`${v}.`);
+          default:
+            return t.ID.startsWith(v);
+        }
+      }),
+    );
+}
+
 // ---------------------------------------------------------------- convergence
 
 /**
@@ -500,12 +535,14 @@ export function registerServiceCommands(program: Command): void {
     .argument('<service...>', 'service names or ids')
     .option('--format <format>', 'table (default) or json (one object per line)')
     .option('-q, --quiet', 'print task IDs only')
-    .action(async (refs: string[], opts: { format?: string; quiet?: boolean }, command: Command) => {
+    .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, node=NODE, name=NAME, id=ID (repeatable)', collect, [])
+    .action(async (refs: string[], opts: { format?: string; quiet?: boolean; filter: string[] }, command: Command) => {
       const format = parseFormat(opts.format);
+      const keep = taskFilter(opts.filter);
       const client = clientFor(command);
       const hostnames = new Map((await client.listNodes()).map((n) => [n.ID, n.Description.Hostname]));
       const rows: TaskRow[] = [];
-      for (const ref of refs) rows.push(...taskRows(await client.listTasks({ service: ref }), hostnames, Date.now()));
+      for (const ref of refs) rows.push(...taskRows((await client.listTasks({ service: ref })).filter((t) => keep(t, hostnames)), hostnames, Date.now()));
       if (opts.quiet === true) writeOut(rows.map((r) => r.ID).join('\n'));
       else if (format === 'json') writeOut(jsonLines(rows));
       else {

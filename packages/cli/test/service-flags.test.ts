@@ -1,0 +1,103 @@
+// `service create|update|ps` flag handling without a daemon: Docker's flags to a ServiceSpec, update's -add/-rm
+// lists over the current spec, and `ps --filter`; bad values are refused naming the flag.
+
+import test from 'ava';
+import type { ServiceSpecDocument, TaskDocument } from '@swarm/api/client';
+import { specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
+
+const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [] };
+const noUpdate: UpdateFlags = {
+  envAdd: [],
+  envRm: [],
+  labelAdd: [],
+  labelRm: [],
+  containerLabelAdd: [],
+  containerLabelRm: [],
+  constraintAdd: [],
+  constraintRm: [],
+  placementPrefAdd: [],
+  placementPrefRm: [],
+};
+
+test('create: update, rollback and health flags become UpdateConfig, RollbackConfig and Healthcheck in ns', (t) => {
+  const spec = specFromFlags('busybox', ['sleep', '600'], {
+    ...none,
+    updateParallelism: '2',
+    updateDelay: '10s',
+    updateFailureAction: 'rollback',
+    updateOrder: 'start-first',
+    updateMaxFailureRatio: '0.25',
+    rollbackMonitor: '1s',
+    healthCmd: 'wget -q -O- localhost',
+    healthInterval: '500ms',
+    healthRetries: '2',
+  });
+  t.deepEqual(spec.UpdateConfig, { Parallelism: 2, Delay: 10e9, FailureAction: 'rollback', Order: 'start-first', MaxFailureRatio: 0.25 });
+  t.deepEqual(spec.RollbackConfig, { Monitor: 1e9 });
+  t.deepEqual(spec.TaskTemplate.ContainerSpec.Healthcheck, { Test: ['CMD-SHELL', 'wget -q -O- localhost'], Interval: 5e8, Retries: 2 });
+  t.deepEqual(specFromFlags('busybox', [], { ...none, healthcheck: false }).TaskTemplate.ContainerSpec.Healthcheck, { Test: ['NONE'] });
+});
+
+test('bad flag values are refused naming the flag', (t) => {
+  t.throws(() => specFromFlags('busybox', [], { ...none, updateFailureAction: 'explode' }), { message: /--update-failure-action "explode": use pause, continue, rollback/ });
+  t.throws(() => specFromFlags('busybox', [], { ...none, rollbackFailureAction: 'rollback' }), { message: /--rollback-failure-action "rollback": use pause, continue$/ });
+  t.throws(() => specFromFlags('busybox', [], { ...none, updateMaxFailureRatio: '1.5' }), { message: /--update-max-failure-ratio "1.5"/ });
+  t.throws(() => specFromFlags('busybox', [], { ...none, updateOrder: 'random' }), { message: /--update-order/ });
+  t.throws(() => specFromFlags('busybox', [], { ...none, healthcheck: false, healthCmd: 'true' }), { message: /--no-healthcheck conflicts/ });
+  t.throws(() => specFromFlags('busybox', [], { ...none, healthInterval: 'soon' }), { message: /--health-interval "soon"/ });
+});
+
+test('update changes only what a flag names; -add/-rm edit lists; --force bumps ForceUpdate', (t) => {
+  const current: ServiceSpecDocument = {
+    Name: 'web',
+    Labels: { tier: 'front', old: 'x' },
+    TaskTemplate: {
+      ContainerSpec: { Image: 'busybox', Args: ['sleep', '600'], Env: ['A=1', 'B=2'] },
+      Placement: { Constraints: ['node.role==worker'] },
+      RestartPolicy: { Condition: 'on-failure', Delay: 5e9 },
+    },
+    Mode: { Replicated: { Replicas: 3 } },
+    UpdateConfig: { Parallelism: 1, Order: 'stop-first' },
+  };
+  const next = updatedSpec(current, {
+    ...noUpdate,
+    image: 'busybox:2',
+    envAdd: ['B=3', 'C=4'],
+    envRm: ['A'],
+    labelAdd: ['new=y'],
+    labelRm: ['old'],
+    constraintAdd: ['node.labels.zone==a'],
+    constraintRm: ['node.role==worker'],
+    restartDelay: '1s',
+    updateParallelism: '2',
+    force: true,
+  });
+  t.is(next.TaskTemplate.ContainerSpec.Image, 'busybox:2');
+  t.deepEqual(next.TaskTemplate.ContainerSpec.Env, ['B=3', 'C=4']);
+  t.deepEqual(next.Labels, { tier: 'front', new: 'y' });
+  t.deepEqual(next.TaskTemplate.Placement?.Constraints, ['node.labels.zone==a']);
+  t.deepEqual(next.TaskTemplate.RestartPolicy, { Condition: 'on-failure', Delay: 1e9 });
+  t.deepEqual(next.UpdateConfig, { Parallelism: 2, Order: 'stop-first' });
+  t.is(next.TaskTemplate.ForceUpdate, 1);
+  t.deepEqual(next.Mode, { Replicated: { Replicas: 3 } });
+  t.is(current.TaskTemplate.ContainerSpec.Image, 'busybox', 'the current spec is not changed');
+  t.throws(() => updatedSpec({ ...current, Mode: { Global: {} } }, { ...noUpdate, replicas: '2' }), { message: /--replicas can only be used with replicated mode/ });
+});
+
+test('ps --filter: values of a key are alternatives, keys must all hold', (t) => {
+  const task = (id: string, name: string, node: string, desired: string): TaskDocument =>
+    ({ ID: id, Name: name, NodeID: node, DesiredState: desired }) as unknown as TaskDocument;
+  const tasks = [task('aaa1', 'web.1', 'n1', 'running'), task('bbb2', 'web.1', 'n2', 'shutdown'), task('ccc3', 'web.2', 'n2', 'running')];
+  const hosts = new Map([
+    ['n1', 'node-1'],
+    ['n2', 'node-2'],
+  ]);
+  const ids = (filters: string[]) => tasks.filter((x) => taskFilter(filters)(x, hosts)).map((x) => x.ID);
+  t.deepEqual(ids(['desired-state=running']), ['aaa1', 'ccc3']);
+  t.deepEqual(ids(['desired-state=running', 'node=node-2']), ['ccc3']);
+  t.deepEqual(ids(['node=n1', 'node=node-2']), ['aaa1', 'bbb2', 'ccc3']);
+  t.deepEqual(ids(['name=web.1', 'desired-state=shutdown']), ['bbb2']);
+  t.deepEqual(ids(['id=cc']), ['ccc3']);
+  t.throws(() => taskFilter(['colour=red']), { message: /invalid filter "colour=red"/ });
+  t.throws(() => taskFilter(['desired-state=dancing']), { message: /desired-state is running, shutdown or accepted/ });
+});
