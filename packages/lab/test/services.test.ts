@@ -202,6 +202,41 @@ serial('health checks: a task is RUNNING once healthy; an update whose check fai
   t.is((await on('node-1', ['service', 'rm', 'hc'])).code, 0);
 });
 
+serial('kill -9 the leader during a rolling update: a new leader finishes the update', async (t) => {
+  const create = await on('node-2', ['service', 'create', '--name', 'roll', '--replicas', '4', '--update-delay', '1s', '--update-monitor', '500ms', 'busybox', 'sleep', '600']);
+  t.is(create.code, 0, create.stderr);
+  const nodes = (await on('node-2', ['node', 'ls', '--format', 'json'])).stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { Hostname: string; ManagerStatus: string });
+  const leader = nodes.find((n) => n.ManagerStatus === 'Leader')?.Hostname ?? '';
+  t.regex(leader, /^node-[123]$/);
+  const other = ['node-1', 'node-2', 'node-3'].find((h) => h !== leader) ?? 'node-2';
+  t.is((await on(other, ['service', 'update', '--detach', '--env-add', 'VERSION=2', 'roll'])).code, 0);
+  type Inspected = Array<{ UpdateStatus?: { State: string }; Spec: { TaskTemplate: { ContainerSpec: { Env?: string[] } } } }>;
+  // One slot updated (parallelism 1, a 1 s delay between slots): the update is under way when the leader dies.
+  await eventually('a first task updated', 60_000, async () => ((await ps('roll', other)).filter((r) => r.DesiredState === 'Shutdown').length >= 1 ? true : undefined));
+  t.is((await swarm(['lab', 'kill', `${name}/${leader}`])).code, 0);
+  const done = await eventually('the update completed under a new leader', 120_000, async () => {
+    const res = await on(other, ['service', 'inspect', 'roll'], 20_000);
+    if (res.code !== 0) return undefined;
+    const s = (JSON.parse(res.stdout) as Inspected)[0];
+    return s?.UpdateStatus?.State === 'completed' ? s : undefined;
+  });
+  t.deepEqual(done.Spec.TaskTemplate.ContainerSpec.Env, ['VERSION=2']);
+  await eventually('4 running', 60_000, async () => {
+    const rows = (await ps('roll', other)).filter((r) => r.DesiredState === 'Running' && r.CurrentState.startsWith('Running') && r.Node !== leader);
+    return rows.length === 4 ? true : undefined;
+  });
+  t.is((await swarm(['lab', 'restart', `${name}/${leader}`])).code, 0);
+  t.is((await on(other, ['service', 'rm', 'roll'])).code, 0);
+  await eventually('every node ready again', 60_000, async () => {
+    const res = await on(leader, ['node', 'ls', '--format', 'json'], 20_000);
+    const rows = res.stdout.trim().split('\n').filter((l) => l !== '');
+    return res.code === 0 && rows.length === 5 && rows.every((l) => (JSON.parse(l) as { Status: string }).Status === 'Ready') ? true : undefined;
+  });
+});
+
 serial('global mode runs one task per node; scale and rm', async (t) => {
   const global = await on('node-2', ['service', 'create', '--name', 'agent', '--mode', 'global', 'busybox', 'sleep', '600']);
   t.is(global.code, 0, global.stderr);
