@@ -10,7 +10,7 @@ export {
   type Constraint,
   type ConstraintKey,
 } from './constraints.js';
-export { allocate, allocator, isLive, newTask, orchestrate, orchestrator, reconcileGlobal, reconcileReplicated, shutdownOp, type OrchestratorOptions } from './orchestrator.js';
+export { allocate, allocator, byCreation, isLive, newTask, orchestrate, orchestrator, reconcileGlobal, reconcileReplicated, shutdownOp, type OrchestratorOptions } from './orchestrator.js';
 export { DEFAULT_MAX_TASKS_PER_PASS, pendingReason, schedule, scheduler, type SchedulerOptions } from './scheduler.js';
 export { taskReaper } from './reaper.js';
 export { REBALANCE_LABEL, rebalanceService, rebalancer } from './rebalancer.js';

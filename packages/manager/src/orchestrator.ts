@@ -32,6 +32,7 @@ type Verdict =
 /** The task told to stop; one never placed (or on a dead node) is also marked stopped, as no agent will report it. */
 export function shutdownOp(t: Task, nowMs: number, node: Node | undefined): Op {
   assert(isLive(t), 'only a live task is shut down');
+  assert(node === undefined || node.id === t.nodeId, 'shutdownOp is given the task\'s own node');
   const rank = taskStateRank(t.status.state);
   if (!isTerminalTaskState(t.status.state) && t.nodeId !== '' && (node === undefined || node.status.state === 'down')) {
     const message = node === undefined ? 'node was removed from the swarm' : 'node is down';
@@ -87,10 +88,30 @@ function verdict(t: Task, node: Node | undefined, history: readonly Task[], nowM
 }
 
 /** One slot (a replica number, or a node for a global service): its ops, and whether it is still served. */
+function nodeOf(tx: ReadTx, t: Task): Node | undefined {
+  return t.nodeId === '' ? undefined : tx.get('node', t.nodeId);
+}
+
+/** Oldest first (creation time, then id): the newest task of a slot is the last. */
+export function byCreation(a: Task, b: Task): number {
+  return a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 function reconcileSlot(tx: ReadTx, live: readonly Task[], history: readonly Task[], nowMs: number): { ops: Op[]; served: boolean } {
   const ops: Op[] = [];
   let served = false;
-  for (const t of live) {
+  let keep = live;
+  if (live.length >= 2) {
+    // Two live tasks in a slot: a start-first replacement (update) or a move (rebalancer). Once the newest runs,
+    // the others go, whoever started it and whatever became of that update since (paused, superseded).
+    const sorted = [...live].sort(byCreation);
+    const newest = sorted[sorted.length - 1] as Task;
+    if (newest.status.state === 'running') {
+      for (const old of sorted.slice(0, -1)) ops.push(shutdownOp(old, nowMs, nodeOf(tx, old)));
+      keep = [newest];
+    }
+  }
+  for (const t of keep) {
     const v = verdict(t, t.nodeId === '' ? undefined : tx.get('node', t.nodeId), history, nowMs);
     if (v.kind === 'replace') ops.push(v.op);
     else served = true;
@@ -200,11 +221,26 @@ export function reconcileGlobal(tx: ReadTx, service: Service, nowMs: number, new
   return ops;
 }
 
-/** Live tasks whose service is gone (removed between a read and a write elsewhere) are shut down. */
+/**
+ * Live tasks whose service is gone (removed between a read and a write elsewhere) are shut down; a task told to
+ * stop that never got to a node, or whose node died or left before it reported, is marked stopped (SHUTDOWN or
+ * ORPHANED) here, since no agent will ever report it.
+ */
 function strays(tx: ReadTx, nowMs: number): Op[] {
   const ops: Op[] = [];
   for (const t of tx.list('task')) {
-    if (isLive(t) && tx.get('service', t.serviceId) === undefined) ops.push(shutdownOp(t, nowMs, t.nodeId === '' ? undefined : tx.get('node', t.nodeId)));
+    if (isLive(t)) {
+      if (tx.get('service', t.serviceId) === undefined) ops.push(shutdownOp(t, nowMs, nodeOf(tx, t)));
+      continue;
+    }
+    if (isTerminalTaskState(t.status.state)) continue;
+    const node = nodeOf(tx, t);
+    if (t.nodeId === '' || taskStateRank(t.status.state) < RANK_ASSIGNED) {
+      ops.push(update({ ...t, status: { ...t.status, state: 'shutdown', timestampMs: nowMs, message: 'removed before it was scheduled', err: '' } }));
+    } else if (node === undefined || node.status.state === 'down') {
+      const message = node === undefined ? 'node was removed from the swarm' : 'node is down';
+      ops.push(update({ ...t, status: { ...t.status, state: 'orphaned', timestampMs: nowMs, message } }));
+    }
   }
   return ops;
 }

@@ -4,9 +4,9 @@
 
 import { defaultUpdateConfig, isTerminalTaskState, taskStateRank, type Node, type Op, type ReadTx, type Service, type Store, type Task } from '@swarm/store';
 import { constraintsHold, parseConstraints, type Constraint } from './constraints.js';
-import { isLive, newTask, shutdownOp } from './orchestrator.js';
+import { byCreation, isLive, newTask, shutdownOp } from './orchestrator.js';
 import { assert, type Reconciler } from './reconciler.js';
-import { isCurrent, isUpdating } from './updater.js';
+import { isCurrent } from './updater.js';
 
 /** A service label that turns rebalancing off for it (`--label swarm.rebalance=false`). */
 export const REBALANCE_LABEL = 'swarm.rebalance';
@@ -34,7 +34,10 @@ function hasRoom(tx: ReadTx, node: Node, service: Service, onNode: number): bool
 /** One service's rebalancing step: finish moves whose new task runs, cancel stuck ones, start at most `parallelism`. */
 export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, newId: () => string): Op[] {
   const replicated = service.spec.mode.replicated;
-  if (replicated === undefined || isUpdating(service) || service.spec.labels[REBALANCE_LABEL] === 'false') return [];
+  if (replicated === undefined || service.spec.labels[REBALANCE_LABEL] === 'false') return [];
+  // Not while an update is under way or paused: its tasks of two templates are the updater's to sort out.
+  const u = service.updateStatus?.state;
+  if (u === 'updating' || u === 'rollback_started' || u === 'paused' || u === 'rollback_paused') return [];
   if (service.spec.taskTemplate.placement.preferences.length > 0) return []; // spread by label: uneven node counts are intended
   const ops: Op[] = [];
   const slots = new Map<number, Task[]>();
@@ -46,13 +49,9 @@ export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, ne
   const running = new Map<string, Task[]>(); // node -> the service's running tasks that could move
   for (const live of slots.values()) {
     if (live.length >= 2) {
-      // A move underway: the newest task is the one that moves in (same template: updates are the updater's).
-      const sorted = [...live].sort((a, b) => a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : 1));
-      const incoming = sorted[sorted.length - 1] as Task;
-      if (!live.every((t) => isCurrent(t, service))) return []; // an update left this: not ours to touch
-      if (incoming.status.state === 'running') {
-        for (const old of sorted.slice(0, -1)) ops.push({ op: 'update', kind: 'task', object: { ...old, desiredState: 'shutdown' } });
-      } else if (isTerminalTaskState(incoming.status.state) || incoming.status.err !== '') {
+      // A move (or a start-first replacement) underway: the orchestrator retires the old task once the newest runs.
+      const incoming = [...live].sort(byCreation)[live.length - 1] as Task;
+      if (incoming.status.state !== 'running' && (isTerminalTaskState(incoming.status.state) || incoming.status.err !== '')) {
         // Failed to start, or no room after all (a pending reason): the move is off; the old task stays.
         ops.push(shutdownOp(incoming, nowMs, incoming.nodeId === '' ? undefined : tx.get('node', incoming.nodeId)));
       } else {
@@ -62,7 +61,7 @@ export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, ne
     }
     const only = live[0];
     assert(only !== undefined, 'a slot in the map has a live task');
-    if (only.status.state !== 'running') {
+    if (only.status.state !== 'running' || !isCurrent(only, service)) {
       settled = false;
       continue;
     }

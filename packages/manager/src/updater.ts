@@ -3,7 +3,7 @@
 // counted against max_failure_ratio, and the failure action (pause, continue, rollback) is taken. SwarmKit's model.
 
 import { deepEqual, defaultUpdateConfig, isTerminalTaskState, type Op, type ReadTx, type Service, type Store, type Task, type UpdateStatus } from '@swarm/store';
-import { isLive, newTask } from './orchestrator.js';
+import { byCreation, isLive, newTask, shutdownOp } from './orchestrator.js';
 import { assert, type Reconciler } from './reconciler.js';
 
 export function isUpdating(s: Service): boolean {
@@ -77,14 +77,38 @@ export function updateService(tx: ReadTx, s: Service, nowMs: number, newId: () =
   }
 
   const ops: Op[] = [];
-  // start-first: the old task of a slot goes once its replacement runs.
+  const stop = (t: Task): void => {
+    ops.push(shutdownOp(t, nowMs, t.nodeId === '' ? undefined : tx.get('node', t.nodeId)));
+  };
+  let inFlight = 0;
+  const waiting: SlotState[] = [];
   for (const st of slots) {
-    if (st.outdated.length > 0 && st.current.some((t) => t.status.state === 'running')) {
-      for (const old of st.outdated) ops.push({ op: 'update', kind: 'task', object: { ...old, desiredState: 'shutdown' } });
+    if (st.outdated.length === 0) {
+      // Updated; its new task still coming up counts against parallelism.
+      if (st.current.some((t) => !isTerminalTaskState(t.status.state) && t.status.state !== 'running')) inFlight += 1;
+      continue;
     }
+    if (st.current.length > 0) {
+      if (st.current.some((t) => t.status.state === 'running')) {
+        // start-first, or a rollback whose target template still runs here: the other template's tasks go.
+        for (const old of st.outdated) stop(old);
+      } else if (st.current.every((t) => isTerminalTaskState(t.status.state))) {
+        // Its new task ended (and counted as a failure if it failed): the slot's update is over, the old task goes.
+        for (const old of st.outdated) stop(old);
+      } else {
+        inFlight += 1; // start-first: the new task is coming up beside the old one
+      }
+      continue;
+    }
+    if (st.outdated.length > 1) {
+      // Left over from an earlier update's start-first replacement: keep one task (a running one, the oldest).
+      const sorted = [...st.outdated].sort((x, y) => Number(y.status.state === 'running') - Number(x.status.state === 'running') || byCreation(x, y));
+      for (const extra of sorted.slice(1)) stop(extra);
+      inFlight += 1;
+      continue;
+    }
+    waiting.push(st);
   }
-  const inFlight = slots.filter((st) => st.current.some((t) => !isTerminalTaskState(t.status.state) && t.status.state !== 'running') || (st.outdated.length > 0 && st.current.length > 0)).length;
-  const waiting = slots.filter((st) => st.outdated.length > 0 && st.current.length === 0);
   // The last time a task of this update came up: the next batch waits `delay` after it, completion `monitor`.
   const lastUp = Math.max(status.startedAtMs, ...ofUpdate.filter((t) => t.status.state === 'running').map((t) => t.meta.updatedAtMs));
 
@@ -103,10 +127,9 @@ export function updateService(tx: ReadTx, s: Service, nowMs: number, newId: () =
   const budget = cfg.parallelism === 0 ? waiting.length : cfg.parallelism - inFlight;
   for (const st of waiting.slice(0, budget)) {
     const node = st.nodeId;
-    if (cfg.order === 'stop-first') {
-      // The new task waits in PENDING until the old one stopped (the scheduler's rule for a slot being emptied).
-      for (const old of st.outdated) ops.push({ op: 'update', kind: 'task', object: { ...old, desiredState: 'shutdown' } });
-    }
+    // stop-first: the new task waits in PENDING until the old one stopped (the scheduler's rule for a slot being
+    // emptied); start-first: both run until the orchestrator retires the old one.
+    if (cfg.order === 'stop-first') for (const old of st.outdated) stop(old);
     ops.push({ op: 'create', kind: 'task', object: newTask(s, st.slot, node, nowMs, newId()) });
   }
   assert(budget > 0 && ops.length > 0, 'an update with work to do and room for it does something');
