@@ -630,8 +630,11 @@ class NodeDaemon implements ApiBackend, Daemon {
 
   async listMembers(): Promise<MemberDocument[]> {
     const runtime = this.active();
-    const now = Date.now();
-    return runtime.membership.members().map((m) => ({
+    // sinceMs is on the membership's monotonic clock, not the epoch.
+    const now = runtime.membership.nowMs();
+    const self = runtime.membership.member(runtime.membership.id);
+    const members = self === undefined ? runtime.membership.members() : [self, ...runtime.membership.members().filter((m) => m.id !== self.id)];
+    return members.map((m) => ({
       PeerID: m.id,
       NodeID: m.meta.nodeId,
       Hostname: m.meta.hostname,

@@ -64,6 +64,11 @@ test('init makes a one-node swarm: info, node ls and swarm inspect show this nod
   t.is(info.Swarm.Managers, 1);
   t.true(info.Swarm.ControlAvailable);
 
+  // The gossip view: this node, alive since a moment ago (SinceMs is a duration, not a clock reading).
+  const [self] = await e.client.listMembers();
+  t.like(self, { NodeID: res.NodeID, State: 'alive', Hostname: 'test-host' });
+  t.true(self !== undefined && self.SinceMs >= 0 && self.SinceMs < 60_000, `SinceMs ${self?.SinceMs}`);
+
   const nodes = await e.client.listNodes();
   t.is(nodes.length, 1);
   const node = nodes[0];

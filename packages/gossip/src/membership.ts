@@ -94,6 +94,11 @@ export class Membership {
     return this.swim.memberList();
   }
 
+  /** The membership's clock (monotonic, not the epoch): a member's sinceMs is on it. */
+  nowMs(): number {
+    return this.clock();
+  }
+
   member(id: MemberId): Member | undefined {
     return id === this.id ? this.swim.self() : this.swim.member(id);
   }
