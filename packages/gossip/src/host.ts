@@ -9,12 +9,12 @@ import { identify } from '@libp2p/identify';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
-import { generateKey, preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from '@swarm/wire';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { GossipError } from './messages.js';
+import { privateNetwork } from './private-network.js';
 
 export type { Stream } from '@libp2p/interface';
 
@@ -26,9 +26,8 @@ const SWARM_KEY_BYTES = 32;
 
 /** A fresh random swarm key, for tests and tools (the daemon takes the cluster's key from @swarm/pki). */
 export function generateSwarmKey(): SwarmKey {
-  const out = new Uint8Array(SWARM_KEY_HEADER.length + SWARM_KEY_BYTES * 2);
-  generateKey(out);
-  return out;
+  const hex = Buffer.from(crypto.getRandomValues(new Uint8Array(SWARM_KEY_BYTES))).toString('hex');
+  return new TextEncoder().encode(`${SWARM_KEY_HEADER}${hex}`);
 }
 
 /** Checks the key file's shape up front, so a bad key fails with a message instead of inside pnet. */
@@ -123,7 +122,7 @@ export async function createGossipHost(opts: GossipHostOptions): Promise<GossipH
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionProtector: preSharedKey({ psk: opts.psk }),
+    connectionProtector: privateNetwork({ psk: opts.psk }),
     connectionManager: { dialTimeout: dialTimeoutMs },
     services: {
       identify: identify(),

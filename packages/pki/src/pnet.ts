@@ -1,13 +1,11 @@
-// The cluster's libp2p private-network key (pnet PSK): made at `swarm init`, written in the PSK file format that
-// @libp2p/pnet's preSharedKey({ psk }) decodes, and handed to a node only after its join token matched.
+// The cluster's libp2p private-network key (pnet PSK): made at `swarm init`, written in libp2p's pnet v1 PSK file
+// format (what @swarm/gossip's privateNetwork({ psk }) decodes), and handed to a node only after its token matched.
 import { hkdfSync } from 'node:crypto';
 import { PkiError, assert } from './errors.js';
 import { cryptoRandom, takeRandom, type RandomBytes } from './random.js';
 
-// Format checked against @libp2p/pnet 3.0.27 (dist/src/crypto.js decodeV1PSK, key-generator.js generateKey):
-// three newline-separated lines "/key/swarm/psk/1.0.0/", "/base16/", then the 32-byte key as lowercase hex;
-// decodeV1PSK splits on \r\n|\r|\n, takes the third line as base16 and requires exactly 32 bytes (KEY_LENGTH).
-// The first two lines are only read, not checked, by that version; we check them anyway.
+// The format is libp2p's pnet v1 (as @libp2p/pnet writes and reads it): three newline-separated lines
+// "/key/swarm/psk/1.0.0/", "/base16/", then the 32-byte key as lowercase hex.
 export const PNET_KEY_BYTES = 32;
 const PSK_TAG = '/key/swarm/psk/1.0.0/';
 const PSK_CODEC = '/base16/';
@@ -36,7 +34,7 @@ export function derivePnetKey(clusterSecret: Uint8Array, clusterId: string): Uin
   return key;
 }
 
-/** The PSK file bytes for @libp2p/pnet: `preSharedKey({ psk: encodePnetKey(key) })`. */
+/** The PSK file bytes: `privateNetwork({ psk: encodePnetKey(key) })` in @swarm/gossip. */
 export function encodePnetKey(key: Uint8Array): Uint8Array {
   if (key.length !== PNET_KEY_BYTES) {
     throw new PkiError('pnet_key_invalid', `a pnet key is ${PNET_KEY_BYTES} bytes, got ${key.length}`);
