@@ -2,7 +2,7 @@
 // one per eligible node. Both replace tasks whose node died or drains, and restart ended ones by the restart policy.
 
 import { isTerminalTaskState, taskStateRank, type Node, type NewObject, type Op, type ReadTx, type Service, type Store, type Task } from '@swarm/store';
-import { constraintsHold, parseConstraints } from './constraints.js';
+import { constraintsHold, parseConstraints, type Constraint } from './constraints.js';
 import { assert, type Reconciler } from './reconciler.js';
 
 export interface OrchestratorOptions {
@@ -75,6 +75,10 @@ function verdict(t: Task, node: Node | undefined, history: readonly Task[], nowM
   const ended = isTerminalTaskState(t.status.state);
   if (!ended && t.nodeId !== '') {
     if (node === undefined || node.status.state === 'down' || node.spec.availability === 'drain') return { kind: 'replace', op: shutdownOp(t, nowMs, node) };
+    // Docker's constraint enforcer: a node whose labels (or role) changed so that the task's constraints no longer
+    // hold gives the task up; the scheduler places the replacement where they do. Placed tasks only: a pending one
+    // is the scheduler's to explain.
+    if (taskStateRank(t.status.state) >= RANK_ASSIGNED && !constraintsStillHold(node, t)) return { kind: 'replace', op: shutdownOp(t, nowMs, node) };
   }
   if (!ended) return { kind: 'ok' };
   switch (restartVerdict(t, history, nowMs)) {
@@ -85,6 +89,26 @@ function verdict(t: Task, node: Node | undefined, history: readonly Task[], nowM
     case 'never':
       return { kind: 'done' };
   }
+}
+
+const parsedConstraints = new Map<string, Constraint[] | null>();
+
+/** The task's own constraints on its node; a spec whose constraints do not parse is left where it is. */
+function constraintsStillHold(node: Node, t: Task): boolean {
+  const list = t.spec.placement.constraints;
+  if (list.length === 0) return true;
+  const key = list.join('\u0001');
+  let parsed = parsedConstraints.get(key);
+  if (parsed === undefined) {
+    try {
+      parsed = parseConstraints(list);
+    } catch {
+      parsed = null;
+    }
+    if (parsedConstraints.size > 10_000) parsedConstraints.clear(); // a bound: specs come and go
+    parsedConstraints.set(key, parsed);
+  }
+  return parsed === null || constraintsHold(node, parsed);
 }
 
 /** One slot (a replica number, or a node for a global service): its ops, and whether it is still served. */

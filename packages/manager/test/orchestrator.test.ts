@@ -262,3 +262,22 @@ test('the task history per slot is bounded by the retention limit', (t) => {
   t.is(dead.length, 5);
   t.is(h.live(web).length, 1);
 });
+
+test('constraint enforcement: a node relabelled so that a task\'s constraints fail loses the task to a matching node', (t) => {
+  const h = new Harness();
+  const [n1, n2] = h.addNodes(2, (n) => {
+    n.spec.labels['zone'] = 'a';
+  }) as [string, string];
+  const web = h.addService('web', (s) => {
+    s.spec.mode = { replicated: { replicas: 2 } };
+    s.spec.taskTemplate.placement.constraints = ['node.labels.zone==a'];
+  });
+  h.settle();
+  t.deepEqual(counts(h.placement(web)), [1, 1]);
+  h.editNode(n1, (n) => {
+    n.spec.labels['zone'] = 'b';
+  });
+  h.settle();
+  t.deepEqual(h.live(web).map((x) => x.nodeId), [n2, n2]);
+  t.true(h.tasks(web).some((x) => x.nodeId === n1 && x.desiredState === 'shutdown'));
+});
