@@ -1,8 +1,21 @@
 // The task reaper: dead tasks beyond the cluster's retention limit per slot, and every dead task of a removed
 // service, are deleted, so the store's task table stays bounded however often tasks restart.
 
-import { DEFAULT_TASK_HISTORY_RETENTION_LIMIT, tasksToReap, type Op, type Store } from '@swarm/store';
+import { DEFAULT_TASK_HISTORY_RETENTION_LIMIT, defaultUpdateConfig, tasksToReap, type Op, type Service, type Store, type Task } from '@swarm/store';
 import type { Reconciler } from './reconciler.js';
+
+/**
+ * A failed task of an update in progress is kept until the update ends: the updater counts such failures
+ * against max_failure_ratio, and with a small retention limit the reaper would delete them before they count
+ * (found by the manager simulator, seed 15601, retention 0). Not kept when the failure action is `continue`,
+ * where failures change nothing and a crash loop would otherwise keep them all.
+ */
+function heldForUpdate(t: Task, service: Service | undefined): boolean {
+  const u = service?.updateStatus;
+  if (service === undefined || u === undefined || u === null || (u.state !== 'updating' && u.state !== 'rollback_started')) return false;
+  const cfg = (u.state === 'rollback_started' ? service.spec.rollbackConfig : service.spec.updateConfig) ?? defaultUpdateConfig();
+  return cfg.failureAction !== 'continue' && t.meta.createdAtMs >= u.startedAtMs && (t.status.state === 'failed' || t.status.state === 'rejected');
+}
 
 export const taskReaper: Reconciler = {
   name: 'task-reaper',
@@ -10,8 +23,9 @@ export const taskReaper: Reconciler = {
     return store.view((tx) => {
       const cluster = tx.list('cluster')[0];
       const retentionLimit = cluster?.spec.orchestration.taskHistoryRetentionLimit ?? DEFAULT_TASK_HISTORY_RETENTION_LIMIT;
-      const liveServiceIds = new Set(tx.list('service').map((s) => s.id));
-      return tasksToReap(tx.list('task'), { retentionLimit, liveServiceIds }).map((id): Op => ({ op: 'delete', kind: 'task', id }));
+      const services = new Map(tx.list('service').map((s) => [s.id, s]));
+      const candidates = tx.list('task').filter((t) => !heldForUpdate(t, services.get(t.serviceId)));
+      return tasksToReap(candidates, { retentionLimit, liveServiceIds: new Set(services.keys()) }).map((id): Op => ({ op: 'delete', kind: 'task', id }));
     });
   },
 };

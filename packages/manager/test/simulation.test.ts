@@ -20,6 +20,16 @@ test(`seeds ${SEEDS.from}..${SEEDS.to}: every invariant holds after every step a
   t.deepEqual(failures, []);
 });
 
+/** Seeds that found a bug (now fixed), run with every fault kind: each must keep passing. */
+const REGRESSION_SEEDS = [15601];
+
+test(`regression seeds ${REGRESSION_SEEDS.join(', ')} pass with every fault kind on`, (t) => {
+  for (const seed of REGRESSION_SEEDS) {
+    const r = runSimulation({ seed });
+    t.is(r.violation, null, r.violation === null ? '' : `seed ${seed} step ${r.violation.step}: ${r.violation.invariant}: ${r.violation.detail}`);
+  }
+});
+
 test('a run replays from its seed: same steps, same stats', (t) => {
   const a = runSimulation({ seed: 7, steps: 60 });
   const b = runSimulation({ seed: 7, steps: 60 });

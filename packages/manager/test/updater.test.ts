@@ -137,3 +137,4 @@ test('an update that only scales does not roll anything out', (t) => {
   t.deepEqual(h.live(web).map((x) => x.id).slice(0, 2), before);
   t.is(h.service(web).updateStatus, null);
 });
+
