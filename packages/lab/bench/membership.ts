@@ -3,12 +3,12 @@
 // a soak with one worker's CPU saturated. Owns its lab (benchmem) from creation to removal, also on SIGINT.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { ApiClient, type MemberDocument, type NodeDocument } from '@swarm/api';
 import { silentLogger } from '@swarm/wire';
-import { createLab, destroyLab, hostAlive, killHost, loadLab, requireRoot, restartHost, swarmInitJoin, waitForSocket, type HostInfo, type HostState } from '../src/index.js';
+import { createLab, destroyLab, hostAlive, killHost, loadLab, requireRoot, restartHost, swarmInitJoin, waitForSocket, type HostState } from '../src/index.js';
+import { cleanup, cleanupOnSignals, daemonCommand, errText, intEnv, load1, max, median, ms, onCleanup, REPO_ROOT, say, sleep, SWARM_BIN, SWARM_MAIN, writeDocBlock } from './kit.js';
 
 // ---- settings ----------------------------------------------------------------------------------
 
@@ -33,10 +33,6 @@ const DOCKER_SENTENCE =
   '(`DefaultHeartBeatPeriod`, `defaultGracePeriodMultiplier` in moby/swarmkit `manager/dispatcher/dispatcher.go`), ' +
   'so Docker Swarm marks a dead node Down only after 15 to 20 s.';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
-// dist/bench/ -> packages/lab -> packages/cli
-const SWARM_BIN = fileURLToPath(new URL('../../../cli/bin/swarm.js', import.meta.url));
-const SWARM_MAIN = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 
 interface BenchConfig {
   trials: number;
@@ -48,13 +44,6 @@ interface BenchConfig {
   /** null: print only, do not write the doc. */
   docPath: string | null;
   command: string;
-}
-
-function intEnv(name: string, dflt: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  if (!/^\d+$/.test(raw) || Number(raw) < min) throw new Error(`${name}=${raw}: expected a whole number >= ${min}`);
-  return Number(raw);
 }
 
 function readConfig(): BenchConfig {
@@ -74,78 +63,12 @@ function readConfig(): BenchConfig {
   };
 }
 
-// ---- small helpers -----------------------------------------------------------------------------
-
-function say(text: string): void {
-  process.stderr.write(`\u001b[1m${text}\u001b[0m\n`);
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function load1(): number {
-  return Math.round((loadavg()[0] ?? 0) * 100) / 100;
-}
-
-function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? null) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-}
-
-function max(xs: readonly number[]): number | null {
-  return xs.length === 0 ? null : Math.max(...xs);
-}
-
-function ms(x: number | null): string {
-  return x === null ? 'n/a' : String(Math.round(x));
-}
-
 /** Runs a tool by argv (no shell), returns stdout; throws with its stderr on a non-zero exit. */
 function tool(file: string, args: readonly string[]): string {
   return execFileSync(file, [...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-// ---- cleanup: the lab and the busy loops go away on every exit path ----------------------------
-
-type Cleanup = { what: string; fn: () => Promise<void> | void };
-const cleanups: Cleanup[] = [];
-let cleaning: Promise<void> | null = null;
-
-function onCleanup(what: string, fn: () => Promise<void> | void): () => void {
-  const entry = { what, fn };
-  cleanups.push(entry);
-  return () => {
-    const i = cleanups.indexOf(entry);
-    if (i >= 0) cleanups.splice(i, 1);
-  };
-}
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length > 0) {
-      const c = cleanups.pop();
-      if (c === undefined) break;
-      try {
-        await c.fn();
-      } catch (e) {
-        say(`cleanup: ${c.what} failed: ${errText(e)}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-for (const [sig, num] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
-  process.on(sig, () => {
-    say(`${sig}: removing the lab and the busy loops`);
-    void cleanup().finally(() => process.exit(128 + num));
-  });
-}
+cleanupOnSignals('removing the lab and the busy loops');
 
 // ---- the lab -----------------------------------------------------------------------------------
 
@@ -154,10 +77,6 @@ interface Cluster {
   api: Map<string, ApiClient>;
 }
 
-function daemonCommand(h: HostInfo): { argv: string[]; env: Record<string, string> } {
-  // info: the daemons log every gossip state change ("membership change"), which gives exact change times.
-  return { argv: [process.execPath, SWARM_BIN, 'daemon', '--data-dir', h.dataDir, '--hostname', h.name], env: { SWARM_LOG_LEVEL: 'info' } };
-}
 
 async function upLab(): Promise<Cluster> {
   const logger = silentLogger();
@@ -1037,16 +956,7 @@ The section between the markers below is rewritten by every run.
 `;
 
 function writeDoc(path: string, body: string): void {
-  const block = `${DOC_START}\n${body}\n${DOC_END}`;
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const start = text.indexOf(DOC_START);
-  const end = text.indexOf(DOC_END);
-  let next: string;
-  if (start >= 0 && end > start) next = text.slice(0, start) + block + text.slice(end + DOC_END.length);
-  else next = `${text.trimEnd()}\n\n${DOC_INTRO}\n${block}\n`;
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, next);
-  renameSync(tmp, path);
+  writeDocBlock(path, { start: DOC_START, end: DOC_END }, DOC_INTRO, body);
 }
 
 // ---- main --------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 // The recovery benchmark (`scripts/bench recovery`): on a 5-node lab of real daemons, kill -9 of a worker running
 // all 10 replicas of a service, then the time until all 10 run elsewhere. Owns its lab (benchrec), also on SIGINT.
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { ApiClient, type NodeDocument, type ServiceSpecDocument, type TaskDocument } from '@swarm/api';
 import { silentLogger } from '@swarm/wire';
-import { createLab, destroyLab, killHost, loadLab, requireRoot, restartHost, swarmInitJoin, waitForSocket, type HostInfo } from '../src/index.js';
+import { createLab, destroyLab, killHost, loadLab, requireRoot, restartHost, swarmInitJoin, waitForSocket } from '../src/index.js';
+import { cleanup, cleanupOnSignals, daemonCommand, load1, max, median, ms, onCleanup, REPO_ROOT, say, sleep, SWARM_BIN, SWARM_MAIN, waitFor, writeDocBlock } from './kit.js';
 
 // ---- settings ----------------------------------------------------------------------------------
 
@@ -30,10 +30,6 @@ const DOCKER_SENTENCE =
   'Docker Swarm notices a dead node only after its heartbeat grace of 15 to 20 s (5 s `DefaultHeartBeatPeriod` x 3 to 4, ' +
   'moby/swarmkit `manager/dispatcher/dispatcher.go`), so its rescheduling starts only after that.';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
-// dist/bench/ -> packages/lab -> packages/cli
-const SWARM_BIN = fileURLToPath(new URL('../../../cli/bin/swarm.js', import.meta.url));
-const SWARM_MAIN = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 
 interface BenchConfig {
   trials: number;
@@ -50,67 +46,7 @@ function readConfig(): BenchConfig {
   return { trials: raw === '' ? 10 : Number(raw), docPath: doc === '-' ? null : doc, command: [...knobs, 'scripts/bench recovery'].join(' ') };
 }
 
-// ---- small helpers -----------------------------------------------------------------------------
-
-function say(text: string): void {
-  process.stderr.write(`\u001b[1m${text}\u001b[0m\n`);
-}
-
-const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const load1 = (): number => Math.round((loadavg()[0] ?? 0) * 100) / 100;
-
-function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? null) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-}
-
-const max = (xs: readonly number[]): number | null => (xs.length === 0 ? null : Math.max(...xs));
-const ms = (x: number | null): string => (x === null ? 'n/a' : String(Math.round(x)));
-
-/** Polls `check` until it returns a value; errors count as "not yet" (a daemon restarting, a slow answer). */
-async function waitFor<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let why = 'not checked yet';
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-      why = 'condition not met';
-    } catch (e) {
-      why = errText(e);
-    }
-    if (Date.now() > end) throw new Error(`${what}: not after ${deadlineMs} ms (${why})`);
-    await sleep(200);
-  }
-}
-
-// ---- cleanup: the lab goes away on every exit path ---------------------------------------------
-
-const cleanups: Array<{ what: string; fn: () => Promise<void> | void }> = [];
-let cleaning: Promise<void> | null = null;
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let c = cleanups.pop(); c !== undefined; c = cleanups.pop()) {
-      try {
-        await c.fn();
-      } catch (e) {
-        say(`cleanup: ${c.what} failed: ${errText(e)}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-for (const [sig, num] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
-  process.on(sig, () => {
-    say(`${sig}: removing the lab`);
-    void cleanup().finally(() => process.exit(128 + num));
-  });
-}
+cleanupOnSignals('removing the lab');
 
 // ---- the lab and the service -------------------------------------------------------------------
 
@@ -120,10 +56,6 @@ interface Cluster {
   leader: ApiClient;
   /** Hostname -> node id, from the leader's store. */
   idOf: Map<string, string>;
-}
-
-function daemonCommand(h: HostInfo): { argv: string[]; env: Record<string, string> } {
-  return { argv: [process.execPath, SWARM_BIN, 'daemon', '--data-dir', h.dataDir, '--hostname', h.name], env: { SWARM_LOG_LEVEL: 'info' } };
 }
 
 async function upLab(): Promise<Cluster> {
@@ -139,17 +71,17 @@ async function upLab(): Promise<Cluster> {
     say(`== removing lab ${LAB_NAME} left by an earlier run`);
     await destroyLab(LAB_NAME, { logger });
   }
-  cleanups.push({ what: `remove lab ${LAB_NAME}`, fn: async () => {
+  onCleanup(`remove lab ${LAB_NAME}`, async () => {
     say(`== removing lab ${LAB_NAME}`);
     await destroyLab(LAB_NAME, { logger });
-  } });
+  });
   // Runs before the lab's removal (last in, first out): the daemon logs outlive the lab.
   const keep = `/var/tmp/bench-recovery-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-  cleanups.push({ what: 'keep the daemon logs', fn: () => {
+  onCleanup('keep the daemon logs', () => {
     mkdirSync(keep, { recursive: true });
     for (const h of loadLab(LAB_NAME).hosts) if (existsSync(h.logPath)) copyFileSync(h.logPath, `${keep}/${h.name}.log`);
     say(`   daemon logs kept in ${keep}`);
-  } });
+  });
   await createLab({
     name: LAB_NAME,
     nodes: NODES,
@@ -433,14 +365,7 @@ The section between the markers below is rewritten by every run.
 `;
 
 function writeDoc(path: string, body: string): void {
-  const block = `${DOC_START}\n${body}\n${DOC_END}`;
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const start = text.indexOf(DOC_START);
-  const end = text.indexOf(DOC_END);
-  const next = start >= 0 && end > start ? text.slice(0, start) + block + text.slice(end + DOC_END.length) : `${text.trimEnd()}\n\n${DOC_INTRO}\n${block}\n`;
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, next);
-  renameSync(tmp, path);
+  writeDocBlock(path, { start: DOC_START, end: DOC_END }, DOC_INTRO, body);
 }
 
 // ---- main --------------------------------------------------------------------------------------
