@@ -4,11 +4,7 @@
 
 import test from 'ava';
 import { pollUntil } from '@swarm/wire';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { labSerial, missingPrerequisite, SWARM_BIN } from './prerequisites.js';
+import { cliLab, labSerial, missingPrerequisite } from './prerequisites.js';
 
 // Apart from the other lab tests' subnets: ava runs test files at the same time.
 const SUBNET = '10.251.38.0/24';
@@ -16,35 +12,7 @@ const SUBNET = '10.251.38.0/24';
 const missing = missingPrerequisite({ tools: [['ip', '-V'], ['nft', '--version']], needCli: true });
 const serial = labSerial(missing);
 
-const root = mkdtempSync(join(tmpdir(), 'swlab-svc-'));
-const name = `sv${process.pid % 1000}`;
-
-function swarm(args: readonly string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [SWARM_BIN, ...args], { env: { ...process.env, SWARM_LAB_ROOT: root }, timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function on(node: string, args: readonly string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return swarm(['lab', 'exec', `${name}/${node}`, '--', process.execPath, SWARM_BIN, ...args], timeoutMs);
-}
-
-let failed = false;
-test.afterEach.always((t) => {
-  if (!t.passed) failed = true;
-});
-
-test.after.always(async () => {
-  if (failed && process.env['SWARM_TEST_KEEP_LAB'] === '1') {
-    console.error(`kept lab ${name} under SWARM_LAB_ROOT=${root}`);
-    return;
-  }
-  if (missing === null) await swarm(['lab', 'down', name]);
-  rmSync(root, { recursive: true, force: true });
-});
+const { name, swarm, on } = cliLab('sv', missing);
 
 interface TaskRow {
   ID: string;
