@@ -5,7 +5,7 @@ import type { GossipHost, Stream } from '@swarm/gossip';
 import type { Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
-import { DISPATCHER_PROTOCOL, MAX_DISPATCH_FRAME_BYTES, type AgentMessage, type Dispatcher, type LocalSession, type TaskStatusUpdate } from './dispatcher.js';
+import { DEFAULT_HEARTBEAT_PERIOD_MS, DISPATCHER_PROTOCOL, MAX_DISPATCH_FRAME_BYTES, type AgentMessage, type Dispatcher, type LocalSession, type TaskStatusUpdate } from './dispatcher.js';
 
 const OPEN_TIMEOUT_MS = 5_000;
 const MIN_RETRY_MS = 100;
@@ -28,6 +28,8 @@ export interface AgentSessionDeps {
   agent: AgentLike;
   /** This node's own dispatcher while it leads (the agent then talks to it in process), else null. */
   localDispatcher(): Dispatcher | null;
+  /** Heartbeat period on the session (default 1 s). */
+  heartbeatPeriodMs?: number;
   logger: Logger;
 }
 
@@ -144,6 +146,13 @@ export class AgentSession {
     const watch = setInterval(() => {
       if (this.deps.localDispatcher() !== null) stream.abort(new Error('this node leads now'));
     }, LOCAL_LEADER_CHECK_MS);
+    const heartbeat = setInterval(() => {
+      try {
+        stream.send(encodeFrame({ type: 'heartbeat' } satisfies AgentMessage, MAX_DISPATCH_FRAME_BYTES));
+      } catch {
+        // the session is ending: the read loop below sees it
+      }
+    }, this.deps.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS);
     try {
       stream.send(encodeFrame({ type: 'hello', nodeId: this.deps.nodeId, statuses: this.deps.agent.statuses() } satisfies AgentMessage, MAX_DISPATCH_FRAME_BYTES));
       this.stream = stream;
@@ -169,6 +178,7 @@ export class AgentSession {
       return assigned ? 'ended' : 'failed';
     } finally {
       clearInterval(watch);
+      clearInterval(heartbeat);
       if (this.stream === stream) this.stream = null;
       stream.abort(new Error('agent session over'));
     }

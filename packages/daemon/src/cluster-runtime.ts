@@ -15,7 +15,7 @@ import { LIBP2P_ADDR_LABEL, LeaderLoop, PEER_ID_LABEL } from './leader-loop.js';
 import { ProposalForwarder, proposeHere, raftErrorToApi } from './forward.js';
 import { serveLeave, serveRole, type RoleHandler } from './node-control.js';
 import { AgentSession, type AgentLike } from './agent-session.js';
-import { Dispatcher } from './dispatcher.js';
+import { DEFAULT_HEARTBEAT_GRACE_MS, Dispatcher } from './dispatcher.js';
 import { ReconcileLoop, type Reconciler } from './reconcile-loop.js';
 import { serveTaskLogs, type LogSource } from './task-logs.js';
 import { StoreStateMachine } from './state-machine.js';
@@ -38,6 +38,9 @@ export interface ClusterRuntimeOptions {
   /** Raft tick period; the default suits a LAN. */
   raftTickMs?: number;
   raftSnapshotEvery?: number;
+  /** This node's agent heartbeat period, and (as leader) how long a silent agent session is tolerated. */
+  heartbeatPeriodMs?: number;
+  heartbeatGraceMs?: number;
   /** Gossip seeds (multiaddrs of managers) to join through; empty for the first node. */
   seeds?: readonly string[];
   /** Raft addresses of the managers a joining manager learned at join (node id -> multiaddr). */
@@ -163,6 +166,7 @@ export class ClusterRuntime {
           selfPeerId: options.libp2pPeerId,
           propose: (ops) => runtime.propose(ops),
           changeRole: options.changeRole,
+          silentNodes: () => runtime.dispatcher?.silentNodes(Date.now(), options.heartbeatGraceMs ?? DEFAULT_HEARTBEAT_GRACE_MS) ?? new Set<string>(),
           logger: options.loggerFor('leader'),
         });
         runtime.leaderLoop.start(options.leaderLoopPeriodMs);
@@ -200,6 +204,7 @@ export class ClusterRuntime {
             .flatMap((m) => (m.meta.addrs[0] === undefined ? [] : [m.meta.addrs[0]])),
         agent: options.agent,
         localDispatcher: () => (raft !== null && raft.isLeader ? runtime.dispatcher : null),
+        ...(options.heartbeatPeriodMs === undefined ? {} : { heartbeatPeriodMs: options.heartbeatPeriodMs }),
         logger: options.loggerFor('agent'),
       });
       runtime.agentSession.start();

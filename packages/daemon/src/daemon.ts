@@ -96,6 +96,9 @@ export interface DaemonOptions {
   joinListenPort?: number;
   /** Raft snapshot (and log compaction) every this many applied entries; small values are for tests. */
   raftSnapshotEvery?: number;
+  /** Agent heartbeats on the dispatcher session: the period this node sends at, and the silence a leader allows. */
+  heartbeatPeriodMs?: number;
+  heartbeatGraceMs?: number;
   /** Checks a service spec beyond its schema (constraints parse, ...); throws ApiError('invalid_argument'). */
   validateService?: (spec: Service['spec']) => void;
   /** Makes the node's task runner (agent + runtime). */
@@ -259,6 +262,8 @@ class NodeDaemon implements ApiBackend, Daemon {
       loggerFor: (component) => this.loggerFor(component),
       ...(this.options.raftTickMs === undefined ? {} : { raftTickMs: this.options.raftTickMs }),
       ...(this.options.raftSnapshotEvery === undefined ? {} : { raftSnapshotEvery: this.options.raftSnapshotEvery }),
+      ...(this.options.heartbeatPeriodMs === undefined ? {} : { heartbeatPeriodMs: this.options.heartbeatPeriodMs }),
+      ...(this.options.heartbeatGraceMs === undefined ? {} : { heartbeatGraceMs: this.options.heartbeatGraceMs }),
       seeds,
       raftPeers,
       requireSeed,

@@ -24,7 +24,16 @@ export interface TaskStatusUpdate {
 }
 
 /** Agent -> manager. */
-export type AgentMessage = { type: 'hello'; nodeId: string; statuses: TaskStatusUpdate[] } | { type: 'status'; updates: TaskStatusUpdate[] };
+export type AgentMessage =
+  | { type: 'hello'; nodeId: string; statuses: TaskStatusUpdate[] }
+  | { type: 'status'; updates: TaskStatusUpdate[] }
+  /** Sent every heartbeat period: a session that falls silent marks its node Down even while gossip says alive. */
+  | { type: 'heartbeat' };
+
+/** How often an agent sends a heartbeat on its session, and how long the leader waits before calling it dead. */
+export const DEFAULT_HEARTBEAT_PERIOD_MS = 1_000;
+/** Generous against starved-but-alive nodes: gossip (about 1.3 s) is the fast path, this the backstop for a hung agent. */
+export const DEFAULT_HEARTBEAT_GRACE_MS = 10_000;
 
 /** Manager -> agent. redirect: this manager does not lead; `leader` is the leader's multiaddr if known. */
 export type DispatcherMessage = { type: 'redirect'; leader: string | null } | { type: 'assignments'; tasks: Task[] };
@@ -105,6 +114,8 @@ export interface DispatcherDeps {
 interface Session {
   nodeId: string;
   signature: string;
+  /** When the agent last said anything (Infinity for the leader's own, in-process agent). */
+  lastSeenMs: number;
   deliver(message: DispatcherMessage): void;
   close(): void;
 }
@@ -141,6 +152,15 @@ export class Dispatcher {
     return this.sessions.size;
   }
 
+  /** Nodes whose session with this leader has been silent longer than graceMs (missed heartbeats). */
+  silentNodes(nowMs: number, graceMs: number): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.sessions) if (nowMs - s.lastSeenMs > graceMs) out.add(s.nodeId);
+    // A node with a fresh session besides a silent old one (it reconnected) is not silent.
+    for (const s of this.sessions) if (nowMs - s.lastSeenMs <= graceMs) out.delete(s.nodeId);
+    return out;
+  }
+
   /** Called after every store change (and periodically): pushes changed assignment sets; drops sessions off-lead. */
   sync(): void {
     if (this.stopped) return;
@@ -161,6 +181,7 @@ export class Dispatcher {
     const session: Session = {
       nodeId,
       signature: '',
+      lastSeenMs: Infinity,
       deliver: (m) => {
         if (open && m.type === 'assignments') agent.setAssignments(m.tasks);
       },
@@ -196,6 +217,7 @@ export class Dispatcher {
     const session: Session = {
       nodeId,
       signature: '',
+      lastSeenMs: Date.now(),
       deliver: (message) => {
         try {
           stream.send(encodeFrame(message, MAX_DISPATCH_FRAME_BYTES));
@@ -246,6 +268,7 @@ export class Dispatcher {
             this.push(session);
             continue;
           }
+          session.lastSeenMs = Date.now();
           if (message['type'] === 'status') this.enqueue(session.nodeId, parseUpdates(message['updates']));
         }
       }

@@ -1,5 +1,6 @@
 // What only the Raft leader does, as a loop over the store: keeps Raft's members equal to the manager Nodes (learner,
-// then voter; removal after demote or leave), tells nodes their new role, and turns gossip's verdicts into Node status.
+// then voter; removal after demote or leave), tells nodes their new role, and turns gossip's verdicts and missed
+// agent heartbeats into Node status.
 
 import type { Membership } from '@swarm/gossip';
 import type { ApplyResult, Node, Op, Store } from '@swarm/store';
@@ -25,6 +26,8 @@ export interface LeaderLoopDeps {
   propose(ops: Op[]): Promise<number>;
   /** Tells the node its new role (promote: resolves with its manager address host:port); throws if it did not take it. */
   changeRole(node: Node, role: 'manager' | 'worker'): Promise<string>;
+  /** Nodes whose agent session with this leader missed its heartbeats (Down even while gossip says alive). */
+  silentNodes?(): ReadonlySet<string>;
   logger: Logger;
 }
 
@@ -62,13 +65,16 @@ export class LeaderLoop {
     await this.clearDemotedManagerStatus(nodes);
     this.reconcileRoles(nodes);
     const ops: Op[] = [];
+    const silent = this.deps.silentNodes?.() ?? new Set<string>();
     for (const n of nodes) {
       const peer = n.description.engineLabels[PEER_ID_LABEL];
       if (peer === undefined || peer === this.deps.selfPeerId) continue;
       const member = membership.member(peer);
       if (member === undefined) continue;
-      // Suspect keeps the last verdict: Lifeguard's suspicion is exactly where false Downs would come from.
-      const desired = member.state === 'dead' || member.state === 'left' ? 'down' : member.state === 'alive' ? 'ready' : null;
+      // Suspect keeps the last verdict: Lifeguard's suspicion is exactly where false Downs would come from. An
+      // alive member whose agent stopped heartbeating is Down too (SwarmKit's rule): its tasks go elsewhere.
+      const gossip = member.state === 'dead' || member.state === 'left' ? 'down' : member.state === 'alive' ? 'ready' : null;
+      const desired = gossip === 'ready' && silent.has(n.id) ? 'down' : gossip;
       if (desired === null || desired === n.status.state) continue;
       ops.push({ op: 'update', kind: 'node', object: { ...n, status: { ...n.status, state: desired, message: desired === 'down' ? 'heartbeat failure' : '' } } });
       if (ops.length >= MAX_STATUS_UPDATES_PER_PASS) break;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '@swarm/api';
 import { componentLogger, silentLogger, pollUntil } from '@swarm/wire';
-import { startDaemon, type Daemon } from '../src/index.js';
+import { startDaemon, type Daemon, type DaemonOptions } from '../src/index.js';
 
 export interface Host {
   name: string;
@@ -31,7 +31,7 @@ export async function freePort(): Promise<number> {
 export const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> =>
   pollUntil(what, check, { deadlineMs: timeoutMs, intervalMs: 50, retryErrors: true });
 
-export async function cluster(t: ExecutionContext): Promise<{ start(name: string, gossipPort?: number): Promise<Host> }> {
+export async function cluster(t: ExecutionContext): Promise<{ start(name: string, gossipPort?: number, extra?: Partial<DaemonOptions>): Promise<Host> }> {
   const root = await mkdtemp(join(tmpdir(), 'swarm-join-test-'));
   const running: Daemon[] = [];
   t.teardown(async () => {
@@ -39,12 +39,12 @@ export async function cluster(t: ExecutionContext): Promise<{ start(name: string
     await rm(root, { recursive: true, force: true });
   });
   return {
-    async start(name, gossipPort = 0) {
+    async start(name, gossipPort = 0, extra = {}) {
       const dataDir = join(root, name);
       const socketPath = join(root, `${name}.sock`);
       // SWARM_TEST_LOG=1 shows every daemon's log on stderr (level from SWARM_LOG_LEVEL), to debug a failing test.
       const logger = process.env['SWARM_TEST_LOG'] === '1' ? componentLogger(name, 'daemon') : silentLogger();
-      const daemon = await startDaemon({ dataDir, socketPath, hostname: name, logger, gossipPort, joinListenPort: 0, raftTickMs: 50 });
+      const daemon = await startDaemon({ dataDir, socketPath, hostname: name, logger, gossipPort, joinListenPort: 0, raftTickMs: 50, ...extra });
       running.push(daemon);
       return { name, dataDir, daemon, client: new ApiClient({ socketPath, timeoutMs: 30_000 }) };
     },

@@ -3,7 +3,7 @@
 
 import test from 'ava';
 import type { TaskDocument } from '@swarm/api';
-import { eventually, form } from './local-cluster.js';
+import { cluster, eventually, form, freePort, joinAddr, local } from './local-cluster.js';
 
 function alive(pid: number): boolean {
   try {
@@ -164,4 +164,33 @@ test('a health-checked task is STARTING until its check passes, and an unhealthy
     c.createService({ Name: 'bad', TaskTemplate: { ContainerSpec: { Image: 'busybox', Healthcheck: { Test: ['CMD-SHELL'] } } } }),
     { message: /Healthcheck.Test: \["CMD-SHELL"\] is not/ },
   );
+});
+
+test('an agent that stops heartbeating is Down although gossip says alive, and its tasks run elsewhere', async (t) => {
+  const c = await cluster(t);
+  const manager = await c.start('mgr-1', await freePort(), { heartbeatGraceMs: 3_000 });
+  const healthy = await c.start('wrk-1', await freePort(), { heartbeatPeriodMs: 300 });
+  // Sends its hello, then nothing: a hung agent on a node whose gossip still answers.
+  const hung = await c.start('wrk-2', await freePort(), { heartbeatPeriodMs: 3_600_000 });
+  await manager.client.initSwarm(local);
+  const token = (await manager.client.joinToken('worker')).Token;
+  for (const w of [healthy, hung]) await w.client.joinSwarm({ remoteAddr: joinAddr(manager), token, ...local });
+  await manager.client.createService({
+    Name: 'web',
+    Mode: { Replicated: { Replicas: 3 } },
+    TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep', '600'] }, Placement: { Constraints: ['node.role==worker'] } },
+  });
+  const down = await eventually('the hung node Down', 30_000, async () => {
+    const n = (await manager.client.listNodes()).find((x) => x.Description.Hostname === 'wrk-2');
+    return n?.Status.State === 'down' ? n : undefined;
+  });
+  t.is(down.Status.Message, 'heartbeat failure');
+  const seen = (await manager.client.listMembers()).find((m) => m.Hostname === 'wrk-2');
+  t.is(seen?.State, 'alive', 'gossip still sees it alive: the verdict is the heartbeat\'s');
+  await eventually('3 tasks running on wrk-1', 30_000, async () => {
+    const tasks = running(await manager.client.listTasks({ service: 'web' }));
+    return tasks.length === 3 && tasks.every((x) => x.NodeID === healthy.daemon.nodeId) ? true : undefined;
+  });
+  const healthyNode = (await manager.client.listNodes()).find((x) => x.Description.Hostname === 'wrk-1');
+  t.is(healthyNode?.Status.State, 'ready', 'a node that heartbeats stays Ready');
 });
