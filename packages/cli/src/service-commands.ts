@@ -392,10 +392,22 @@ async function waitConverged(client: ApiClient, ref: string, timeoutMs = CONVERG
   const deadline = Date.now() + timeoutMs;
   let last = '';
   const seenErrors = new Set<string>();
+  const replicaStates = new Map<string, string>();
   for (;;) {
     const service = await client.inspectService(ref, true);
     const status = service.ServiceStatus;
     const tasks = await client.listTasks({ service: service.ID });
+    // A line per replica whenever its state changes, as Docker's per-replica progress ("2/6: running"); a global
+    // service's replicas are its nodes.
+    const live = tasks.filter((t) => t.DesiredState === 'running').sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || a.Name.localeCompare(b.Name));
+    live.forEach((t, i) => {
+      const key = t.Slot !== undefined ? `${t.Slot}` : `${i + 1}`;
+      const state = t.Status.State;
+      if (replicaStates.get(key) !== state) {
+        replicaStates.set(key, state);
+        writeOut(`${key}/${Math.max(status?.DesiredTasks ?? 0, live.length)}: ${state}`);
+      }
+    });
     for (const t of tasks) {
       if (t.Status.Err !== undefined && !seenErrors.has(t.ID)) {
         seenErrors.add(t.ID);
@@ -406,8 +418,7 @@ async function waitConverged(client: ApiClient, ref: string, timeoutMs = CONVERG
       const line = `overall progress: ${status.RunningTasks} out of ${status.DesiredTasks} tasks`;
       if (line !== last) writeOut(line);
       last = line;
-      const live = tasks.filter((t) => t.DesiredState === 'running').length;
-      if (status.RunningTasks === status.DesiredTasks && live === status.DesiredTasks) {
+      if (status.RunningTasks === status.DesiredTasks && live.length === status.DesiredTasks) {
         writeOut('verify: Service converged');
         return;
       }
