@@ -1,15 +1,11 @@
 // The per-node task runner: takes the dispatcher's full assignment set, drives each task through the runtime
 // (ACCEPTED -> PREPARING -> STARTING -> RUNNING -> COMPLETE|FAILED|SHUTDOWN) level-triggered, and reports every move.
 
-import { canTransitionTask, isTerminalTaskState, taskStateRank, type HealthConfig, type Task, type TaskState, type TaskStatus } from '@swarm/store';
+import { canTransitionTask, isTerminalTaskState, taskStateRank, type HealthConfig, type Task, type TaskState, type TaskStatus, type TaskStatusUpdate } from '@swarm/store';
 import { containerConfigFor, RuntimeError, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
 import type { Logger } from '@swarm/wire';
 
-/** One task's new status, as the dispatcher takes it. */
-export interface TaskStatusUpdate {
-  taskId: string;
-  status: TaskStatus;
-}
+export type { TaskStatusUpdate };
 
 export interface AgentOptions {
   nodeId: string;
@@ -32,8 +28,17 @@ export const DEFAULT_HEALTH_INTERVAL_MS = 30_000;
 export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;
 export const DEFAULT_HEALTH_RETRIES = 3;
 
+/** A health check as the agent runs it: Docker's defaults filled in. */
+export interface HealthCheck {
+  argv: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
 /** The command a health check runs, or null when there is none (no config, NONE, or the image's, which we lack). */
-export function healthCommand(h: HealthConfig | null): { argv: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number } | null {
+export function healthCommand(h: HealthConfig | null): HealthCheck | null {
   if (h === null) return null;
   const [kind, ...rest] = h.test;
   let argv: string[];
@@ -336,7 +341,7 @@ export class Agent {
    * timeout; the first pass makes the task RUNNING; `retries` failures in a row (not counted in the start period
    * before the first pass) make it unhealthy: it is stopped and reported FAILED, and the orchestrator replaces it.
    */
-  private watchHealth(rec: TaskRecord, check: { argv: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number }): void {
+  private watchHealth(rec: TaskRecord, check: HealthCheck): void {
     const id = rec.task.id;
     const startedAtMs = this.nowMs();
     let failures = 0;

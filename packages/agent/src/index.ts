@@ -6,6 +6,7 @@ export {
   DEFAULT_HEALTH_TIMEOUT_MS,
   DEFAULT_MAX_CONCURRENT_STARTS,
   healthCommand,
+  type HealthCheck,
   DEFAULT_MAX_REPORT_BATCH,
   DEFAULT_MAX_TASKS,
   type AgentOptions,

@@ -346,10 +346,7 @@ export function taskRows(tasks: readonly TaskDocument[], hostnames: ReadonlyMap<
   });
 }
 
-/**
- * Docker's `service ps --filter`: values of one key are alternatives, different keys must all hold. desired-state
- * running also keeps tasks on their way to running, as Docker's does.
- */
+/** Docker's `service ps --filter`: values of one key are alternatives, different keys must all hold. */
 export function taskFilter(filters: readonly string[]): (t: TaskDocument, hostnames: ReadonlyMap<string, string>) => boolean {
   const byKey = new Map<string, string[]>();
   for (const f of filters) {
@@ -369,7 +366,8 @@ export function taskFilter(filters: readonly string[]): (t: TaskDocument, hostna
       values.some((v) => {
         switch (key) {
           case 'desired-state':
-            return v === 'shutdown' ? ['shutdown', 'complete', 'failed', 'rejected', 'orphaned'].includes(t.DesiredState) : t.DesiredState === v || (v === 'running' && t.DesiredState === 'ready');
+            // Any desired state past running (shutdown, or an end state) is "shutdown" to the filter.
+            return v === 'shutdown' ? ['complete', 'shutdown', 'failed', 'rejected', 'orphaned'].includes(t.DesiredState) : t.DesiredState === v;
           case 'node':
             return t.NodeID === v || (t.NodeID !== undefined && hostnames.get(t.NodeID) === v);
           case 'name':

@@ -6,7 +6,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { Agent } from '@swarm/agent';
-import { ConstraintError, parseConstraints } from '@swarm/manager';
+import { ConstraintError, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
 import { ProcessRuntime } from '@swarm/runtime';
 import {
   ApiError,
@@ -46,7 +46,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { deepEqual, defaultClusterSpec, isTerminalTaskState, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
+import { deepEqual, defaultClusterSpec, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -99,8 +99,6 @@ export interface DaemonOptions {
   /** Agent heartbeats on the dispatcher session: the period this node sends at, and the silence a leader allows. */
   heartbeatPeriodMs?: number;
   heartbeatGraceMs?: number;
-  /** Checks a service spec beyond its schema (constraints parse, ...); throws ApiError('invalid_argument'). */
-  validateService?: (spec: Service['spec']) => void;
   /** Makes the node's task runner (agent + runtime). */
   createAgent?: (nodeId: string, report: (updates: TaskStatusUpdate[]) => void, logger: Logger) => TaskAgent;
 }
@@ -660,7 +658,6 @@ class NodeDaemon implements ApiBackend, Daemon {
     // Docker makes up a name when none is given; ours is short and says what it is.
     const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
     checkServiceSpec(spec);
-    this.options.validateService?.(spec);
     const service: Omit<Service, 'meta'> = {
       id,
       spec,
@@ -707,7 +704,6 @@ class NodeDaemon implements ApiBackend, Daemon {
         throw new ApiError('invalid_argument', `Mode: service ${service.spec.name} is ${service.spec.mode.global !== undefined ? 'global' : 'replicated'}; the mode of a service cannot change`);
       }
       checkServiceSpec(spec);
-      this.options.validateService?.(spec);
       // Only a new task template is rolled out; a new replica count is the orchestrator's alone (a scale).
       const rollingOut = !deepEqual(spec.taskTemplate, service.spec.taskTemplate);
       next = {
@@ -733,10 +729,10 @@ class NodeDaemon implements ApiBackend, Daemon {
       return { service: s, tasks: tx.tasksByService(s.id) };
     });
     const ops: Op[] = [{ op: 'delete', kind: 'service', id: service.id, version: service.meta.version }];
-    for (const t of tasks) {
-      if (isTerminalTaskState(t.desiredState)) continue;
-      ops.push({ op: 'update', kind: 'task', object: { ...t, desiredState: 'shutdown' } });
-    }
+    // The orchestrator's own stop: a task never placed (or on a dead node) is marked stopped at once.
+    runtime.store.view((tx) => {
+      for (const t of tasks) if (isLive(t)) ops.push(shutdownOp(tx, t, Date.now()));
+    });
     await runtime.propose(ops);
     this.logger.info({ service: service.id, name: service.spec.name, tasks: tasks.length }, 'service removed');
   }

@@ -2,7 +2,8 @@
 // node its full assignment set whenever it changes and writes the task status the agents report into Raft, in batches.
 
 import type { GossipHost, Stream } from '@swarm/gossip';
-import { canTransitionTask, isTaskState, isTerminalTaskState, type Op, type Store, type Task, type TaskStatus } from '@swarm/store';
+import { statusOps } from '@swarm/manager';
+import { isTaskState, isTerminalTaskState, type Op, type Store, type Task, type TaskStatusUpdate } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
 import { assert } from './errors.js';
@@ -18,10 +19,7 @@ const BATCH_DELAY_MS = 20;
 const MAX_PENDING_UPDATES = 100_000;
 const MAX_BATCH_RETRIES = 5;
 
-export interface TaskStatusUpdate {
-  taskId: string;
-  status: TaskStatus;
-}
+export type { TaskStatusUpdate };
 
 /** Agent -> manager. */
 export type AgentMessage =
@@ -54,23 +52,6 @@ export function assignmentsSignature(tasks: readonly Task[]): string {
   return tasks.map((t) => `${t.id}@${t.meta.version.index}`).join(',');
 }
 
-/** Status updates from `nodeId` as store writes: only its own tasks, never backwards, only real changes. */
-export function statusOps(store: Store, nodeId: string, updates: readonly TaskStatusUpdate[]): Op[] {
-  const latest = new Map<string, TaskStatusUpdate>();
-  for (const u of updates) latest.set(u.taskId, u); // the last report of a task wins within a batch
-  const ops: Op[] = [];
-  store.view((tx) => {
-    for (const u of latest.values()) {
-      const task = tx.get('task', u.taskId);
-      if (task === undefined || task.nodeId !== nodeId) continue;
-      if (!canTransitionTask(task.status.state, u.status.state)) continue;
-      if (task.status.state === u.status.state && task.status.message === u.status.message && task.status.err === u.status.err) continue;
-      ops.push({ op: 'update', kind: 'task', object: { ...task, status: u.status } });
-    }
-  });
-  return ops;
-}
-
 /**
  * A batch of reports (several per node when a node reports often) as one transaction's ops: each node's reports
  * are merged first, so a task reported twice in the batch is written once, with its latest status.
@@ -82,7 +63,7 @@ export function batchOps(store: Store, batch: ReadonlyArray<{ nodeId: string; up
     if (list === undefined) byNode.set(b.nodeId, [...b.updates]);
     else list.push(...b.updates);
   }
-  return [...byNode].flatMap(([nodeId, updates]) => statusOps(store, nodeId, updates));
+  return store.view((tx) => [...byNode].flatMap(([nodeId, updates]) => statusOps(tx, nodeId, updates)));
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -4,7 +4,11 @@
 import test from 'ava';
 import { Store, type Op, type TaskStatus } from '@swarm/store';
 import { edit, mustCommit, newNode, newService, newTask, requireObject } from '@swarm/store/testing';
-import { assignmentsFor, assignmentsSignature, batchOps, parseUpdates, statusOps } from '../src/dispatcher.js';
+import { statusOps as statusOpsIn } from '@swarm/manager';
+import { assignmentsFor, assignmentsSignature, batchOps, parseUpdates, type TaskStatusUpdate } from '../src/dispatcher.js';
+
+/** The rule the dispatcher applies to one node's reports (the manager's statusOps), on the store as it is now. */
+const statusOps = (store: Store, nodeId: string, updates: TaskStatusUpdate[]): Op[] => store.view((tx) => statusOpsIn(tx, nodeId, updates));
 
 function status(state: TaskStatus['state'], err = ''): TaskStatus {
   return { state, timestampMs: 5_000, message: state, err, containerStatus: null, portStatus: [] };

@@ -11,9 +11,6 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
 export const SWARM_BIN = fileURLToPath(new URL('../../../cli/bin/swarm.js', import.meta.url));
 export const SWARM_MAIN = fileURLToPath(new URL('../../../cli/dist/src/main.js', import.meta.url));
 
-/** moby/swarmkit manager/dispatcher/dispatcher.go: DefaultHeartBeatPeriod 5 s, defaultGracePeriodMultiplier 3 (4 in early versions). */
-export const SWARMKIT_HEARTBEAT_SOURCE = '(`DefaultHeartBeatPeriod`, `defaultGracePeriodMultiplier` in moby/swarmkit `manager/dispatcher/dispatcher.go`)';
-
 export function say(text: string): void {
   process.stderr.write(`\u001b[1m${text}\u001b[0m\n`);
 }

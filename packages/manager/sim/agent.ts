@@ -1,16 +1,7 @@
 // A simulated node's agent with a fake container runtime: it takes the tasks assigned to its node, walks them through
 // ACCEPTED..RUNNING a state per tick, stops what it is told to stop, and reports every move late (later when slow).
 
-import {
-  canTransitionTask,
-  isTerminalTaskState,
-  taskStateRank,
-  type Op,
-  type ReadTx,
-  type Task,
-  type TaskState,
-  type TaskStatus,
-} from '@swarm/store';
+import { isTerminalTaskState, taskStateRank, type ReadTx, type Task, type TaskState, type TaskStatus, type TaskStatusUpdate } from '@swarm/store';
 import type { Rng } from './random.js';
 
 /** What a task's image does when started: the simulator names images so the fate is visible in every trace. */
@@ -25,30 +16,6 @@ export function imageFate(image: string): ImageFate {
 
 export function isFaultyImage(task: Task): boolean {
   return imageFate(task.spec.containerSpec.image) !== 'runs';
-}
-
-/** One task's new status as an agent reports it (the dispatcher's TaskStatusUpdate). */
-export interface TaskStatusUpdate {
-  taskId: string;
-  status: TaskStatus;
-}
-
-/**
- * The dispatcher's statusOps (packages/daemon/src/dispatcher.ts), mirrored here because the manager may not import
- * the daemon: a report applies only to the reporting node's own tasks, only as a forward move, and only when new.
- */
-export function statusOps(tx: ReadTx, nodeId: string, updates: readonly TaskStatusUpdate[]): Op[] {
-  const latest = new Map<string, TaskStatusUpdate>();
-  for (const u of updates) latest.set(u.taskId, u);
-  const ops: Op[] = [];
-  for (const u of latest.values()) {
-    const task = tx.get('task', u.taskId);
-    if (task === undefined || task.nodeId !== nodeId) continue;
-    if (!canTransitionTask(task.status.state, u.status.state)) continue;
-    if (task.status.state === u.status.state && task.status.message === u.status.message && task.status.err === u.status.err) continue;
-    ops.push({ op: 'update', kind: 'task', object: { ...task, status: u.status } });
-  }
-  return ops;
 }
 
 /**

@@ -18,11 +18,13 @@ import {
   type Service,
   type ServiceSpec,
   type StoreEvent,
+  type TaskStatusUpdate,
   type UpdateConfig,
 } from '@swarm/store';
 import { newNode, taskSpec } from '@swarm/store/testing';
 import { leaderReconcilers, type Reconciler } from '../src/index.js';
-import { SimAgent, statusOps, type TaskStatusUpdate } from './agent.js';
+import { statusOps } from '../src/status.js';
+import { SimAgent } from './agent.js';
 import { convergenceGaps, describeTask, InvariantChecker, InvariantViolation, overlapAllowed, type InvariantName } from './invariants.js';
 import { Rng } from './random.js';
 

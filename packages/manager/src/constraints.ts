@@ -73,12 +73,10 @@ export function parseConstraints(expressions: readonly string[]): Constraint[] {
   return expressions.map(parseConstraint);
 }
 
-/** Docker and Go name the same architecture differently; a constraint on either matches. */
-function archAliases(arch: string): string[] {
+/** Docker and Go name the same architecture differently (amd64/x86_64, arm64/aarch64): one name for each. */
+export function normalizeArch(arch: string): string {
   const a = arch.toLowerCase();
-  if (a === 'x86_64' || a === 'amd64') return ['x86_64', 'amd64'];
-  if (a === 'aarch64' || a === 'arm64') return ['aarch64', 'arm64'];
-  return [a];
+  return a === 'amd64' ? 'x86_64' : a === 'arm64' ? 'aarch64' : a;
 }
 
 /** The node's values for a key; undefined when the node has no such label (never equal to anything). */
@@ -93,7 +91,7 @@ function valuesOf(node: Node, key: ConstraintKey): string[] | undefined {
     case 'os':
       return [node.description.platform.os];
     case 'arch':
-      return archAliases(node.description.platform.arch);
+      return [normalizeArch(node.description.platform.arch)];
     case 'nodeLabel': {
       const v = node.spec.labels[key.label];
       return v === undefined ? undefined : [v];
@@ -107,10 +105,36 @@ function valuesOf(node: Node, key: ConstraintKey): string[] | undefined {
 
 export function constraintHolds(node: Node, c: Constraint): boolean {
   const values = valuesOf(node, c.key);
-  const equal = values !== undefined && values.some((v) => v.toLowerCase() === c.value.toLowerCase());
+  const want = c.key.kind === 'arch' ? normalizeArch(c.value) : c.value.toLowerCase();
+  const equal = values !== undefined && values.some((v) => v.toLowerCase() === want);
   return c.op === '==' ? equal : !equal;
 }
 
 export function constraintsHold(node: Node, constraints: readonly Constraint[]): boolean {
   return constraints.every((c) => constraintHolds(node, c));
+}
+
+export type CompiledConstraints = { ok: true; constraints: Constraint[] } | { ok: false; error: string };
+
+const compiled = new Map<string, CompiledConstraints>();
+/** Distinct constraint lists kept parsed; the leader's reconcilers parse the same few lists on every pass. */
+const MAX_COMPILED = 10_000;
+
+/**
+ * A task spec's constraints, parsed once per distinct list (the reconcilers ask on every pass). A list that does
+ * not parse (an older version's spec; validation keeps new ones out) comes back with the error.
+ */
+export function compileConstraints(expressions: readonly string[]): CompiledConstraints {
+  const key = expressions.join('\u0001');
+  let c = compiled.get(key);
+  if (c === undefined) {
+    try {
+      c = { ok: true, constraints: parseConstraints(expressions) };
+    } catch (err) {
+      c = { ok: false, error: (err as Error).message };
+    }
+    if (compiled.size >= MAX_COMPILED) compiled.clear();
+    compiled.set(key, c);
+  }
+  return c;
 }

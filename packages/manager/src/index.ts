@@ -1,20 +1,24 @@
 // Public surface of @swarm/manager: the reconcilers only the Raft leader runs. Each is a function of a store
 // snapshot to the ops of one transaction; they never call each other and meet only in the store.
-export { type Reconciler } from './reconciler.js';
+export { perService, type Reconciler } from './reconciler.js';
+export { statusOps } from './status.js';
 export {
+  compileConstraints,
   ConstraintError,
+  normalizeArch,
   constraintHolds,
   constraintsHold,
   parseConstraint,
   parseConstraints,
+  type CompiledConstraints,
   type Constraint,
   type ConstraintKey,
 } from './constraints.js';
-export { allocate, allocator, byCreation, isLive, newTask, orchestrate, orchestrator, reconcileGlobal, reconcileReplicated, shutdownOp, type OrchestratorOptions } from './orchestrator.js';
+export { allocate, allocator, byCreation, isLive, nodeOf, newTask, orchestrate, orchestrator, reconcileGlobal, reconcileReplicated, shutdownOp, type OrchestratorOptions } from './orchestrator.js';
 export { DEFAULT_MAX_TASKS_PER_PASS, pendingReason, schedule, scheduler, type SchedulerOptions } from './scheduler.js';
 export { taskReaper } from './reaper.js';
 export { REBALANCE_LABEL, rebalanceService, rebalancer } from './rebalancer.js';
-export { isCurrent, isUpdating, updateService, updater } from './updater.js';
+export { isCurrent, isRolloutUnfinished, isUpdating, updateService, updater } from './updater.js';
 
 import type { Reconciler } from './reconciler.js';
 import { allocator, orchestrator } from './orchestrator.js';

@@ -1,8 +1,8 @@
 // The orchestrators: from services to tasks. Replicated services keep one live task per slot 1..N; global services
 // one per eligible node. Both replace tasks whose node died or drains, and restart ended ones by the restart policy.
 
-import { isTerminalTaskState, taskStateRank, type Node, type NewObject, type Op, type ReadTx, type Service, type Store, type Task } from '@swarm/store';
-import { constraintsHold, parseConstraints, type Constraint } from './constraints.js';
+import { isTerminalTaskState, taskStateRank, type Node, type NewObject, type Op, type ReadTx, type Service, type Store, type Task, type TaskStatus } from '@swarm/store';
+import { compileConstraints, constraintsHold } from './constraints.js';
 import { assert, type Reconciler } from './reconciler.js';
 
 export interface OrchestratorOptions {
@@ -29,19 +29,30 @@ type Verdict =
   /** Must go (node down or removed, node draining, restart due): the slot needs a new task. */
   | { kind: 'replace'; op: Op };
 
-/** The task told to stop; one never placed (or on a dead node) is also marked stopped, as no agent will report it. */
-export function shutdownOp(t: Task, nowMs: number, node: Node | undefined): Op {
+export function nodeOf(tx: ReadTx, t: Task): Node | undefined {
+  return t.nodeId === '' ? undefined : tx.get('node', t.nodeId);
+}
+
+/**
+ * The status of a task told to stop that no agent will ever report on: never placed (SHUTDOWN), or placed on a node
+ * that is down or gone (ORPHANED). Null when its agent will report the stop itself, or it has already ended.
+ */
+function unreportedStop(t: Task, node: Node | undefined, nowMs: number): TaskStatus | null {
+  if (isTerminalTaskState(t.status.state)) return null;
+  if (t.nodeId === '' || taskStateRank(t.status.state) < RANK_ASSIGNED) {
+    return { ...t.status, state: 'shutdown', timestampMs: nowMs, message: 'removed before it was scheduled', err: '' };
+  }
+  if (node === undefined || node.status.state === 'down') {
+    return { ...t.status, state: 'orphaned', timestampMs: nowMs, message: node === undefined ? 'node was removed from the swarm' : 'node is down' };
+  }
+  return null;
+}
+
+/** The task told to stop; one that no agent will report on is marked stopped at once. */
+export function shutdownOp(tx: ReadTx, t: Task, nowMs: number): Op {
   assert(isLive(t), 'only a live task is shut down');
-  assert(node === undefined || node.id === t.nodeId, 'shutdownOp is given the task\'s own node');
-  const rank = taskStateRank(t.status.state);
-  if (!isTerminalTaskState(t.status.state) && t.nodeId !== '' && (node === undefined || node.status.state === 'down')) {
-    const message = node === undefined ? 'node was removed from the swarm' : 'node is down';
-    return update({ ...t, desiredState: 'shutdown', status: { ...t.status, state: 'orphaned', timestampMs: nowMs, message } });
-  }
-  if (rank < RANK_ASSIGNED) {
-    return update({ ...t, desiredState: 'shutdown', status: { ...t.status, state: 'shutdown', timestampMs: nowMs, message: 'removed before it was scheduled', err: '' } });
-  }
-  return update({ ...t, desiredState: 'shutdown' });
+  const status = unreportedStop(t, nodeOf(tx, t), nowMs);
+  return update({ ...t, desiredState: 'shutdown', ...(status === null ? {} : { status }) });
 }
 
 function update(t: Task): Op {
@@ -71,14 +82,15 @@ function restartVerdict(t: Task, history: readonly Task[], nowMs: number): 'now'
   return nowMs >= t.meta.updatedAtMs + p.delayMs ? 'now' : 'later';
 }
 
-function verdict(t: Task, node: Node | undefined, history: readonly Task[], nowMs: number): Verdict {
+function verdict(tx: ReadTx, t: Task, history: readonly Task[], nowMs: number): Verdict {
   const ended = isTerminalTaskState(t.status.state);
+  const node = nodeOf(tx, t);
   if (!ended && t.nodeId !== '') {
-    if (node === undefined || node.status.state === 'down' || node.spec.availability === 'drain') return { kind: 'replace', op: shutdownOp(t, nowMs, node) };
+    if (node === undefined || node.status.state === 'down' || node.spec.availability === 'drain') return { kind: 'replace', op: shutdownOp(tx, t, nowMs) };
     // Docker's constraint enforcer: a node whose labels (or role) changed so that the task's constraints no longer
     // hold gives the task up; the scheduler places the replacement where they do. Placed tasks only: a pending one
     // is the scheduler's to explain.
-    if (taskStateRank(t.status.state) >= RANK_ASSIGNED && !constraintsStillHold(node, t)) return { kind: 'replace', op: shutdownOp(t, nowMs, node) };
+    if (taskStateRank(t.status.state) >= RANK_ASSIGNED && !constraintsStillHold(node, t)) return { kind: 'replace', op: shutdownOp(tx, t, nowMs) };
   }
   if (!ended) return { kind: 'ok' };
   switch (restartVerdict(t, history, nowMs)) {
@@ -91,29 +103,10 @@ function verdict(t: Task, node: Node | undefined, history: readonly Task[], nowM
   }
 }
 
-const parsedConstraints = new Map<string, Constraint[] | null>();
-
 /** The task's own constraints on its node; a spec whose constraints do not parse is left where it is. */
 function constraintsStillHold(node: Node, t: Task): boolean {
-  const list = t.spec.placement.constraints;
-  if (list.length === 0) return true;
-  const key = list.join('\u0001');
-  let parsed = parsedConstraints.get(key);
-  if (parsed === undefined) {
-    try {
-      parsed = parseConstraints(list);
-    } catch {
-      parsed = null;
-    }
-    if (parsedConstraints.size > 10_000) parsedConstraints.clear(); // a bound: specs come and go
-    parsedConstraints.set(key, parsed);
-  }
-  return parsed === null || constraintsHold(node, parsed);
-}
-
-/** One slot (a replica number, or a node for a global service): its ops, and whether it is still served. */
-function nodeOf(tx: ReadTx, t: Task): Node | undefined {
-  return t.nodeId === '' ? undefined : tx.get('node', t.nodeId);
+  const c = compileConstraints(t.spec.placement.constraints);
+  return !c.ok || constraintsHold(node, c.constraints);
 }
 
 /** Oldest first (creation time, then id): the newest task of a slot is the last. */
@@ -121,6 +114,7 @@ export function byCreation(a: Task, b: Task): number {
   return a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/** One slot (a replica number, or a node for a global service): its ops, and whether it is still served. */
 function reconcileSlot(tx: ReadTx, live: readonly Task[], history: readonly Task[], nowMs: number): { ops: Op[]; served: boolean } {
   const ops: Op[] = [];
   let served = false;
@@ -131,12 +125,12 @@ function reconcileSlot(tx: ReadTx, live: readonly Task[], history: readonly Task
     const sorted = [...live].sort(byCreation);
     const newest = sorted[sorted.length - 1] as Task;
     if (newest.status.state === 'running') {
-      for (const old of sorted.slice(0, -1)) ops.push(shutdownOp(old, nowMs, nodeOf(tx, old)));
+      for (const old of sorted.slice(0, -1)) ops.push(shutdownOp(tx, old, nowMs));
       keep = [newest];
     }
   }
   for (const t of keep) {
-    const v = verdict(t, t.nodeId === '' ? undefined : tx.get('node', t.nodeId), history, nowMs);
+    const v = verdict(tx, t, history, nowMs);
     if (v.kind === 'replace') ops.push(v.op);
     else served = true;
   }
@@ -195,7 +189,7 @@ export function reconcileReplicated(tx: ReadTx, service: Service, nowMs: number,
   for (const [slot, g] of slots) {
     if (g.live.length === 0) continue;
     if (removed.has(slot)) {
-      for (const t of g.live) ops.push(shutdownOp(t, nowMs, t.nodeId === '' ? undefined : tx.get('node', t.nodeId)));
+      for (const t of g.live) ops.push(shutdownOp(tx, t, nowMs));
       continue;
     }
     const r = reconcileSlot(tx, g.live, g.dead, nowMs);
@@ -218,22 +212,19 @@ export function reconcileGlobal(tx: ReadTx, service: Service, nowMs: number, new
     tx.tasksByService(service.id).filter((t) => t.slot === 0 && t.nodeId !== ''),
     (t) => t.nodeId,
   );
-  let constraints;
-  try {
-    constraints = parseConstraints(service.spec.taskTemplate.placement.constraints);
-  } catch {
-    constraints = null; // validation keeps these out; an old spec that does not parse places nowhere
-  }
+  // Validation keeps unparsable constraints out; an old spec whose constraints do not parse places nowhere.
+  const compiled = compileConstraints(service.spec.taskTemplate.placement.constraints);
+  const matches = (node: Node): boolean => compiled.ok && constraintsHold(node, compiled.constraints);
   const ops: Op[] = [];
   const nodes = new Map(tx.list('node').map((n) => [n.id, n]));
   // Tasks whose node is gone, down, draining or no longer matching go; the node's slot is not refilled.
   for (const [nodeId, g] of byNode) {
     const node = nodes.get(nodeId);
-    const keeps = node !== undefined && node.status.state !== 'down' && node.spec.availability !== 'drain' && constraints !== null && constraintsHold(node, constraints);
-    if (!keeps) for (const t of g.live) ops.push(shutdownOp(t, nowMs, node));
+    const keeps = node !== undefined && node.status.state !== 'down' && node.spec.availability !== 'drain' && matches(node);
+    if (!keeps) for (const t of g.live) ops.push(shutdownOp(tx, t, nowMs));
   }
   for (const node of [...nodes.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
-    if (node.status.state === 'down' || node.spec.availability === 'drain' || constraints === null || !constraintsHold(node, constraints)) continue;
+    if (node.status.state === 'down' || node.spec.availability === 'drain' || !matches(node)) continue;
     const g = byNode.get(node.id) ?? { live: [], dead: [] };
     const r = reconcileSlot(tx, g.live, g.dead, nowMs);
     ops.push(...r.ops);
@@ -254,17 +245,11 @@ function strays(tx: ReadTx, nowMs: number): Op[] {
   const ops: Op[] = [];
   for (const t of tx.list('task')) {
     if (isLive(t)) {
-      if (tx.get('service', t.serviceId) === undefined) ops.push(shutdownOp(t, nowMs, nodeOf(tx, t)));
+      if (tx.get('service', t.serviceId) === undefined) ops.push(shutdownOp(tx, t, nowMs));
       continue;
     }
-    if (isTerminalTaskState(t.status.state)) continue;
-    const node = nodeOf(tx, t);
-    if (t.nodeId === '' || taskStateRank(t.status.state) < RANK_ASSIGNED) {
-      ops.push(update({ ...t, status: { ...t.status, state: 'shutdown', timestampMs: nowMs, message: 'removed before it was scheduled', err: '' } }));
-    } else if (node === undefined || node.status.state === 'down') {
-      const message = node === undefined ? 'node was removed from the swarm' : 'node is down';
-      ops.push(update({ ...t, status: { ...t.status, state: 'orphaned', timestampMs: nowMs, message } }));
-    }
+    const status = unreportedStop(t, nodeOf(tx, t), nowMs);
+    if (status !== null) ops.push(update({ ...t, status }));
   }
   return ops;
 }

@@ -3,6 +3,7 @@
 
 import { DEFAULT_TASK_HISTORY_RETENTION_LIMIT, defaultUpdateConfig, tasksToReap, type Op, type Service, type Store, type Task } from '@swarm/store';
 import type { Reconciler } from './reconciler.js';
+import { isUpdating } from './updater.js';
 
 /**
  * A failed task of an update in progress is kept until the update ends: the updater counts such failures
@@ -12,7 +13,7 @@ import type { Reconciler } from './reconciler.js';
  */
 function heldForUpdate(t: Task, service: Service | undefined): boolean {
   const u = service?.updateStatus;
-  if (service === undefined || u === undefined || u === null || (u.state !== 'updating' && u.state !== 'rollback_started')) return false;
+  if (service === undefined || u === undefined || u === null || !isUpdating(service)) return false;
   const cfg = (u.state === 'rollback_started' ? service.spec.rollbackConfig : service.spec.updateConfig) ?? defaultUpdateConfig();
   return cfg.failureAction !== 'continue' && t.meta.createdAtMs >= u.startedAtMs && (t.status.state === 'failed' || t.status.state === 'rejected');
 }

@@ -2,42 +2,22 @@
 // on few nodes is spread again, a few tasks at a time: a new task of the slot starts on the emptiest node, and the
 // old one stops only once the new one runs, so the running count never drops.
 
-import { defaultUpdateConfig, isTerminalTaskState, taskStateRank, type Node, type Op, type ReadTx, type Service, type Store, type Task } from '@swarm/store';
-import { constraintsHold, parseConstraints, type Constraint } from './constraints.js';
+import { defaultUpdateConfig, isTerminalTaskState, type Node, type Op, type ReadTx, type Service, type Task } from '@swarm/store';
+import { compileConstraints } from './constraints.js';
 import { byCreation, isLive, newTask, shutdownOp } from './orchestrator.js';
-import { assert, type Reconciler } from './reconciler.js';
-import { isCurrent } from './updater.js';
+import { assert, perService, type Reconciler } from './reconciler.js';
+import { dynamicCheck, loadOf, staticCheck } from './scheduler.js';
+import { isCurrent, isRolloutUnfinished } from './updater.js';
 
 /** A service label that turns rebalancing off for it (`--label swarm.rebalance=false`). */
 export const REBALANCE_LABEL = 'swarm.rebalance';
 
-function eligible(node: Node, constraints: readonly Constraint[]): boolean {
-  return node.status.state === 'ready' && node.spec.availability === 'active' && constraintsHold(node, constraints);
-}
-
-/** Room on the node for one more task of the service: reservations and max replicas, as the scheduler checks. */
-function hasRoom(tx: ReadTx, node: Node, service: Service, onNode: number): boolean {
-  const t = service.spec.taskTemplate;
-  if (t.placement.maxReplicas > 0 && onNode >= t.placement.maxReplicas) return false;
-  const want = t.resources.reservations;
-  if (want.nanoCpus === 0 && want.memoryBytes === 0) return true;
-  let cpu = 0;
-  let mem = 0;
-  for (const x of tx.tasksByNode(node.id)) {
-    if (isTerminalTaskState(x.status.state) || taskStateRank(x.desiredState) > taskStateRank('running')) continue;
-    cpu += x.spec.resources.reservations.nanoCpus;
-    mem += x.spec.resources.reservations.memoryBytes;
-  }
-  return cpu + want.nanoCpus <= node.description.resources.nanoCpus && mem + want.memoryBytes <= node.description.resources.memoryBytes;
-}
-
-/** One service's rebalancing step: finish moves whose new task runs, cancel stuck ones, start at most `parallelism`. */
+/** One service's rebalancing step: cancel moves that cannot happen, start at most `parallelism` (the orchestrator finishes them). */
 export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, newId: () => string): Op[] {
   const replicated = service.spec.mode.replicated;
   if (replicated === undefined || service.spec.labels[REBALANCE_LABEL] === 'false') return [];
   // Not while an update is under way or paused: its tasks of two templates are the updater's to sort out.
-  const u = service.updateStatus?.state;
-  if (u === 'updating' || u === 'rollback_started' || u === 'paused' || u === 'rollback_paused') return [];
+  if (isRolloutUnfinished(service)) return [];
   if (service.spec.taskTemplate.placement.preferences.length > 0) return []; // spread by label: uneven node counts are intended
   const ops: Op[] = [];
   const slots = new Map<number, Task[]>();
@@ -53,7 +33,7 @@ export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, ne
       const incoming = [...live].sort(byCreation)[live.length - 1] as Task;
       if (incoming.status.state !== 'running' && (isTerminalTaskState(incoming.status.state) || incoming.status.err !== '')) {
         // Failed to start, or no room after all (a pending reason): the move is off; the old task stays.
-        ops.push(shutdownOp(incoming, nowMs, incoming.nodeId === '' ? undefined : tx.get('node', incoming.nodeId)));
+        ops.push(shutdownOp(tx, incoming, nowMs));
       } else {
         moving += 1;
       }
@@ -69,13 +49,12 @@ export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, ne
   }
   if (ops.length > 0 || !settled || slots.size !== replicated.replicas) return ops; // one thing at a time
   const parallelism = Math.max(1, (service.spec.updateConfig ?? defaultUpdateConfig()).parallelism);
-  let constraints: Constraint[];
-  try {
-    constraints = parseConstraints(service.spec.taskTemplate.placement.constraints);
-  } catch {
-    return ops;
-  }
-  const nodes = tx.list('node').filter((n) => eligible(n, constraints));
+  const compiled = compileConstraints(service.spec.taskTemplate.placement.constraints);
+  // Every running task here is of the current template: any one stands for the task a move would make.
+  const sample = [...running.values()][0]?.[0];
+  if (!compiled.ok || sample === undefined) return ops;
+  // The nodes the scheduler would consider for it (ready, active, platform, constraints).
+  const nodes = tx.list('node').filter((n) => staticCheck(n, sample, compiled.constraints) === null);
   if (nodes.length < 2) return ops;
   const count = new Map(nodes.map((n) => [n.id, running.get(n.id)?.length ?? 0]));
   while (moving < parallelism) {
@@ -84,7 +63,8 @@ export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, ne
     const fullest = byLoad[byLoad.length - 1] as Node;
     const low = count.get(emptiest.id) ?? 0;
     const high = count.get(fullest.id) ?? 0;
-    if (high - low < 2 || !hasRoom(tx, emptiest, service, low)) break;
+    // Room as the scheduler sees it (reservations, max replicas), so a move is never started only to be cancelled.
+    if (high - low < 2 || dynamicCheck(loadOf(tx, emptiest), sample) !== null) break;
     const candidates = running.get(fullest.id) ?? [];
     const mover = candidates.pop(); // the highest slot on the fullest node
     if (mover === undefined) break;
@@ -98,14 +78,5 @@ export function rebalanceService(tx: ReadTx, service: Service, nowMs: number, ne
 }
 
 export function rebalancer(options: { newId: () => string }): Reconciler {
-  return {
-    name: 'rebalancer',
-    run: (store: Store, nowMs: number) =>
-      store.view((tx) =>
-        tx
-          .list('service')
-          .sort((a, b) => (a.id < b.id ? -1 : 1))
-          .flatMap((s) => rebalanceService(tx, s, nowMs, options.newId)),
-      ),
-  };
+  return perService('rebalancer', (tx, s, nowMs) => rebalanceService(tx, s, nowMs, options.newId));
 }

@@ -1,13 +1,13 @@
 // The scheduler: every PENDING task that should run gets a node, all of one pass in one plan (a batch, not a
 // transaction per task). Filters (availability, platform, constraints, resources, max replicas) then spread.
 
-import { isTerminalTaskState, taskStateRank, type Node, type Op, type ReadTx, type Service, type Store, type Task } from '@swarm/store';
-import { constraintsHold, parseConstraints, type Constraint } from './constraints.js';
+import { isTerminalTaskState, taskStateRank, type Node, type Op, type ReadTx, type Store, type Task } from '@swarm/store';
+import { compileConstraints, constraintsHold, normalizeArch, type Constraint } from './constraints.js';
 import { assert, type Reconciler } from './reconciler.js';
 
 /** Why a node cannot take a task; the order is the order filters run, and of the parts of a pending reason. */
 const FILTERS = ['unavailable', 'platform', 'constraints', 'cpu', 'memory', 'maxReplicas'] as const;
-type FilterFailure = (typeof FILTERS)[number];
+export type FilterFailure = (typeof FILTERS)[number];
 
 function plural(n: number): string {
   return n === 1 ? '1 node' : `${n} nodes`;
@@ -31,7 +31,7 @@ export function pendingReason(failures: ReadonlyMap<FilterFailure, number>, node
 }
 
 /** What the scheduler tracks of a node while it plans: the counts change as tasks are placed in this pass. */
-interface NodeLoad {
+export interface NodeLoad {
   node: Node;
   tasks: number;
   byService: Map<string, number>;
@@ -48,11 +48,19 @@ function loads(tx: ReadTx): Map<string, NodeLoad> {
   const out = new Map<string, NodeLoad>();
   for (const node of tx.list('node')) out.set(node.id, { node, tasks: 0, byService: new Map(), reservedNanoCpus: 0, reservedMemoryBytes: 0 });
   for (const t of tx.list('task')) {
+    // A preassigned task still PENDING does not hold its node yet: this pass places it (or not).
     if (!occupies(t) || t.status.state === 'pending') continue;
     const load = out.get(t.nodeId);
     if (load !== undefined) place(load, t);
   }
   return out;
+}
+
+/** One node's load as the store has it now (the rebalancer asks about a single node). */
+export function loadOf(tx: ReadTx, node: Node): NodeLoad {
+  const load: NodeLoad = { node, tasks: 0, byService: new Map(), reservedNanoCpus: 0, reservedMemoryBytes: 0 };
+  for (const t of tx.tasksByNode(node.id)) if (occupies(t) && t.status.state !== 'pending') place(load, t);
+  return load;
 }
 
 function place(load: NodeLoad, t: Task): void {
@@ -66,13 +74,12 @@ function platformFits(node: Node, t: Task): boolean {
   const platforms = t.spec.placement.platforms;
   if (platforms.length === 0) return true;
   const os = node.description.platform.os.toLowerCase();
-  const arch = node.description.platform.arch.toLowerCase();
-  const norm = (a: string): string => (a === 'amd64' ? 'x86_64' : a === 'arm64' ? 'aarch64' : a);
-  return platforms.some((p) => (p.os === '' || p.os.toLowerCase() === os) && (p.arch === '' || norm(p.arch.toLowerCase()) === norm(arch)));
+  const arch = normalizeArch(node.description.platform.arch);
+  return platforms.some((p) => (p.os === '' || p.os.toLowerCase() === os) && (p.arch === '' || normalizeArch(p.arch) === arch));
 }
 
 /** Filters that depend only on the node and the task's spec: run once per group of like tasks. */
-function staticCheck(n: Node, t: Task, constraints: readonly Constraint[]): FilterFailure | null {
+export function staticCheck(n: Node, t: Task, constraints: readonly Constraint[]): FilterFailure | null {
   if (n.status.state !== 'ready' || n.spec.availability !== 'active') return 'unavailable';
   if (!platformFits(n, t)) return 'platform';
   if (!constraintsHold(n, constraints)) return 'constraints';
@@ -80,7 +87,7 @@ function staticCheck(n: Node, t: Task, constraints: readonly Constraint[]): Filt
 }
 
 /** Filters that change as this pass places tasks: reservations and max replicas per node. */
-function dynamicCheck(load: NodeLoad, t: Task): FilterFailure | null {
+export function dynamicCheck(load: NodeLoad, t: Task): FilterFailure | null {
   const n = load.node;
   const want = t.spec.resources.reservations;
   if (want.nanoCpus > 0 && load.reservedNanoCpus + want.nanoCpus > n.description.resources.nanoCpus) return 'cpu';
@@ -233,22 +240,16 @@ export function schedule(tx: ReadTx, nowMs: number, options: SchedulerOptions = 
   const nodes = [...all.values()].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
   const ops: Op[] = [];
   const groups = new Map<string, Group>();
-  const parsed = new Map<string, Constraint[]>();
   for (const t of pending) {
     if (tx.get('service', t.serviceId) === undefined) continue; // the orchestrator shuts it down
     if (predecessorStopping(tx, t)) continue; // stop-first: the slot is emptied before its new task is placed
-    const constraintKey = t.spec.placement.constraints.join('\u0001');
-    let constraints = parsed.get(constraintKey);
-    if (constraints === undefined) {
-      try {
-        constraints = parseConstraints(t.spec.placement.constraints);
-      } catch (err) {
-        // A spec that got past validation parses; one that does not (an older version's) places nowhere.
-        ops.push(...stillPending(t, nowMs, `invalid constraint: ${(err as Error).message}`));
-        continue;
-      }
-      parsed.set(constraintKey, constraints);
+    const compiled = compileConstraints(t.spec.placement.constraints);
+    if (!compiled.ok) {
+      // A spec that got past validation parses; one that does not (an older version's) places nowhere.
+      ops.push(...stillPending(t, nowMs, `invalid constraint: ${compiled.error}`));
+      continue;
     }
+    const constraints = compiled.constraints;
     if (t.nodeId !== '') {
       // Preassigned (a global service's task): that node or nothing.
       const load = all.get(t.nodeId);

@@ -2,12 +2,17 @@
 // template are replaced in batches (parallelism, delay, stop-first or start-first), failures of the new tasks are
 // counted against max_failure_ratio, and the failure action (pause, continue, rollback) is taken. SwarmKit's model.
 
-import { deepEqual, defaultUpdateConfig, isTerminalTaskState, type Op, type ReadTx, type Service, type Store, type Task, type UpdateStatus } from '@swarm/store';
+import { deepEqual, defaultUpdateConfig, isTerminalTaskState, type Op, type ReadTx, type Service, type Task, type UpdateStatus } from '@swarm/store';
 import { byCreation, isLive, newTask, shutdownOp } from './orchestrator.js';
-import { assert, type Reconciler } from './reconciler.js';
+import { assert, perService, type Reconciler } from './reconciler.js';
 
 export function isUpdating(s: Service): boolean {
   return s.updateStatus !== null && (s.updateStatus.state === 'updating' || s.updateStatus.state === 'rollback_started');
+}
+
+/** Updating, or paused part-way: the service's tasks may be of two templates, which only the updater sorts out. */
+export function isRolloutUnfinished(s: Service): boolean {
+  return isUpdating(s) || s.updateStatus?.state === 'paused' || s.updateStatus?.state === 'rollback_paused';
 }
 
 /** A task made from the service's current template (what an update converges to). */
@@ -16,7 +21,6 @@ export function isCurrent(t: Task, s: Service): boolean {
 }
 
 interface SlotState {
-  key: string;
   slot: number;
   nodeId: string;
   current: Task[];
@@ -29,7 +33,7 @@ function slotsOf(tx: ReadTx, s: Service): SlotState[] {
     if (!isLive(t)) continue;
     const key = t.slot > 0 ? `s${t.slot}` : `n${t.nodeId}`;
     let st = byKey.get(key);
-    if (st === undefined) byKey.set(key, (st = { key, slot: t.slot, nodeId: t.slot > 0 ? '' : t.nodeId, current: [], outdated: [] }));
+    if (st === undefined) byKey.set(key, (st = { slot: t.slot, nodeId: t.slot > 0 ? '' : t.nodeId, current: [], outdated: [] }));
     (isCurrent(t, s) ? st.current : st.outdated).push(t);
   }
   return [...byKey.values()].sort((a, b) => a.slot - b.slot || (a.nodeId < b.nodeId ? -1 : 1));
@@ -78,7 +82,7 @@ export function updateService(tx: ReadTx, s: Service, nowMs: number, newId: () =
 
   const ops: Op[] = [];
   const stop = (t: Task): void => {
-    ops.push(shutdownOp(t, nowMs, t.nodeId === '' ? undefined : tx.get('node', t.nodeId)));
+    ops.push(shutdownOp(tx, t, nowMs));
   };
   let inFlight = 0;
   const waiting: SlotState[] = [];
@@ -126,25 +130,15 @@ export function updateService(tx: ReadTx, s: Service, nowMs: number, newId: () =
   if (cfg.delayMs > 0 && ofUpdate.length > 0 && nowMs < lastUp + cfg.delayMs) return ops;
   const budget = cfg.parallelism === 0 ? waiting.length : cfg.parallelism - inFlight;
   for (const st of waiting.slice(0, budget)) {
-    const node = st.nodeId;
     // stop-first: the new task waits in PENDING until the old one stopped (the scheduler's rule for a slot being
     // emptied); start-first: both run until the orchestrator retires the old one.
     if (cfg.order === 'stop-first') for (const old of st.outdated) stop(old);
-    ops.push({ op: 'create', kind: 'task', object: newTask(s, st.slot, node, nowMs, newId()) });
+    ops.push({ op: 'create', kind: 'task', object: newTask(s, st.slot, st.nodeId, nowMs, newId()) });
   }
   assert(budget > 0 && ops.length > 0, 'an update with work to do and room for it does something');
   return ops;
 }
 
 export function updater(options: { newId: () => string }): Reconciler {
-  return {
-    name: 'updater',
-    run: (store: Store, nowMs: number) =>
-      store.view((tx) =>
-        tx
-          .list('service')
-          .sort((a, b) => (a.id < b.id ? -1 : 1))
-          .flatMap((s) => updateService(tx, s, nowMs, options.newId)),
-      ),
-  };
+  return perService('updater', (tx, s, nowMs) => updateService(tx, s, nowMs, options.newId));
 }

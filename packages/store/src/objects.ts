@@ -300,6 +300,12 @@ export interface TaskStatus {
   portStatus: PortConfig[];
 }
 
+/** One task's new status as a node's agent reports it to the dispatcher. */
+export interface TaskStatusUpdate {
+  taskId: string;
+  status: TaskStatus;
+}
+
 export interface NetworkAttachment {
   networkId: string;
   /** CIDR addresses, e.g. '10.0.1.5/24'. */
