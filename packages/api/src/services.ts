@@ -264,6 +264,11 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
       secrets: [],
       configs: [],
       mounts: [],
+      init: false,
+      readOnly: false,
+      capabilityAdd: [],
+      capabilityDrop: [],
+      pidsLimit: 0,
     },
     resources: {
       limits: { nanoCpus: t.Resources?.Limits?.NanoCPUs ?? 0, memoryBytes: t.Resources?.Limits?.MemoryBytes ?? 0 },

@@ -27,6 +27,75 @@ export interface ContainerConfig {
   /** Signal name (`SIGTERM`, `TERM`) or number; empty for SIGTERM. */
   readonly stopSignal: string;
   readonly stopGracePeriodMs: number;
+  /** The container's hostname (Docker's default: the first 12 characters of the task id). */
+  readonly hostname: string;
+  /** Bind, volume and tmpfs mounts, in the spec's order. A volume's source is its name (see VolumeStore). */
+  readonly mounts: readonly MountConfig[];
+  /** Run tini as pid 1 (Docker's --init). */
+  readonly init: boolean;
+  /** Mount the root filesystem read-only (Docker's --read-only). */
+  readonly readOnly: boolean;
+  /** Capabilities added to / dropped from Docker's default set: `NET_ADMIN` or `CAP_NET_ADMIN`, or `ALL`. */
+  readonly capAdd: readonly string[];
+  readonly capDrop: readonly string[];
+  /** 0 means unlimited. */
+  readonly pidsLimit: number;
+  /** CPU reservation (Docker's --reserve-cpu), turned into a cgroup cpu weight; 0 means the default weight. */
+  readonly reservedNanoCpus: number;
+  /** The network namespace the container joins (prepared by the network driver); null means the host's network. */
+  readonly networkNamespacePath: string | null;
+  /** Extra /etc/hosts lines (`IP NAME...`), after localhost and the container's own hostname. */
+  readonly extraHosts: readonly string[];
+  /** /etc/resolv.conf for the container; null copies the host's. */
+  readonly resolvConf: string | null;
+}
+
+export interface MountConfig {
+  readonly type: 'bind' | 'volume' | 'tmpfs';
+  /** Host path (bind), volume name (volume), unused (tmpfs). */
+  readonly source: string;
+  /** Absolute path inside the container. */
+  readonly target: string;
+  readonly readOnly: boolean;
+  /** tmpfs only: size limit in bytes; 0 means the kernel's default (half of RAM). */
+  readonly tmpfsSizeBytes: number;
+}
+
+/** The parts of an OCI image config a container uses (`config` of application/vnd.oci.image.config.v1+json). */
+export interface ImageConfig {
+  readonly entrypoint: readonly string[];
+  readonly cmd: readonly string[];
+  /** `KEY=VALUE` strings. */
+  readonly env: readonly string[];
+  readonly workingDir: string;
+  readonly user: string;
+  readonly stopSignal: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** `80/tcp` style keys. */
+  readonly exposedPorts: readonly string[];
+}
+
+/** An image present on this node: its layers unpacked, ready to be the lower dirs of an overlay. */
+export interface LocalImage {
+  /** The canonical reference it was asked for (`registry/repo:tag` or `registry/repo@sha256:...`). */
+  readonly reference: string;
+  /** Digest of the image manifest for this platform. */
+  readonly manifestDigest: string;
+  /** Directories of the unpacked layers, bottom layer first. */
+  readonly layerDirs: readonly string[];
+  readonly config: ImageConfig;
+}
+
+/** Where a runtime gets images from: the node's image store, pulling when needed. */
+export interface ImageProvider {
+  /** The image, pulled and unpacked if absent; concurrent calls for one image share one pull. */
+  ensure(reference: string, opts?: { signal?: AbortSignal }): Promise<LocalImage>;
+}
+
+/** Node-local named volumes: a directory per volume that outlives the tasks that use it. */
+export interface VolumeProvider {
+  /** The volume's host directory, created (with Docker's `local` driver semantics) if it does not exist. */
+  ensure(name: string, labels?: Readonly<Record<string, string>>): Promise<string>;
 }
 
 /** How a container's main process ended. A process killed by a signal has exitCode 128 + the signal's number. */
@@ -34,6 +103,8 @@ export interface ExitStatus {
   readonly exitCode: number;
   /** The signal that ended it (`SIGKILL`), or null if it exited by itself. */
   readonly signal: string | null;
+  /** The kernel's OOM killer ended it (the runc runtime reports this; the process runtime never does). */
+  readonly oomKilled?: boolean;
 }
 
 export interface LogLine {
@@ -100,6 +171,8 @@ export type RuntimeErrorCode =
   /** The executable is missing or the process could not be spawned. */
   | 'start_failed'
   | 'too_many_containers'
+  /** The image could not be pulled or unpacked (no such image, registry unreachable, auth refused, bad digest). */
+  | 'image_unavailable'
   | 'closed';
 
 /** A runtime's refusal; the message is shown to the user as the task's error, so it says what to do. */
@@ -144,5 +217,16 @@ export function containerConfigFor(task: Task): ContainerConfig {
     limits: { nanoCpus: task.spec.resources.limits.nanoCpus, memoryBytes: task.spec.resources.limits.memoryBytes },
     stopSignal: c.stopSignal,
     stopGracePeriodMs: c.stopGracePeriodMs,
+    hostname: c.hostname !== '' ? c.hostname : task.id.slice(0, 12),
+    mounts: c.mounts.map((m) => ({ ...m })),
+    init: c.init,
+    readOnly: c.readOnly,
+    capAdd: [...c.capabilityAdd],
+    capDrop: [...c.capabilityDrop],
+    pidsLimit: c.pidsLimit,
+    reservedNanoCpus: task.spec.resources.reservations.nanoCpus,
+    networkNamespacePath: null,
+    extraHosts: [],
+    resolvConf: null,
   };
 }

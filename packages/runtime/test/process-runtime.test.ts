@@ -35,6 +35,17 @@ function config(command: string[], extra: Partial<ContainerConfig> = {}): Contai
     limits: { nanoCpus: 0, memoryBytes: 0 },
     stopSignal: '',
     stopGracePeriodMs: 10_000,
+    hostname: id.slice(0, 12),
+    mounts: [],
+    init: false,
+    readOnly: false,
+    capAdd: [],
+    capDrop: [],
+    pidsLimit: 0,
+    reservedNanoCpus: 0,
+    networkNamespacePath: null,
+    extraHosts: [],
+    resolvConf: null,
     ...extra,
   };
 }

@@ -178,7 +178,25 @@ export interface ContainerSpec {
   healthcheck: HealthConfig | null;
   secrets: Array<{ secretId: string; secretName: string; target: string }>;
   configs: Array<{ configId: string; configName: string; target: string }>;
-  mounts: Array<{ type: 'bind' | 'volume' | 'tmpfs'; source: string; target: string; readOnly: boolean }>;
+  mounts: Mount[];
+  /** Docker's --init: tini runs as the container's pid 1. */
+  init: boolean;
+  /** Docker's --read-only: the root filesystem is mounted read-only. */
+  readOnly: boolean;
+  capabilityAdd: string[];
+  capabilityDrop: string[];
+  /** Docker's Resources.Limits.Pids; 0 means unlimited. */
+  pidsLimit: number;
+}
+
+export interface Mount {
+  type: 'bind' | 'volume' | 'tmpfs';
+  /** Host path (bind), volume name (volume), empty (tmpfs). */
+  source: string;
+  target: string;
+  readOnly: boolean;
+  /** tmpfs only; 0 means the kernel's default. */
+  tmpfsSizeBytes: number;
 }
 
 export interface Resources {
