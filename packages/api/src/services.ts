@@ -1,7 +1,7 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, type HealthConfig, type Placement, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, type HealthConfig, type Mount, type Placement, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
 const NS_PER_MS = 1_000_000;
@@ -24,6 +24,11 @@ export interface ServiceSpecDocument {
       /** Nanoseconds. */
       StopGracePeriod?: number;
       Healthcheck?: HealthcheckDocument;
+      Mounts?: MountDocument[];
+      Init?: boolean;
+      ReadOnly?: boolean;
+      CapabilityAdd?: string[];
+      CapabilityDrop?: string[];
     };
     Resources?: { Limits?: ResourcesDocument; Reservations?: ResourcesDocument };
     RestartPolicy?: { Condition?: 'none' | 'on-failure' | 'any'; Delay?: number; MaxAttempts?: number; Window?: number };
@@ -47,6 +52,17 @@ export interface HealthcheckDocument {
 export interface ResourcesDocument {
   NanoCPUs?: number;
   MemoryBytes?: number;
+  /** Limits only: the most processes a task may hold; 0 means unlimited. */
+  Pids?: number;
+}
+
+/** Docker's mount: Source is a host path (bind), a volume name (volume), absent (tmpfs). */
+export interface MountDocument {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  Source?: string;
+  Target: string;
+  ReadOnly?: boolean;
+  TmpfsOptions?: { SizeBytes?: number };
 }
 
 export interface UpdateConfigDocument {
@@ -98,7 +114,20 @@ export interface TaskDocument {
 const stringMap = { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 4096 } } as const;
 const stringList = (maxItems: number) => ({ type: 'array', maxItems, items: { type: 'string', maxLength: 4096 } }) as const;
 const nonNegative = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
-const resources = { type: 'object', additionalProperties: false, properties: { NanoCPUs: nonNegative, MemoryBytes: nonNegative } } as const;
+const resources = { type: 'object', additionalProperties: false, properties: { NanoCPUs: nonNegative, MemoryBytes: nonNegative, Pids: nonNegative } } as const;
+const capabilityList = { type: 'array', maxItems: 64, items: { type: 'string', pattern: '^[A-Za-z_]+$', maxLength: 64 } } as const;
+const mount = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['Type', 'Target'],
+  properties: {
+    Type: { type: 'string', enum: ['bind', 'volume', 'tmpfs'] },
+    Source: { type: 'string', maxLength: 4096 },
+    Target: { type: 'string', pattern: '^/', maxLength: 4096 },
+    ReadOnly: { type: 'boolean' },
+    TmpfsOptions: { type: 'object', additionalProperties: false, properties: { SizeBytes: nonNegative } },
+  },
+} as const;
 const updateConfig = {
   type: 'object',
   additionalProperties: false,
@@ -155,6 +184,11 @@ export const serviceSpecSchema = {
                 Retries: nonNegative,
               },
             },
+            Mounts: { type: 'array', maxItems: 64, items: mount },
+            Init: { type: 'boolean' },
+            ReadOnly: { type: 'boolean' },
+            CapabilityAdd: capabilityList,
+            CapabilityDrop: capabilityList,
           },
         },
         Resources: { type: 'object', additionalProperties: false, properties: { Limits: resources, Reservations: resources } },
@@ -263,12 +297,12 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
       healthcheck: toHealthConfig(c.Healthcheck),
       secrets: [],
       configs: [],
-      mounts: [],
-      init: false,
-      readOnly: false,
-      capabilityAdd: [],
-      capabilityDrop: [],
-      pidsLimit: 0,
+      mounts: toMounts(c.Mounts ?? []),
+      init: c.Init ?? false,
+      readOnly: c.ReadOnly ?? false,
+      capabilityAdd: [...(c.CapabilityAdd ?? [])],
+      capabilityDrop: [...(c.CapabilityDrop ?? [])],
+      pidsLimit: t.Resources?.Limits?.Pids ?? 0,
     },
     resources: {
       limits: { nanoCpus: t.Resources?.Limits?.NanoCPUs ?? 0, memoryBytes: t.Resources?.Limits?.MemoryBytes ?? 0 },
@@ -288,6 +322,39 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
     rollbackConfig: toUpdateConfig(doc.RollbackConfig),
     endpointSpec: { mode: 'vip', ports: [] },
   };
+}
+
+function toMounts(docs: readonly MountDocument[]): Mount[] {
+  const seen = new Set<string>();
+  return docs.map((d, i) => {
+    const m = toMount(d, i);
+    const target = m.target.replace(/\/+$/, '') || '/';
+    if (seen.has(target)) throw new ApiError('invalid_argument', `TaskTemplate.ContainerSpec.Mounts[${i}].Target: ${target} is mounted twice`);
+    seen.add(target);
+    return m;
+  });
+}
+
+/** Docker's rules: a bind needs an absolute host path, a volume a name, a tmpfs no source; targets are unique. */
+function toMount(m: MountDocument, i: number): Mount {
+  const field = `TaskTemplate.ContainerSpec.Mounts[${i}]`;
+  const source = m.Source ?? '';
+  if (m.Type === 'bind' && !source.startsWith('/')) throw new ApiError('invalid_argument', `${field}.Source: a bind mount needs an absolute host path, got ${JSON.stringify(source)}`);
+  if (m.Type === 'volume' && source !== '' && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(source)) {
+    throw new ApiError('invalid_argument', `${field}.Source: ${JSON.stringify(source)} is not a volume name (letters, digits, _ . -)`);
+  }
+  if (m.Type === 'volume' && source === '') throw new ApiError('invalid_argument', `${field}.Source: a volume mount needs a volume name (anonymous volumes are not supported)`);
+  if (m.Type === 'tmpfs' && source !== '') throw new ApiError('invalid_argument', `${field}.Source: a tmpfs mount takes no source`);
+  if (m.TmpfsOptions !== undefined && m.Type !== 'tmpfs') throw new ApiError('invalid_argument', `${field}.TmpfsOptions: only for Type tmpfs`);
+  return { type: m.Type, source, target: m.Target, readOnly: m.ReadOnly ?? false, tmpfsSizeBytes: m.TmpfsOptions?.SizeBytes ?? 0 };
+}
+
+function mountDocument(m: Mount): MountDocument {
+  const d: MountDocument = { Type: m.type, Target: m.target };
+  if (m.source !== '') d.Source = m.source;
+  if (m.readOnly) d.ReadOnly = true;
+  if (m.tmpfsSizeBytes > 0) d.TmpfsOptions = { SizeBytes: m.tmpfsSizeBytes };
+  return d;
 }
 
 /** Docker checks the test's form the same way: NONE alone, CMD with a command, CMD-SHELL with one string. */
@@ -319,10 +386,17 @@ function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] 
   if (c.stopSignal !== '') container.StopSignal = c.stopSignal;
   container.StopGracePeriod = ns(c.stopGracePeriodMs);
   if (c.healthcheck !== null) container.Healthcheck = healthcheckDocument(c.healthcheck);
+  if (c.mounts.length > 0) container.Mounts = c.mounts.map(mountDocument);
+  if (c.init) container.Init = true;
+  if (c.readOnly) container.ReadOnly = true;
+  if (c.capabilityAdd.length > 0) container.CapabilityAdd = [...c.capabilityAdd];
+  if (c.capabilityDrop.length > 0) container.CapabilityDrop = [...c.capabilityDrop];
+  const limits: ResourcesDocument = { NanoCPUs: t.resources.limits.nanoCpus, MemoryBytes: t.resources.limits.memoryBytes };
+  if (c.pidsLimit > 0) limits.Pids = c.pidsLimit;
   return {
     ContainerSpec: container,
     Resources: {
-      Limits: { NanoCPUs: t.resources.limits.nanoCpus, MemoryBytes: t.resources.limits.memoryBytes },
+      Limits: limits,
       Reservations: { NanoCPUs: t.resources.reservations.nanoCpus, MemoryBytes: t.resources.reservations.memoryBytes },
     },
     RestartPolicy: {

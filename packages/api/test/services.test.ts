@@ -39,6 +39,37 @@ test('toServiceSpec fills SwarmKit defaults and converts durations from nanoseco
   t.regex(both?.message ?? '', /Mode: give Replicated or Global, not both/);
 });
 
+test('toServiceSpec: mounts, init, read-only, capabilities and the pids limit, round trip through the document', (t) => {
+  const container = {
+    Image: 'busybox',
+    Mounts: [
+      { Type: 'volume' as const, Source: 'data', Target: '/data' },
+      { Type: 'bind' as const, Source: '/srv/www', Target: '/www', ReadOnly: true },
+      { Type: 'tmpfs' as const, Target: '/cache', TmpfsOptions: { SizeBytes: 1 << 20 } },
+    ],
+    Init: true,
+    ReadOnly: true,
+    CapabilityAdd: ['NET_ADMIN'],
+    CapabilityDrop: ['CHOWN'],
+  };
+  const spec = toServiceSpec({ TaskTemplate: { ContainerSpec: container, Resources: { Limits: { Pids: 32 } } } }, 'n');
+  const c = spec.taskTemplate.containerSpec;
+  t.deepEqual(c.mounts[2], { type: 'tmpfs', source: '', target: '/cache', readOnly: false, tmpfsSizeBytes: 1 << 20 });
+  t.true(c.init && c.readOnly);
+  t.is(c.pidsLimit, 32);
+  const s: Service = { id: 's1', meta, spec, previousSpec: null, specVersion: { index: 7 }, endpoint: { spec: spec.endpointSpec, ports: [], virtualIps: [] }, updateStatus: null };
+  const doc = serviceDocument(s).Spec.TaskTemplate;
+  t.deepEqual(doc.ContainerSpec.Mounts, container.Mounts);
+  t.deepEqual(doc.ContainerSpec.CapabilityAdd, ['NET_ADMIN']);
+  t.is(doc.Resources?.Limits?.Pids, 32);
+  const bad = (m: object): string => t.throws(() => toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x', Mounts: [m as never] } } }, 'n'))?.message ?? '';
+  t.regex(bad({ Type: 'bind', Source: 'rel', Target: '/x' }), /Mounts\[0\]\.Source: a bind mount needs an absolute host path/);
+  t.regex(bad({ Type: 'volume', Target: '/x' }), /Mounts\[0\]\.Source: a volume mount needs a volume name/);
+  t.regex(bad({ Type: 'tmpfs', Source: 'x', Target: '/x' }), /takes no source/);
+  const twice = t.throws(() => toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x', Mounts: [{ Type: 'tmpfs', Target: '/x' }, { Type: 'tmpfs', Target: '/x/' }] } } }, 'n'));
+  t.regex(twice?.message ?? '', /Mounts\[1\]\.Target: \/x is mounted twice/);
+});
+
 function service(id: string, name: string, replicas: number): Service {
   const spec = toServiceSpec({ Name: name, TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep'], Args: ['60'] } }, Mode: { Replicated: { Replicas: replicas } } }, name);
   return { id, meta, spec, previousSpec: null, specVersion: { index: 7 }, endpoint: { spec: spec.endpointSpec, ports: [], virtualIps: [] }, updateStatus: null };

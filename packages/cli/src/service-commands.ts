@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, type ApiClient, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
+import { ApiError, type ApiClient, type MountDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -73,6 +73,10 @@ export interface SpecFlags {
   healthStartPeriod?: string;
   /** Commander's negatable option: false when --no-healthcheck is given. */
   healthcheck?: boolean;
+  limitPids?: string;
+  hostname?: string;
+  init?: boolean;
+  readOnly?: boolean;
   updateParallelism?: string;
   updateDelay?: string;
   updateFailureAction?: string;
@@ -96,6 +100,67 @@ export interface CreateFlags extends SpecFlags {
   env: string[];
   label: string[];
   containerLabel: string[];
+  mount: string[];
+  capAdd: string[];
+  capDrop: string[];
+}
+
+/**
+ * Docker's --mount CSV: type=bind|volume|tmpfs, source|src, target|dst|destination, readonly|ro[=true|false],
+ * tmpfs-size. Options Docker has that we do not (volume-driver, bind-propagation, ...) are refused by name.
+ */
+export function parseMount(value: string, flag = '--mount'): MountDocument {
+  const fields = new Map<string, string>();
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    const key = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+    if (key === '') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: empty field`);
+    fields.set(key, eq < 0 ? '' : part.slice(eq + 1).trim());
+  }
+  const m: MountDocument = { Type: 'volume', Target: '' };
+  for (const [key, v] of fields) {
+    switch (key) {
+      case 'type':
+        if (v !== 'bind' && v !== 'volume' && v !== 'tmpfs') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: type is bind, volume or tmpfs`);
+        m.Type = v;
+        break;
+      case 'source':
+      case 'src':
+        m.Source = v;
+        break;
+      case 'target':
+      case 'dst':
+      case 'destination':
+        m.Target = v;
+        break;
+      case 'readonly':
+      case 'ro':
+        if (!['', 'true', 'false', '1', '0'].includes(v)) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: ${key} is true or false`);
+        m.ReadOnly = v === '' || v === 'true' || v === '1';
+        break;
+      case 'tmpfs-size':
+        m.TmpfsOptions = { SizeBytes: parseBytes(v, `${flag} tmpfs-size`) };
+        break;
+      default:
+        throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: unknown field ${JSON.stringify(key)} (use type, source, target, readonly, tmpfs-size)`);
+    }
+  }
+  if (m.Target === '') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: target is required`);
+  if (!m.Target.startsWith('/')) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: target must be an absolute path`);
+  if (m.TmpfsOptions !== undefined && m.Type !== 'tmpfs') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: tmpfs-size is only for type=tmpfs`);
+  return m;
+}
+
+function capabilityNames(items: readonly string[], flag: string): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    for (const name of item.split(',')) {
+      const n = name.trim().toUpperCase();
+      if (!/^[A-Z_]+$/.test(n)) throw new CliError(`invalid ${flag} ${JSON.stringify(item)}: a capability name like NET_ADMIN or CAP_NET_ADMIN, or ALL`);
+      if (!out.includes(n)) out.push(n);
+    }
+  }
+  return out;
 }
 
 function wholeNumber(value: string, flag: string): number {
@@ -180,6 +245,10 @@ export function applySpecFlags(spec: ServiceSpecDocument, f: SpecFlags): void {
   if (f.limitMemory !== undefined) limits.MemoryBytes = parseBytes(f.limitMemory, '--limit-memory');
   if (f.reserveCpu !== undefined) reservations.NanoCPUs = parseCpus(f.reserveCpu, '--reserve-cpu');
   if (f.reserveMemory !== undefined) reservations.MemoryBytes = parseBytes(f.reserveMemory, '--reserve-memory');
+  if (f.limitPids !== undefined) limits.Pids = wholeNumber(f.limitPids, '--limit-pids');
+  if (f.hostname !== undefined) c.Hostname = f.hostname;
+  if (f.init !== undefined) c.Init = f.init;
+  if (f.readOnly !== undefined) c.ReadOnly = f.readOnly;
   if (Object.keys(limits).length > 0 || Object.keys(reservations).length > 0) t.Resources = { Limits: limits, Reservations: reservations };
   const restart: NonNullable<ServiceSpecDocument['TaskTemplate']['RestartPolicy']> = { ...t.RestartPolicy };
   if (f.restartCondition !== undefined) {
@@ -215,6 +284,9 @@ export function specFromFlags(image: string, args: readonly string[], f: CreateF
   checkEnv(f.env, '--env');
   if (f.env.length > 0) c.Env = [...f.env];
   if (f.containerLabel.length > 0) c.Labels = parseKeyValues(f.containerLabel, '--container-label');
+  if (f.mount.length > 0) c.Mounts = f.mount.map((m) => parseMount(m));
+  if (f.capAdd.length > 0) c.CapabilityAdd = capabilityNames(f.capAdd, '--cap-add');
+  if (f.capDrop.length > 0) c.CapabilityDrop = capabilityNames(f.capDrop, '--cap-drop');
   applySpecFlags(spec, f);
   const preferences = preferencesOf(f.placementPref, '--placement-pref');
   if (f.constraint.length > 0 || preferences.length > 0) {
@@ -237,6 +309,10 @@ export interface UpdateFlags extends SpecFlags {
   constraintRm: string[];
   placementPrefAdd: string[];
   placementPrefRm: string[];
+  mountAdd: string[];
+  mountRm: string[];
+  capAdd: string[];
+  capDrop: string[];
   force?: boolean;
 }
 
@@ -273,6 +349,19 @@ export function updatedSpec(current: ServiceSpecDocument, f: UpdateFlags): Servi
     placement.Constraints = [...(placement.Constraints ?? []).filter((x) => !f.constraintRm.includes(x)), ...f.constraintAdd.filter((x) => !(placement.Constraints ?? []).includes(x))];
     placement.Preferences = [...(placement.Preferences ?? []).filter((p) => !rmPrefs.has(p.Spread.SpreadDescriptor)), ...preferencesOf(f.placementPrefAdd, '--placement-pref-add')];
     t.Placement = placement;
+  }
+  if (f.mountAdd.length > 0 || f.mountRm.length > 0) {
+    // Docker: --mount-rm names targets; an added mount replaces one with the same target.
+    const added = f.mountAdd.map((m) => parseMount(m, '--mount-add'));
+    const drop = new Set([...f.mountRm, ...added.map((m) => m.Target)]);
+    c.Mounts = [...(c.Mounts ?? []).filter((m) => !drop.has(m.Target)), ...added];
+  }
+  if (f.capAdd.length > 0 || f.capDrop.length > 0) {
+    // Docker's update: a capability added is taken off the drop list and the other way round.
+    const add = capabilityNames(f.capAdd, '--cap-add');
+    const drop = capabilityNames(f.capDrop, '--cap-drop');
+    c.CapabilityAdd = [...(c.CapabilityAdd ?? []).filter((x) => !drop.includes(x)), ...add.filter((x) => !(c.CapabilityAdd ?? []).includes(x))];
+    c.CapabilityDrop = [...(c.CapabilityDrop ?? []).filter((x) => !add.includes(x)), ...drop.filter((x) => !(c.CapabilityDrop ?? []).includes(x))];
   }
   applySpecFlags(spec, f);
   // --force: a new ForceUpdate value changes the template, so every task is replaced even if nothing else changed.
@@ -454,7 +543,13 @@ function specOptions(command: Command): Command {
     .option('--health-timeout <duration>', 'maximum time one check may take (default 30s)')
     .option('--health-retries <n>', 'consecutive failures that make a task unhealthy (default 3)')
     .option('--health-start-period <duration>', 'time for the task to start before failed checks count')
-    .option('--no-healthcheck', 'disable any health check');
+    .option('--no-healthcheck', 'disable any health check')
+    .option('--limit-pids <n>', 'most processes a task may hold (default unlimited)')
+    .option('--hostname <name>', "the containers' hostname (default: the task id's start)")
+    .option('--init', 'run an init (tini) as pid 1 that forwards signals and reaps processes')
+    .option('--read-only', "mount the containers' root filesystem read-only")
+    .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect, [])
+    .option('--cap-drop <cap>', 'drop a Linux capability, or ALL (repeatable)', collect, []);
   for (const [prefix, what] of [
     ['update', 'an update'],
     ['rollback', 'a rollback'],
@@ -513,7 +608,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--placement-pref <pref>', 'placement preference, e.g. spread=node.labels.zone (repeatable)', collect, [])
     .option('-e, --env <KEY=value>', 'environment variable (repeatable)', collect, [])
     .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
-    .option('--container-label <key=value>', 'container label (repeatable)', collect, []);
+    .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
+    .option('--mount <mount>', 'type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64M] (repeatable)', collect, []);
   specOptions(create)
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .passThroughOptions()
@@ -632,6 +728,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
     .option('--placement-pref-add <pref>', 'add a placement preference (repeatable)', collect, [])
     .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect, [])
+    .option('--mount-add <mount>', 'add or replace a mount (same syntax as --mount; repeatable)', collect, [])
+    .option('--mount-rm <target>', 'remove the mount at a target path (repeatable)', collect, [])
     .option('--force', 'replace every task even if nothing changed')
     .option('--rollback', 'roll back to the previous spec (as `service rollback`)');
   specOptions(update)

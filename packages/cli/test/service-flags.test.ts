@@ -3,9 +3,9 @@
 
 import test from 'ava';
 import type { ServiceSpecDocument, TaskDocument } from '@swarm/api/client';
-import { specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
+import { parseMount, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
 
-const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [] };
+const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [] };
 const noUpdate: UpdateFlags = {
   envAdd: [],
   envRm: [],
@@ -17,6 +17,10 @@ const noUpdate: UpdateFlags = {
   constraintRm: [],
   placementPrefAdd: [],
   placementPrefRm: [],
+  mountAdd: [],
+  mountRm: [],
+  capAdd: [],
+  capDrop: [],
 };
 
 test('create: update, rollback and health flags become UpdateConfig, RollbackConfig and Healthcheck in ns', (t) => {
@@ -100,4 +104,40 @@ test('ps --filter: values of a key are alternatives, keys must all hold', (t) =>
   t.deepEqual(ids(['id=cc']), ['ccc3']);
   t.throws(() => taskFilter(['colour=red']), { message: /invalid filter "colour=red"/ });
   t.throws(() => taskFilter(['desired-state=dancing']), { message: /desired-state is running, shutdown or accepted/ });
+});
+
+test('--mount: Docker\'s CSV with its aliases; unknown fields, missing or relative targets are refused by name', (t) => {
+  t.deepEqual(parseMount('type=volume,source=data,target=/data'), { Type: 'volume', Source: 'data', Target: '/data' });
+  t.deepEqual(parseMount('type=bind,src=/srv,dst=/srv,ro'), { Type: 'bind', Source: '/srv', Target: '/srv', ReadOnly: true });
+  t.deepEqual(parseMount('type=tmpfs,destination=/cache,tmpfs-size=64M,readonly=false'), { Type: 'tmpfs', Target: '/cache', ReadOnly: false, TmpfsOptions: { SizeBytes: 64 * 1024 * 1024 } });
+  t.throws(() => parseMount('type=volume,source=x'), { message: /target is required/ });
+  t.throws(() => parseMount('type=volume,source=x,target=data'), { message: /absolute/ });
+  t.throws(() => parseMount('type=volume,source=x,target=/d,volume-driver=nfs'), { message: /unknown field "volume-driver"/ });
+  t.throws(() => parseMount('type=nfs,target=/d'), { message: /bind, volume or tmpfs/ });
+  t.throws(() => parseMount('type=bind,source=/a,target=/d,tmpfs-size=1M'), { message: /only for type=tmpfs/ });
+});
+
+test('create: --mount, --cap-add/--cap-drop, --init, --read-only, --limit-pids and --hostname reach the spec', (t) => {
+  const spec = specFromFlags('busybox', [], { ...none, mount: ['type=volume,source=data,target=/data'], capAdd: ['net_admin,SYS_TIME'], capDrop: ['ALL'], init: true, readOnly: true, limitPids: '64', hostname: 'web' });
+  const c = spec.TaskTemplate.ContainerSpec;
+  t.deepEqual(c.Mounts, [{ Type: 'volume', Source: 'data', Target: '/data' }]);
+  t.deepEqual(c.CapabilityAdd, ['NET_ADMIN', 'SYS_TIME']);
+  t.deepEqual(c.CapabilityDrop, ['ALL']);
+  t.is(c.Init, true);
+  t.is(c.ReadOnly, true);
+  t.is(c.Hostname, 'web');
+  t.is(spec.TaskTemplate.Resources?.Limits?.Pids, 64);
+  t.throws(() => specFromFlags('busybox', [], { ...none, capAdd: ['net-admin'] }), { message: /--cap-add/ });
+});
+
+test('update: --mount-add replaces the mount at its target, --mount-rm removes by target; cap add/drop move between lists', (t) => {
+  const current: ServiceSpecDocument = {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox', Mounts: [{ Type: 'volume', Source: 'a', Target: '/a' }, { Type: 'tmpfs', Target: '/t' }], CapabilityDrop: ['NET_RAW'] } },
+  };
+  const spec = updatedSpec(current, { ...noUpdate, mountAdd: ['type=volume,source=b,target=/a'], mountRm: ['/t'], capAdd: ['NET_RAW'], capDrop: ['CHOWN'] });
+  const c = spec.TaskTemplate.ContainerSpec;
+  t.deepEqual(c.Mounts, [{ Type: 'volume', Source: 'b', Target: '/a' }]);
+  t.deepEqual(c.CapabilityAdd, ['NET_RAW']);
+  t.deepEqual(c.CapabilityDrop, ['CHOWN']);
+  t.deepEqual(current.TaskTemplate.ContainerSpec.Mounts?.length, 2, 'the current spec is not changed in place');
 });
