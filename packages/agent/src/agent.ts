@@ -54,6 +54,8 @@ export function healthCommand(h: HealthConfig | null): HealthCheck | null {
   };
 }
 export const DEFAULT_MAX_TASKS = 10_000;
+/** Grace given to a container an earlier run left behind whose task is no longer this node's (Docker's default). */
+export const ORPHAN_STOP_GRACE_MS = 10_000;
 export const DEFAULT_MAX_REPORT_BATCH = 256;
 
 export function assert(cond: unknown, msg: string): asserts cond {
@@ -110,6 +112,8 @@ export class Agent {
   private startsRunning = 0;
   private readonly startWaiters: Array<() => void> = [];
   private closed = false;
+  /** Containers an earlier run of this daemon left running (see adopt); taken over by the first assignment set. */
+  private adoptable: Set<string> | null = null;
 
   constructor(opts: AgentOptions) {
     this.nodeId = opts.nodeId;
@@ -124,6 +128,16 @@ export class Agent {
     assert(Number.isInteger(this.maxConcurrentStarts) && this.maxConcurrentStarts > 0, `maxConcurrentStarts ${this.maxConcurrentStarts}`);
     assert(Number.isInteger(this.maxTasks) && this.maxTasks > 0, `maxTasks ${this.maxTasks}`);
     assert(Number.isInteger(this.maxReportBatch) && this.maxReportBatch > 0, `maxReportBatch ${this.maxReportBatch}`);
+  }
+
+  /**
+   * The containers the runtime found at start (a runtime like runc keeps them through a daemon restart). The first
+   * assignment set decides: a task still assigned here carries on in its container (no second start, no
+   * duplicate); a container whose task is no longer ours is stopped and removed.
+   */
+  adopt(containerIds: readonly string[]): void {
+    assert(this.records.size === 0, 'adopt after assignments arrived');
+    this.adoptable = new Set(containerIds);
   }
 
   /** The full set of tasks assigned to this node; anything not in it must not run here. Idempotent. */
@@ -145,6 +159,9 @@ export class Agent {
       rec.parked = false;
       if (!set.has(id)) rec.inSet = false;
     }
+    const adoptable = this.adoptable;
+    this.adoptable = null;
+    if (adoptable !== null) this.adoptContainers(adoptable, set);
     for (const task of set.values()) {
       const rec = this.records.get(task.id);
       if (rec === undefined) {
@@ -191,6 +208,48 @@ export class Agent {
     for (const w of this.startWaiters.splice(0)) w();
     await Promise.allSettled([...this.inFlight]);
     this.pending = [];
+  }
+
+  private adoptContainers(ids: ReadonlySet<string>, set: ReadonlyMap<string, Task>): void {
+    for (const id of ids) {
+      const task = set.get(id);
+      if (task === undefined) {
+        // Not ours any more (moved while the daemon was down): stopped with Docker's default grace and removed.
+        const p = this.runtime
+          .stop(id, ORPHAN_STOP_GRACE_MS)
+          .then(() => this.runtime.remove(id))
+          .catch((err: unknown) => this.log.warn({ task: id, err: (err as Error).message }, 'could not remove a container left by an earlier run'))
+          .finally(() => this.inFlight.delete(p));
+        this.inFlight.add(p);
+        continue;
+      }
+      this.markStarted(id);
+      const rec: TaskRecord = {
+        task,
+        status: task.status,
+        lastReported: task.status.state,
+        inSet: true,
+        runtime: 'started',
+        busy: false,
+        stopWanted: false,
+        stopIssued: false,
+        parked: false,
+        pid: task.status.containerStatus?.pid ?? 0,
+        unhealthy: null,
+        healthTimer: null,
+      };
+      // One that must stop (desired shutdown, or ended as far as the manager knows) is stopped by reconcile.
+      this.records.set(id, rec);
+      this.log.info({ task: id, state: task.status.state }, 'adopted a running container from an earlier run');
+      const check = healthCommand(task.spec.containerSpec.healthcheck);
+      if (!this.wantsStop(rec)) {
+        if (check !== null) this.watchHealth(rec, check);
+        else if (taskStateRank(task.status.state) < RANK_RUNNING) {
+          this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid: rec.pid, exitCode: 0 } });
+        }
+      }
+      this.watchExit(rec);
+    }
   }
 
   // ------------------------------------------------------------------ reconciling

@@ -4,7 +4,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { canTransitionTask, type Task, type TaskState } from '@swarm/store';
 import { newTask } from '@swarm/store/testing';
-import { RuntimeError } from '@swarm/runtime';
+import { containerConfigFor, RuntimeError } from '@swarm/runtime';
 import { pollUntil, silentLogger } from '@swarm/wire';
 import { Agent, type AgentOptions, type TaskStatusUpdate } from '../src/index.js';
 import { FakeRuntime } from './fake-runtime.js';
@@ -320,4 +320,26 @@ test('failed checks within the start period do not count', async (t) => {
   // With retries 1 the first counted failure would make it unhealthy: none counted, so it is still STARTING.
   t.deepEqual(h.states('t1'), ['accepted', 'preparing', 'starting']);
   t.false(h.rt.calls.includes('stop:t1'));
+});
+
+test('adopt: containers an earlier run left carry on (never started twice), ones meant to stop stop, strays are removed', async (t) => {
+  const h = harness(t);
+  const running = withState(task('t1'), 'running', 'running');
+  const stopping = withState(task('t2'), 'shutdown', 'running');
+  for (const id of ['t1', 't2', 't3']) {
+    await h.rt.prepare({ ...containerConfigFor(task(id)) });
+    await h.rt.start(id);
+  }
+  h.rt.calls.length = 0;
+  h.agent.adopt(await h.rt.list());
+  h.agent.setAssignments([running, stopping]);
+  await h.until('t2 shut down and t3 removed', () => h.states('t2').includes('shutdown') && h.rt.count('remove:t3') === 1 && h.rt.count('remove:t2') === 1);
+  t.deepEqual(h.states('t1'), [], 'nothing to report for a task that just carries on');
+  t.is(h.rt.count('prepare:t1') + h.rt.count('start:t1'), 0);
+  h.agent.setAssignments([running]);
+  h.rt.exit('t1', 3);
+  await h.until('t1 failed', () => h.states('t1').includes('failed'));
+  t.is(h.last('t1')?.status.err, 'task: non-zero exit (3)');
+  t.is(h.rt.count('prepare:t1') + h.rt.count('start:t1'), 0);
+  assertMonotonic(t, h.updates);
 });
