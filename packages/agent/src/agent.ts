@@ -201,7 +201,38 @@ export class Agent {
     return this.runtime.logs(taskId, opts);
   }
 
-  /** Stops reconciling and reporting; tasks keep running (the daemon closes the runtime if they must stop). */
+  /** Names of the volumes the containers this agent holds mount (a volume in use cannot be removed). */
+  volumesInUse(): Set<string> {
+    const names = new Set<string>();
+    for (const rec of this.records.values()) {
+      if (rec.runtime === 'none' || rec.runtime === 'removed') continue;
+      for (const m of rec.task.spec.containerSpec.mounts) if (m.type === 'volume') names.add(m.source);
+    }
+    return names;
+  }
+
+  /**
+   * After close: stops every container this agent holds (each with its grace period) and removes them; for a node
+   * that leaves the swarm or a daemon that shuts down cleanly (a crash leaves them running, to be adopted).
+   */
+  async stopAll(): Promise<void> {
+    assert(this.closed, 'stopAll before close');
+    await Promise.allSettled(
+      [...this.records.values()]
+        .filter((rec) => rec.runtime !== 'none' && rec.runtime !== 'removed')
+        .map(async (rec) => {
+          try {
+            await this.runtime.stop(rec.task.id, rec.task.spec.containerSpec.stopGracePeriodMs);
+            await this.runtime.remove(rec.task.id);
+            rec.runtime = 'removed';
+          } catch (err) {
+            this.log.warn({ task: rec.task.id, err: (err as Error).message }, 'could not stop a task at shutdown');
+          }
+        }),
+    );
+  }
+
+  /** Stops reconciling and reporting; tasks keep running (stopAll stops them). */
   async close(): Promise<void> {
     this.closed = true;
     for (const rec of this.records.values()) this.stopHealth(rec);

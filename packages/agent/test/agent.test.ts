@@ -343,3 +343,17 @@ test('adopt: containers an earlier run left carry on (never started twice), ones
   t.is(h.rt.count('prepare:t1') + h.rt.count('start:t1'), 0);
   assertMonotonic(t, h.updates);
 });
+
+test('volumesInUse names the volumes of the containers held; stopAll after close stops and removes each with its grace', async (t) => {
+  const h = harness(t);
+  const a = task('t1', { graceMs: 1_234 });
+  a.spec.containerSpec.mounts = [{ type: 'volume', source: 'data', target: '/data', readOnly: false, tmpfsSizeBytes: 0 }, { type: 'tmpfs', source: '', target: '/tmp', readOnly: false, tmpfsSizeBytes: 0 }];
+  h.agent.setAssignments([a]);
+  await h.until('running', () => h.states('t1').includes('running'));
+  t.deepEqual([...h.agent.volumesInUse()], ['data']);
+  await h.agent.close();
+  await h.agent.stopAll();
+  t.is(h.rt.stopGraces.get('t1'), 1_234);
+  t.is(h.rt.count('remove:t1'), 1);
+  t.deepEqual([...h.agent.volumesInUse()], []);
+});

@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
 import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from './services.js';
-import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse } from './types.js';
+import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -102,6 +102,22 @@ export class ApiClient {
   async rollbackService(ref: string, spec: ServiceSpecDocument, version?: number): Promise<void> {
     const query = version === undefined ? '?rollback=previous' : `?version=${version}&rollback=previous`;
     await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec);
+  }
+
+  listVolumes(): Promise<VolumeDocument[]> {
+    return (this.call('GET', '/volumes') as Promise<{ Volumes: VolumeDocument[] }>).then((r) => r.Volumes);
+  }
+
+  createVolume(request: VolumeCreateRequest): Promise<VolumeDocument> {
+    return this.call('POST', '/volumes/create', request) as Promise<VolumeDocument>;
+  }
+
+  inspectVolume(name: string): Promise<VolumeDocument> {
+    return this.call('GET', `/volumes/${encodeURIComponent(name)}`) as Promise<VolumeDocument>;
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.call('DELETE', `/volumes/${encodeURIComponent(name)}`);
   }
 
   async removeService(ref: string): Promise<void> {

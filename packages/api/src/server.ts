@@ -12,7 +12,7 @@ import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
 import { resolveService, serviceDocument, serviceSpecSchema, serviceStatus, taskDocument, type ServiceSpecDocument } from './services.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
-import { DEFAULT_LISTEN_PORT, type ApiBackend, type NodeUpdateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
+import { DEFAULT_LISTEN_PORT, type ApiBackend, type NodeUpdateRequest, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
 
 /** Requests are small control messages; anything bigger is a mistake or an attack. */
 export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -73,6 +73,23 @@ const nodeParamsSchema = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;
+
+const volumeParamsSchema = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', minLength: 1, maxLength: 255 } },
+} as const;
+
+const volumeCreateSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['Name'],
+  properties: {
+    Name: { type: 'string', minLength: 1, maxLength: 255 },
+    Driver: { type: 'string', enum: ['local'] },
+    Labels: { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 4096 } },
+  },
 } as const;
 
 const forceQuerySchema = {
@@ -298,6 +315,20 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
 
   app.delete<{ Params: { id: string } }>('/services/:id', { schema: { params: nodeParamsSchema } }, async (request, reply) => {
     await backend.removeService(request.params.id);
+    return reply.code(204).send();
+  });
+
+  app.get('/volumes', async () => ({ Volumes: await backend.listVolumes(), Warnings: [] }));
+
+  app.post<{ Body: VolumeCreateRequest }>('/volumes/create', { schema: { body: volumeCreateSchema } }, async (request, reply) => {
+    const volume = await backend.createVolume(request.body);
+    return reply.code(201).send(volume);
+  });
+
+  app.get<{ Params: { name: string } }>('/volumes/:name', { schema: { params: volumeParamsSchema } }, async (request) => backend.inspectVolume(request.params.name));
+
+  app.delete<{ Params: { name: string } }>('/volumes/:name', { schema: { params: volumeParamsSchema } }, async (request, reply) => {
+    await backend.removeVolume(request.params.name);
     return reply.code(204).send();
   });
 

@@ -170,6 +170,23 @@ export interface ServiceLogLine {
   Line: string;
 }
 
+/** Docker's Volume document (node-local: Scope is always local). */
+export interface VolumeDocument {
+  Name: string;
+  Driver: string;
+  Mountpoint: string;
+  CreatedAt: string;
+  Labels: Record<string, string>;
+  Scope: 'local';
+  Options: Record<string, string>;
+}
+
+export interface VolumeCreateRequest {
+  Name: string;
+  Driver?: string;
+  Labels?: Record<string, string>;
+}
+
 export interface ApiBackend {
   info(): Promise<InfoDocument>;
   initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse>;
@@ -201,6 +218,12 @@ export interface ApiBackend {
   serviceLogs(ref: string, options: { tail: number | null; follow: boolean }, signal: AbortSignal): Promise<AsyncIterable<ServiceLogLine>>;
   /** This node's gossip view, itself included; answers on workers too, and without a quorum. */
   listMembers(): Promise<MemberDocument[]>;
+  /** This node's named volumes (they are node-local, as in Docker); answer outside a swarm too. */
+  listVolumes(): Promise<VolumeDocument[]>;
+  createVolume(request: VolumeCreateRequest): Promise<VolumeDocument>;
+  inspectVolume(name: string): Promise<VolumeDocument>;
+  /** Refused (conflict) while a task uses it. */
+  removeVolume(name: string): Promise<void>;
 }
 
 /** Where the daemon serves the API and the CLI looks for it unless told otherwise. */

@@ -13,7 +13,7 @@ import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
 import { resolveNode } from '../src/documents.js';
 import type { ServiceSpecDocument } from '../src/services.js';
-import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse } from '../src/types.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
   return {
@@ -111,6 +111,24 @@ class FakeBackend implements ApiBackend {
         yield { TaskID: 't1', TaskName: 'web.1', NodeID: 'n1', Hostname: 'alpha', Stream: 'stdout' as const, Timestamp: new Date(i).toISOString(), Line: `line ${i}` };
       }
     })();
+  }
+  volumes = new Map<string, VolumeDocument>();
+  async listVolumes(): Promise<VolumeDocument[]> {
+    return [...this.volumes.values()];
+  }
+  async createVolume(request: VolumeCreateRequest): Promise<VolumeDocument> {
+    const v: VolumeDocument = { Name: request.Name, Driver: 'local', Mountpoint: `/v/${request.Name}/_data`, CreatedAt: new Date(0).toISOString(), Labels: request.Labels ?? {}, Scope: 'local', Options: {} };
+    this.volumes.set(v.Name, v);
+    return v;
+  }
+  async inspectVolume(name: string): Promise<VolumeDocument> {
+    const v = this.volumes.get(name);
+    if (v === undefined) throw new ApiError('not_found', `no such volume: ${name}`);
+    return v;
+  }
+  async removeVolume(name: string): Promise<void> {
+    if (name === 'busy') throw new ApiError('conflict', 'volume busy is in use');
+    if (!this.volumes.delete(name)) throw new ApiError('not_found', `no such volume: ${name}`);
   }
   leaves: boolean[] = [];
   async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
@@ -317,4 +335,23 @@ test('service logs stream as NDJSON over the socket; an unknown service is an Ap
   t.deepEqual(tailed, ['line 1']);
   const err = await t.throwsAsync(client.serviceLogs('db', {}, () => undefined), { instanceOf: ApiError });
   t.is(err?.message, 'service db not found');
+});
+
+test('volumes over the socket: create (201, Docker\'s document), ls, inspect, rm; a bad driver is refused naming the field', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const socketPath = join(root, 'api.sock');
+  const server = await startApiServer({ socketPath, backend: new FakeBackend(), logger: silentLogger() });
+  t.teardown(() => server.close());
+  const client = new ApiClient({ socketPath });
+  const created = await client.createVolume({ Name: 'data', Labels: { app: 'kv' } });
+  t.is(created.Mountpoint, '/v/data/_data');
+  t.deepEqual((await client.listVolumes()).map((v) => v.Name), ['data']);
+  t.deepEqual((await client.inspectVolume('data')).Labels, { app: 'kv' });
+  await client.removeVolume('data');
+  t.is((await t.throwsAsync(client.inspectVolume('data'), { instanceOf: ApiError }))?.code, 'not_found');
+  t.is((await t.throwsAsync(client.removeVolume('busy'), { instanceOf: ApiError }))?.code, 'conflict');
+  const bad = await t.throwsAsync(client.createVolume({ Name: 'x', Driver: 'nfs' }), { instanceOf: ApiError });
+  t.is(bad?.code, 'invalid_argument');
+  t.regex(bad?.message ?? '', /Driver/);
 });

@@ -22,7 +22,10 @@ export function registerDaemonCommand(program: Command): void {
     .option('--data-dir <dir>', 'where the node keeps its state (default $SWARM_DATA_DIR or /var/lib/swarm)')
     .option('--hostname <name>', 'hostname the node reports (default $SWARM_HOSTNAME or the machine\'s)')
     .option('--gossip-port <port>', 'port of the libp2p gossip host on the listen address (default 7946; 0 = any)', parsePort)
-    .action(async (opts: { dataDir?: string; hostname?: string; gossipPort?: number }, command: Command) => {
+    .option('--runtime <name>', 'container runtime: auto (default: runc when root on Linux with runc and conmon, else process), runc or process')
+    .action(async (opts: { dataDir?: string; hostname?: string; gossipPort?: number; runtime?: string }, command: Command) => {
+      const runtime = opts.runtime ?? process.env['SWARM_RUNTIME'] ?? 'auto';
+      if (runtime !== 'auto' && runtime !== 'runc' && runtime !== 'process') throw new CliError(`--runtime ${JSON.stringify(runtime)}: use auto, runc or process`);
       // The daemon (libp2p, fastify, raft) loads only for this verb: client verbs stay quick to start.
       const { startDaemon, DaemonError, DEFAULT_DATA_DIR } = await import('@swarm/daemon');
       const dataDir = opts.dataDir ?? process.env['SWARM_DATA_DIR'] ?? DEFAULT_DATA_DIR;
@@ -35,6 +38,7 @@ export function registerDaemonCommand(program: Command): void {
         logger,
         loggerFor: (component) => componentLogger(nodeName, component),
         ...(opts.gossipPort === undefined ? {} : { gossipPort: opts.gossipPort }),
+        runtime,
       }).catch((err: unknown) => {
         // A locked data dir or a busy socket is the user's to fix: one line, no stack.
         if (err instanceof DaemonError || (err instanceof Error && err.name === 'ApiError')) throw new CliError(err.message);

@@ -80,7 +80,7 @@ async function env(t: ExecutionContext): Promise<Env> {
     async startDaemon() {
       const child = spawn(
         process.execPath,
-        [SWARM_BIN, 'daemon', '--data-dir', dataDir, '--socket', socketPath, '--hostname', 'cli-test-host', '--gossip-port', '0'],
+        [SWARM_BIN, 'daemon', '--data-dir', dataDir, '--socket', socketPath, '--hostname', 'cli-test-host', '--gossip-port', '0', '--runtime', 'process'],
         { env: { ...process.env, SWARM_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] },
       );
       children.add(child);

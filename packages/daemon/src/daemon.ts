@@ -5,9 +5,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
-import { Agent } from '@swarm/agent';
 import { ConstraintError, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
-import { ProcessRuntime } from '@swarm/runtime';
+import { RuntimeError, type Volume } from '@swarm/runtime';
 import {
   ApiError,
   formatHostPort,
@@ -28,6 +27,8 @@ import {
   type SwarmInitResponse,
   type SwarmJoinRequest,
   type SwarmJoinResponse,
+  type VolumeCreateRequest,
+  type VolumeDocument,
 } from '@swarm/api';
 import {
   createJoinTokens,
@@ -66,6 +67,7 @@ import {
 } from './data-dir.js';
 import { DaemonError, assert } from './errors.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
+import { createEngine, type NodeEngine, type RuntimeChoice } from './engine.js';
 import type { AgentLike } from './agent-session.js';
 import type { TaskStatusUpdate } from './dispatcher.js';
 import { leaderReconcilers } from './reconcilers.js';
@@ -99,8 +101,8 @@ export interface DaemonOptions {
   /** Agent heartbeats on the dispatcher session: the period this node sends at, and the silence a leader allows. */
   heartbeatPeriodMs?: number;
   heartbeatGraceMs?: number;
-  /** Makes the node's task runner (agent + runtime). */
-  createAgent?: (nodeId: string, report: (updates: TaskStatusUpdate[]) => void, logger: Logger) => TaskAgent;
+  /** The container runtime: auto (default) is runc where it can run (Linux, root, runc + conmon), else process. */
+  runtime?: RuntimeChoice;
 }
 
 /** The agent as the daemon holds it: the dispatcher session's side, its tasks' logs, and its own shutdown. */
@@ -119,24 +121,6 @@ function checkServiceSpec(spec: Service['spec']): void {
     if (err instanceof ConstraintError) throw new ApiError('invalid_argument', `TaskTemplate.Placement.Constraints: ${err.message}`);
     throw err;
   }
-}
-
-/** The default task runner: the agent on the process runtime, its files under the data dir's runtime/. */
-export function processAgent(dataDir: string): NonNullable<DaemonOptions['createAgent']> {
-  return (nodeId, report, logger) => {
-    const runtime = new ProcessRuntime({ rootDir: join(dataDir, 'runtime'), logger: logger.child({ component: 'runtime' }) });
-    const agent = new Agent({ nodeId, runtime, report, logger });
-    return {
-      nodeId,
-      setAssignments: (tasks) => agent.setAssignments(tasks),
-      statuses: () => agent.statuses(),
-      logs: (taskId, opts) => agent.logs(taskId, opts),
-      close: async () => {
-        await agent.close();
-        await runtime.close();
-      },
-    };
-  };
 }
 
 export interface Daemon {
@@ -169,6 +153,7 @@ class NodeDaemon implements ApiBackend, Daemon {
 
   constructor(
     private readonly options: DaemonOptions,
+    private readonly engine: NodeEngine,
     private readonly lock: DataDirLock,
     private readonly libp2pKey: PrivateKey,
     readonly peerId: string,
@@ -277,8 +262,7 @@ class NodeDaemon implements ApiBackend, Daemon {
   /** The node's task runner, made once per swarm membership: a role change keeps it (and its tasks) running. */
   private taskAgent(nodeId: string): TaskAgent {
     if (this.agent === null || this.agent.nodeId !== nodeId) {
-      const make = this.options.createAgent ?? processAgent(this.dataDir);
-      this.agent = make(nodeId, (updates) => this.reportTaskStatus(updates), this.loggerFor('agent'));
+      this.agent = this.engine.agentFor(nodeId, (updates) => this.reportTaskStatus(updates), this.loggerFor('agent'));
     }
     return this.agent;
   }
@@ -629,6 +613,24 @@ class NodeDaemon implements ApiBackend, Daemon {
         ? n
         : { ...n, managerStatus: { ...n.managerStatus, leader: n.managerStatus.raftId === leaderId, reachability: reachability(n) ?? n.managerStatus.reachability } },
     );
+  }
+
+  // ------------------------------------------------------------ volumes (node-local)
+
+  async listVolumes(): Promise<VolumeDocument[]> {
+    return this.engine.volumes.list().map(volumeDocument);
+  }
+
+  async createVolume(request: VolumeCreateRequest): Promise<VolumeDocument> {
+    return volumeDocument(engineCall(() => this.engine.volumes.create(request.Name, request.Labels ?? {})));
+  }
+
+  async inspectVolume(name: string): Promise<VolumeDocument> {
+    return volumeDocument(engineCall(() => this.engine.volumes.inspect(name)));
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    engineCall(() => this.engine.volumes.remove(name));
   }
 
   async listMembers(): Promise<MemberDocument[]> {
@@ -1064,8 +1066,24 @@ class NodeDaemon implements ApiBackend, Daemon {
     this.joinServer = null;
     if (previous.kind === 'active') await previous.runtime.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the cluster runtime failed'));
     await this.agent?.close().catch((err: unknown) => this.logger.warn({ err }, 'stopping the tasks failed'));
+    await this.engine.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the container engine failed'));
     await this.lock.release();
     this.logger.info({ dataDir: this.dataDir }, 'daemon stopped');
+  }
+}
+
+function volumeDocument(v: Volume): VolumeDocument {
+  return { Name: v.name, Driver: v.driver, Mountpoint: v.mountpoint, CreatedAt: new Date(v.createdAtMs).toISOString(), Labels: { ...v.labels }, Scope: 'local', Options: {} };
+}
+
+/** A runtime refusal as the API's error: the same message, the matching code. */
+function engineCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof RuntimeError)) throw err;
+    const code = err.code === 'not_found' ? 'not_found' : err.code === 'invalid_state' ? 'conflict' : err.code === 'invalid_config' ? 'invalid_argument' : 'internal';
+    throw new ApiError(code, err.message);
   }
 }
 
@@ -1088,7 +1106,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const lock = await acquireDataDirLock(options.dataDir, logger);
   try {
     const { privateKey, peerId } = await loadOrCreateLibp2pKey(options.dataDir, logger);
-    const daemon = new NodeDaemon(options, lock, privateKey, peerId, logger);
+    const engine = await createEngine({ dataDir: options.dataDir, logger: options.loggerFor?.('runtime') ?? logger.child({ component: 'runtime' }), runtime: options.runtime ?? 'auto' });
+    const daemon = new NodeDaemon(options, engine, lock, privateKey, peerId, logger);
     try {
       await daemon.start();
     } catch (err) {

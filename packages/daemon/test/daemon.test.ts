@@ -33,7 +33,7 @@ async function env(t: ExecutionContext): Promise<Env> {
     socketPath,
     client: new ApiClient({ socketPath, timeoutMs: 30_000 }),
     async start(extra = {}) {
-      const d = await startDaemon({ dataDir, socketPath, hostname: 'test-host', logger: silentLogger(), gossipPort: 0, joinListenPort: 0, ...extra });
+      const d = await startDaemon({ dataDir, socketPath, hostname: 'test-host', logger: silentLogger(), gossipPort: 0, joinListenPort: 0, runtime: 'process', ...extra });
       running.add(d);
       const close = d.close.bind(d);
       (d as { close: () => Promise<void> }).close = async () => {
@@ -144,7 +144,7 @@ test('a second daemon on the same data dir is refused by the lock; a stale lock 
   const e = await env(t);
   const first = await e.start();
   const err = await t.throwsAsync(
-    startDaemon({ dataDir: e.dataDir, socketPath: join(e.dataDir, '..', 'other.sock'), logger: silentLogger(), gossipPort: 0 }),
+    startDaemon({ dataDir: e.dataDir, socketPath: join(e.dataDir, '..', 'other.sock'), logger: silentLogger(), gossipPort: 0, runtime: 'process' }),
   );
   t.regex(err?.message ?? '', /in use by another swarm daemon \(pid \d+\)/);
   t.is((await readFile(join(e.dataDir, LOCK_FILE), 'utf8')).trim(), String(process.pid), 'the refused start left the lock alone');
@@ -195,7 +195,7 @@ test('a stale socket file from a dead daemon is replaced; a live one is refused'
   const d = await e.start();
   t.is((await e.client.info()).Swarm.LocalNodeState, 'inactive', 'the stale socket was replaced by a live one');
   const err = await t.throwsAsync(
-    startDaemon({ dataDir: join(e.dataDir, '..', 'data2'), socketPath: e.socketPath, logger: silentLogger(), gossipPort: 0 }),
+    startDaemon({ dataDir: join(e.dataDir, '..', 'data2'), socketPath: e.socketPath, logger: silentLogger(), gossipPort: 0, runtime: 'process' }),
   );
   t.regex(err?.message ?? '', /another swarm daemon is serving/);
   t.is((await e.client.info()).Swarm.LocalNodeState, 'inactive', 'the first daemon still serves its socket');
@@ -240,4 +240,21 @@ test('leftovers of an interrupted init (a Raft dir without node state) are remov
   t.is((await e.client.info()).Swarm.LocalNodeState, 'inactive');
   const res = await e.client.initSwarm(init);
   t.deepEqual((await e.client.listNodes()).map((n) => n.ID), [res.NodeID]);
+});
+
+test('volumes are node-local and need no swarm: create, ls, inspect, rm; a restart keeps them; bad names name the rule', async (t) => {
+  const e = await env(t);
+  const daemon = await e.start();
+  const v = await e.client.createVolume({ Name: 'data', Labels: { app: 'kv' } });
+  t.is(v.Mountpoint, join(e.dataDir, 'volumes', 'data', '_data'));
+  t.is(v.Scope, 'local');
+  await daemon.close();
+  await e.start();
+  t.deepEqual((await e.client.listVolumes()).map((x) => [x.Name, x.Labels]), [['data', { app: 'kv' }]]);
+  const bad = await t.throwsAsync(e.client.createVolume({ Name: '../x' }), { instanceOf: ApiError });
+  t.is(bad?.code, 'invalid_argument');
+  t.regex(bad?.message ?? '', /invalid volume name/);
+  await e.client.removeVolume('data');
+  t.deepEqual(await e.client.listVolumes(), []);
+  t.is((await t.throwsAsync(e.client.inspectVolume('data'), { instanceOf: ApiError }))?.code, 'not_found');
 });

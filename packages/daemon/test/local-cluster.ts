@@ -44,7 +44,7 @@ export async function cluster(t: ExecutionContext): Promise<{ start(name: string
       const socketPath = join(root, `${name}.sock`);
       // SWARM_TEST_LOG=1 shows every daemon's log on stderr (level from SWARM_LOG_LEVEL), to debug a failing test.
       const logger = process.env['SWARM_TEST_LOG'] === '1' ? componentLogger(name, 'daemon') : silentLogger();
-      const daemon = await startDaemon({ dataDir, socketPath, hostname: name, logger, gossipPort, joinListenPort: 0, raftTickMs: 50, ...extra });
+      const daemon = await startDaemon({ dataDir, socketPath, hostname: name, logger, gossipPort, joinListenPort: 0, raftTickMs: 50, runtime: 'process', ...extra });
       running.push(daemon);
       return { name, dataDir, daemon, client: new ApiClient({ socketPath, timeoutMs: 30_000 }) };
     },

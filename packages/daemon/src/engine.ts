@@ -1,0 +1,90 @@
+// The node's container engine: the runtime its tasks run on, its named volumes, and (with runc) its image store.
+// It belongs to the machine, not to a swarm membership: volumes and images are there before `swarm init` and
+// after `swarm leave`, and containers an earlier run left are found again at start.
+
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { join } from 'node:path';
+import { Agent } from '@swarm/agent';
+import { LocalVolumes, ProcessRuntime, type Runtime } from '@swarm/runtime';
+import type { Logger } from '@swarm/wire';
+import { DaemonError } from './errors.js';
+import type { TaskStatusUpdate } from './dispatcher.js';
+import type { TaskAgent } from './daemon.js';
+
+export type RuntimeChoice = 'auto' | 'runc' | 'process';
+
+export interface EngineOptions {
+  dataDir: string;
+  logger: Logger;
+  /** auto: runc when this is Linux, we are root and runc + conmon are installed; else the process runtime. */
+  runtime: RuntimeChoice;
+}
+
+export interface NodeEngine {
+  readonly runtime: Runtime;
+  readonly volumes: LocalVolumes;
+  /** The task runner for one swarm membership, on this engine's runtime. */
+  agentFor(nodeId: string, report: (updates: TaskStatusUpdate[]) => void, logger: Logger): TaskAgent;
+  close(): Promise<void>;
+}
+
+/** Why runc cannot be used here, or null when it can. */
+export function runcUnavailableReason(): string | null {
+  if (process.platform !== 'linux') return `this is ${process.platform}, not Linux`;
+  if (process.getuid?.() !== 0) return 'the daemon is not running as root';
+  for (const bin of ['/usr/sbin/runc', '/usr/bin/conmon']) {
+    try {
+      accessSync(bin, fsConstants.X_OK);
+    } catch {
+      return `${bin} is missing (apt-get install runc conmon)`;
+    }
+  }
+  return null;
+}
+
+export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
+  const log = opts.logger;
+  let agent: Agent | null = null;
+  const volumes = new LocalVolumes({
+    rootDir: join(opts.dataDir, 'volumes'),
+    inUse: (name) => agent?.volumesInUse().has(name) ?? false,
+  });
+  // Until the runc runtime is wired in, auto means process.
+  const why = opts.runtime === 'auto' ? 'the runc runtime is not wired in yet' : runcUnavailableReason();
+  if (opts.runtime === 'runc' && why !== null) throw new DaemonError('invalid_config', `--runtime runc: ${why}`);
+  let runtime: Runtime;
+  if (opts.runtime === 'process' || why !== null) {
+    if (opts.runtime === 'auto') {
+      log.warn({ reason: why }, 'containers are not available, so tasks run as plain processes (no image, no isolation, no limits): run the daemon as root on Linux with runc and conmon installed');
+    }
+    runtime = new ProcessRuntime({ rootDir: join(opts.dataDir, 'runtime'), logger: log.child({ component: 'runtime' }) });
+  } else {
+    void execFileSync;
+    throw new DaemonError('invalid_config', 'the runc runtime is not wired in yet: use --runtime process');
+  }
+  const adoptable = await runtime.list();
+  return {
+    runtime,
+    volumes,
+    agentFor(nodeId, report, logger) {
+      const a = new Agent({ nodeId, runtime, report, logger });
+      // Containers an earlier run left are the first agent's to take over; later memberships start empty.
+      a.adopt(agent === null ? adoptable : []);
+      agent = a;
+      return {
+        nodeId,
+        setAssignments: (tasks) => a.setAssignments(tasks),
+        statuses: () => a.statuses(),
+        logs: (taskId, o) => a.logs(taskId, o),
+        close: async () => {
+          await a.close();
+          await a.stopAll();
+        },
+      };
+    },
+    async close() {
+      await runtime.close();
+    },
+  };
+}
