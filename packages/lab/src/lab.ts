@@ -2,7 +2,7 @@
 // partition, heal, destroy. Every change is recorded in the state file before it is made.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { componentLogger, type Logger } from '@swarm/wire';
@@ -11,6 +11,7 @@ import * as ip from './ip.js';
 import * as nft from './nft.js';
 import { cmdline, isAlive, isSwarmTask, readStat, signalVerified, spawnDetached, stopVerified, waitExited, type ProcessIdentity } from './proc.js';
 import { run, type RunResult } from './run.js';
+import { REGISTRY_BIN, REGISTRY_PORT, registryPaths, startRegistry } from './registry.js';
 import {
   ensureDir,
   labDir,
@@ -47,6 +48,8 @@ export interface HostInfo {
   dataDir: string;
   socketPath: string;
   logPath: string;
+  /** The lab registry's host:port on the underlay, or null when the lab has none. */
+  registry: string | null;
 }
 
 export interface HostCommand {
@@ -70,6 +73,10 @@ export interface CreateLabOptions {
   waitReady?: (host: HostState, lab: Lab) => Promise<void>;
   cluster?: ClusterStep;
   logger?: Logger;
+  /** Run an image registry on the bridge address (port 5000) for the hosts; HostInfo.registry names it. */
+  registry?: boolean;
+  /** After the registry answers and before any host starts: fill it (push the lab's images). */
+  seedRegistry?: (addr: string) => Promise<void>;
 }
 
 export interface LabOptions {
@@ -154,7 +161,8 @@ export function findHost(s: LabState, node: string): HostState {
 }
 
 export function hostInfo(s: LabState, h: HostState): HostInfo {
-  return { lab: s.name, name: h.name, index: h.index, role: h.role, ip: h.ip, netns: h.netns, dataDir: h.dataDir, socketPath: h.socketPath, logPath: h.logPath };
+  const registry = s.registry?.addr ?? null;
+  return { lab: s.name, name: h.name, index: h.index, role: h.role, ip: h.ip, netns: h.netns, dataDir: h.dataDir, socketPath: h.socketPath, logPath: h.logPath, registry };
 }
 
 export function hostAlive(h: HostState): boolean {
@@ -281,6 +289,10 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
     writeState(s);
     s.made.links.push(s.bridge);
     writeState(s);
+    if (opts.registry === true) {
+      s.registry = { addr: `${s.bridgeIp}:${REGISTRY_PORT}`, process: { state: 'starting' } };
+      writeState(s);
+    }
     try {
       await ip.bridgeAdd(s.bridge);
       await ip.addrAdd(s.bridge, `${s.bridgeIp}/24`);
@@ -294,6 +306,14 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
 
   try {
     await withLock(lockPath(root, name), async () => {
+      if (state.registry !== undefined) {
+        await ip.linkUp(state.bridge);
+        const id = await startRegistry(state.dir, state.registry.addr);
+        state.registry.process = { state: 'running', pid: id.pid, startTime: id.startTime };
+        writeState(state);
+        log.info({ lab: name, registry: state.registry.addr }, 'lab registry up');
+        await opts.seedRegistry?.(state.registry.addr);
+      }
       await buildNetwork(state, opts);
       for (const h of state.hosts) await startHost(state, h);
     });
@@ -632,6 +652,7 @@ export async function destroyLab(labName: string, opts: LabOptions = {}): Promis
         else if (!ours) report.strangers.push(pid);
       }
     }
+    for (const id of registryProcesses(s)) if (await stopVerified(id, STOP_GRACE_MS, true)) report.killedPids.push(id.pid);
     if (report.strangers.length > 0) {
       log.warn({ lab: labName, pids: report.strangers }, 'processes the lab did not start remain in its namespaces; they keep those namespaces alive until they exit');
     }
@@ -665,6 +686,23 @@ export async function destroyLab(labName: string, opts: LabOptions = {}): Promis
   });
   log.info({ lab: labName, ...report }, report.found ? 'lab removed' : 'no such lab: nothing to remove');
   return report;
+}
+
+/** The lab registry's process: recorded, or (a creator that died right after spawning it) found by its argv. */
+function registryProcesses(s: LabState): ProcessIdentity[] {
+  const reg = s.registry?.process;
+  if (reg === undefined) return [];
+  if (reg.state === 'running') return [{ pid: reg.pid, startTime: reg.startTime }];
+  const argv = [REGISTRY_BIN, 'serve', registryPaths(s.dir).config];
+  const found: ProcessIdentity[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const st = readStat(pid);
+    const args = cmdline(pid);
+    if (st !== null && args !== null && sameArgv(args, argv)) found.push({ pid, startTime: st.startTime });
+  }
+  return found;
 }
 
 function sameArgv(a: readonly string[], b: readonly string[]): boolean {

@@ -61,6 +61,8 @@ export interface LabState {
   /** Everything the lab made (or was about to make), in creation order. Down removes these and only these. */
   made: { namespaces: string[]; links: string[]; paths: string[] };
   hosts: HostState[];
+  /** The lab's image registry on the bridge address (host:port), when the lab was made with one. */
+  registry?: { addr: string; process: { state: 'starting' } | { state: 'running'; pid: number; startTime: number } };
 }
 
 export function labDir(root: string, name: string): string {

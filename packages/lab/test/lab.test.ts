@@ -130,6 +130,26 @@ serial('up: N namespaces with .(i+1)/24 on eth0, the bridge holds .1, ip_forward
   t.like(listed, { nodes: 3, managers: 1, status: 'up' });
 });
 
+serial('registry: a lab made with one serves the distribution API on the bridge to every host; down stops it', async (t) => {
+  if (!existsSync('/usr/bin/docker-registry')) return t.fail('docker-registry is not installed (apt-get install docker-registry; scripts/test installs it)');
+  const name = `t${process.pid % 1000}-reg`;
+  t.teardown(async () => {
+    await destroyLab(name, { root, logger });
+  });
+  let seeded = '';
+  const lab = await createLab({ name, nodes: 2, managers: 1, root, logger, command: serverCommand, waitReady: serving, registry: true, seedRegistry: async (addr) => void (seeded = addr) });
+  const s = lab.state();
+  const addr = `${s.bridgeIp}:5000`;
+  t.is(seeded, addr, 'the seed step got the registry before the hosts started');
+  t.is(s.registry?.addr, addr);
+  const answer = await lab.exec('node-2', [process.execPath, '-e', `fetch('http://${addr}/v2/').then((r) => process.stdout.write(String(r.status)))`], { stdio: 'pipe' });
+  t.is(answer.stdout, '200');
+  const reg = s.registry?.process;
+  if (reg?.state !== 'running') return t.fail(`registry process ${JSON.stringify(reg)}`);
+  await lab.down();
+  t.false(isAlive({ pid: reg.pid, startTime: reg.startTime }), 'the registry is stopped with the lab');
+});
+
 serial('underlay: host 1 reaches host 3 over the bridge, and the root namespace reaches every host', async (t) => {
   const lab = await newLab(t, 3);
   t.true(await reaches(lab, 'node-1', 'node-3'));
