@@ -9,6 +9,10 @@ import { CliError, socketPath } from './context.js';
 /** A shutdown that hangs (a stuck disk, say) must not keep the process alive forever after a signal. */
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function parsePort(value: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new CliError(`--gossip-port ${JSON.stringify(value)} is not a port number (0-65535)`);
   return Number(value);
@@ -23,7 +27,9 @@ export function registerDaemonCommand(program: Command): void {
     .option('--hostname <name>', 'hostname the node reports (default $SWARM_HOSTNAME or the machine\'s)')
     .option('--gossip-port <port>', 'port of the libp2p gossip host on the listen address (default 7946; 0 = any)', parsePort)
     .option('--runtime <name>', 'container runtime: auto (default: runc when root on Linux with runc and conmon, else process), runc or process')
-    .action(async (opts: { dataDir?: string; hostname?: string; gossipPort?: number; runtime?: string }, command: Command) => {
+    .option('--registry-mirror <url>', "a mirror tried first for Docker Hub images, e.g. http://10.250.0.1:5000 (repeatable; Docker's registry-mirrors)", collect, [])
+    .option('--insecure-registry <host:port>', "a registry reached over plain HTTP (repeatable; loopback ones always are; Docker's insecure-registries)", collect, [])
+    .action(async (opts: { dataDir?: string; hostname?: string; gossipPort?: number; runtime?: string; registryMirror: string[]; insecureRegistry: string[] }, command: Command) => {
       const runtime = opts.runtime ?? process.env['SWARM_RUNTIME'] ?? 'auto';
       if (runtime !== 'auto' && runtime !== 'runc' && runtime !== 'process') throw new CliError(`--runtime ${JSON.stringify(runtime)}: use auto, runc or process`);
       // The daemon (libp2p, fastify, raft) loads only for this verb: client verbs stay quick to start.
@@ -39,6 +45,8 @@ export function registerDaemonCommand(program: Command): void {
         loggerFor: (component) => componentLogger(nodeName, component),
         ...(opts.gossipPort === undefined ? {} : { gossipPort: opts.gossipPort }),
         runtime,
+        registryMirrors: opts.registryMirror,
+        insecureRegistries: opts.insecureRegistry,
       }).catch((err: unknown) => {
         // A locked data dir or a busy socket is the user's to fix: one line, no stack.
         if (err instanceof DaemonError || (err instanceof Error && err.name === 'ApiError')) throw new CliError(err.message);

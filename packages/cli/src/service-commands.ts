@@ -759,33 +759,37 @@ export function registerServiceCommands(program: Command): void {
       if (opts.detach !== true) await waitRolledOut(client, s.ID, s.UpdateStatus?.StartedAt, true);
     });
 
-  service
-    .command('logs')
-    .description("show a service's task logs from every node")
-    .argument('<service>', 'service name or id')
-    .option('-f, --follow', 'keep printing new lines')
-    .option('-n, --tail <n>', 'lines from the end of each task\'s log (default all)')
-    .option('-t, --timestamps', 'show timestamps')
-    .action(async (ref: string, opts: { follow?: boolean; tail?: string; timestamps?: boolean }, command: Command) => {
-      let tail: number | undefined;
-      if (opts.tail !== undefined && opts.tail !== 'all') {
-        if (!/^\d+$/.test(opts.tail)) throw new CliError(`invalid --tail ${JSON.stringify(opts.tail)}: a number of lines, or all`);
-        tail = Number(opts.tail);
-      }
-      const controller = new AbortController();
-      process.once('SIGINT', () => controller.abort());
-      await clientFor(command).serviceLogs(
-        ref,
-        { follow: opts.follow === true, ...(tail === undefined ? {} : { tail }) },
-        (l) => {
-          // Docker's prefix: name.slot.taskid@node
-          const prefix = `${l.TaskName}.${l.TaskID.slice(0, 12)}@${l.Hostname}`;
-          const line = `${opts.timestamps === true ? `${l.Timestamp} ` : ''}${prefix}    | ${l.Line}\n`;
-          (l.Stream === 'stderr' ? process.stderr : process.stdout).write(line);
-        },
-        controller.signal,
-      );
-    });
+  const logsAction = async (ref: string, opts: { follow?: boolean; tail?: string; timestamps?: boolean }, command: Command): Promise<void> => {
+    let tail: number | undefined;
+    if (opts.tail !== undefined && opts.tail !== 'all') {
+      if (!/^\d+$/.test(opts.tail)) throw new CliError(`invalid --tail ${JSON.stringify(opts.tail)}: a number of lines, or all`);
+      tail = Number(opts.tail);
+    }
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    await clientFor(command).serviceLogs(
+      ref,
+      { follow: opts.follow === true, ...(tail === undefined ? {} : { tail }) },
+      (l) => {
+        // Docker's prefix: name.slot.taskid@node
+        const prefix = `${l.TaskName}.${l.TaskID.slice(0, 12)}@${l.Hostname}`;
+        const line = `${opts.timestamps === true ? `${l.Timestamp} ` : ''}${prefix}    | ${l.Line}\n`;
+        (l.Stream === 'stderr' ? process.stderr : process.stdout).write(line);
+      },
+      controller.signal,
+    );
+  };
+  const logsOptions = (c: Command): Command =>
+    c
+      .option('-f, --follow', 'keep printing new lines')
+      .option('-n, --tail <n>', "lines from the end of each task's log (default all)")
+      .option('-t, --timestamps', 'show timestamps');
+
+  logsOptions(service.command('logs').description("show a service's task logs from every node (or one task's)").argument('<service|task>', 'service name or id, or a task id')).action(logsAction);
+
+  // `swarm task logs TASK`: one task's log, wherever it ran (the same stream as `service logs TASK`).
+  const task = program.command('task').description("a service's tasks");
+  logsOptions(task.command('logs').description("show one task's log, from the node that ran it").argument('<task>', 'task id or unique prefix')).action(logsAction);
 
   service
     .command('rm')

@@ -103,6 +103,10 @@ export interface DaemonOptions {
   heartbeatGraceMs?: number;
   /** The container runtime: auto (default) is runc where it can run (Linux, root, runc + conmon), else process. */
   runtime?: RuntimeChoice;
+  /** Docker's registry-mirrors: base URLs tried first for Docker Hub images. */
+  registryMirrors?: string[];
+  /** Docker's insecure-registries: host:port reached over plain HTTP (loopback always is). */
+  insecureRegistries?: string[];
 }
 
 /** The agent as the daemon holds it: the dispatcher session's side, its tasks' logs, and its own shutdown. */
@@ -744,8 +748,21 @@ class NodeDaemon implements ApiBackend, Daemon {
     this.requireManager(runtime);
     await runtime.readBarrier();
     const { tasks, nodes } = runtime.store.view((tx) => {
-      const service = resolveService(tx.list('service'), ref);
-      return { tasks: tx.tasksByService(service.id).filter((t) => t.nodeId !== ''), nodes: new Map(tx.list('node').map((n) => [n.id, n])) };
+      const nodes = new Map(tx.list('node').map((n) => [n.id, n]));
+      // Docker's `service logs SERVICE|TASK`: a service by id, name or prefix, else one task by id or unique prefix.
+      let service;
+      try {
+        service = resolveService(tx.list('service'), ref);
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.code !== 'not_found') throw err;
+        const matches = tx.list('task').filter((t) => t.id === ref || t.id.startsWith(ref));
+        const exact = matches.find((t) => t.id === ref);
+        if (exact === undefined && matches.length > 1) throw new ApiError('ambiguous', `${ref} matches ${matches.length} tasks: give more of the id`);
+        const task = exact ?? matches[0];
+        if (task === undefined) throw new ApiError('not_found', `no such service or task: ${ref}`);
+        return { tasks: task.nodeId === '' ? [] : [task], nodes };
+      }
+      return { tasks: tx.tasksByService(service.id).filter((t) => t.nodeId !== ''), nodes };
     });
     const request = (ids: string[]) => ({ taskIds: ids, tail: options.tail ?? MAX_TAIL_LINES, follow: options.follow });
     const byNode = new Map<string, string[]>();
@@ -1106,7 +1123,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const lock = await acquireDataDirLock(options.dataDir, logger);
   try {
     const { privateKey, peerId } = await loadOrCreateLibp2pKey(options.dataDir, logger);
-    const engine = await createEngine({ dataDir: options.dataDir, logger: options.loggerFor?.('runtime') ?? logger.child({ component: 'runtime' }), runtime: options.runtime ?? 'auto' });
+    const engine = await createEngine({ dataDir: options.dataDir, logger: options.loggerFor?.('runtime') ?? logger.child({ component: 'runtime' }), runtime: options.runtime ?? 'auto', registryMirrors: options.registryMirrors ?? [], insecureRegistries: options.insecureRegistries ?? [] });
     const daemon = new NodeDaemon(options, engine, lock, privateKey, peerId, logger);
     try {
       await daemon.start();

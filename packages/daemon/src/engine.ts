@@ -19,6 +19,8 @@ export interface EngineOptions {
   logger: Logger;
   /** auto: runc when this is Linux, we are root and runc + conmon are installed; else the process runtime. */
   runtime: RuntimeChoice;
+  registryMirrors: string[];
+  insecureRegistries: string[];
 }
 
 export interface NodeEngine {

@@ -48,6 +48,12 @@ test('a replicated service runs its tasks as processes on every node, restarts a
     return lines.filter((l) => l.startsWith('hello from')).length === 4 ? true : undefined;
   });
   t.deepEqual(lines.map((l) => l.replace(/[0-9a-z]{25}/, 'ID')).sort(), Array<string>(4).fill('hello from ID'));
+  // One task's log by its id prefix (Docker's `service logs TASK`; `swarm task logs`).
+  const one = tasks[0];
+  if (one === undefined) throw new Error('no task');
+  const own: string[] = [];
+  await leader.client.serviceLogs(one.ID.slice(0, 12), {}, (l) => own.push(`${l.TaskID} ${l.Line}`));
+  t.deepEqual(own, [`${one.ID} hello from ${one.ID}`]);
 
   // A task's process killed from outside: FAILED with the exit, then a new task in the same slot.
   const victim = tasks.find((x) => workers.some((w) => w.daemon.nodeId === x.NodeID));
