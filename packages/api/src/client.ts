@@ -81,8 +81,10 @@ export class ApiClient {
     return this.call('POST', `/swarm/leave?force=${String(force)}`) as Promise<SwarmLeaveResponse>;
   }
 
-  createService(spec: ServiceSpecDocument): Promise<{ ID: string }> {
-    return this.call('POST', '/services/create', spec) as Promise<{ ID: string }>;
+  /** Warnings: Docker's, e.g. that the image's digest could not be recorded. */
+  createService(spec: ServiceSpecDocument, options: { resolveImage?: boolean } = {}): Promise<{ ID: string; Warnings?: string[] }> {
+    const query = options.resolveImage === false ? '?resolveImage=false' : '';
+    return this.call('POST', `/services/create${query}`, spec) as Promise<{ ID: string; Warnings?: string[] }>;
   }
 
   listServices(status = true): Promise<ServiceDocument[]> {
@@ -93,9 +95,13 @@ export class ApiClient {
     return this.call('GET', `/services/${encodeURIComponent(ref)}?status=${String(status)}`) as Promise<ServiceDocument>;
   }
 
-  async updateService(ref: string, spec: ServiceSpecDocument, version?: number): Promise<void> {
-    const query = version === undefined ? '' : `?version=${version}`;
-    await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec);
+  async updateService(ref: string, spec: ServiceSpecDocument, version?: number, options: { resolveImage?: boolean } = {}): Promise<string[]> {
+    const params = new URLSearchParams();
+    if (version !== undefined) params.set('version', String(version));
+    if (options.resolveImage === false) params.set('resolveImage', 'false');
+    const query = params.size === 0 ? '' : `?${params.toString()}`;
+    const res = (await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec)) as { Warnings?: string[] };
+    return res.Warnings ?? [];
   }
 
   /** `service rollback`: the previous spec back, rolled out with the rollback config. */

@@ -121,7 +121,17 @@ const serviceQuerySchema = {
 const serviceUpdateQuerySchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { version: { type: 'string', pattern: '^[0-9]{1,15}$' }, rollback: { type: 'string', enum: ['previous'] } },
+  properties: {
+    version: { type: 'string', pattern: '^[0-9]{1,15}$' },
+    rollback: { type: 'string', enum: ['previous'] },
+    resolveImage: { type: 'string', enum: ['true', 'false'] },
+  },
+} as const;
+
+const resolveQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { resolveImage: { type: 'string', enum: ['true', 'false'] } },
 } as const;
 
 const logsQuerySchema = {
@@ -257,8 +267,10 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
     },
   );
 
-  app.post<{ Body: ServiceSpecDocument }>('/services/create', { schema: { body: serviceSpecSchema } }, async (request) =>
-    backend.createService(request.body),
+  app.post<{ Body: ServiceSpecDocument; Querystring: { resolveImage?: 'true' | 'false' } }>(
+    '/services/create',
+    { schema: { body: serviceSpecSchema, querystring: resolveQuerySchema } },
+    async (request) => backend.createService(request.body, { resolveImage: request.query.resolveImage !== 'false' }),
   );
 
   app.get<{ Querystring: { status: 'true' | 'false' } }>('/services', { schema: { querystring: serviceQuerySchema } }, async (request) => {
@@ -280,14 +292,14 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
   );
 
   // As Docker's: `?rollback=previous` puts the previous spec back (the body is then not used).
-  app.post<{ Params: { id: string }; Querystring: { version?: string; rollback?: 'previous' }; Body: ServiceSpecDocument }>(
+  app.post<{ Params: { id: string }; Querystring: { version?: string; rollback?: 'previous'; resolveImage?: 'true' | 'false' }; Body: ServiceSpecDocument }>(
     '/services/:id/update',
     { schema: { params: nodeParamsSchema, querystring: serviceUpdateQuerySchema, body: serviceSpecSchema } },
     async (request) => {
       const version = request.query.version === undefined ? null : Number(request.query.version);
       const change = request.query.rollback === 'previous' ? { rollback: true as const } : { spec: request.body };
-      await backend.updateService(request.params.id, change, version);
-      return { Warnings: [] };
+      const { warnings } = await backend.updateService(request.params.id, change, version, { resolveImage: request.query.resolveImage !== 'false' });
+      return { Warnings: warnings };
     },
   );
 

@@ -187,6 +187,11 @@ export interface VolumeCreateRequest {
   Labels?: Record<string, string>;
 }
 
+export interface ServiceWriteOptions {
+  /** Pin an image given by tag to its registry digest (Docker's default; --no-resolve-image turns it off). */
+  resolveImage: boolean;
+}
+
 export interface ApiBackend {
   info(): Promise<InfoDocument>;
   initSwarm(request: SwarmInitRequest): Promise<SwarmInitResponse>;
@@ -205,14 +210,19 @@ export interface ApiBackend {
   /** `swarm leave`: a manager is refused unless force. */
   leaveSwarm(force: boolean): Promise<SwarmLeaveResponse>;
   /** `service create`: the spec as the API checked it (schema); resolves with the new service's id. */
-  createService(spec: ServiceSpecDocument): Promise<{ ID: string }>;
+  /**
+   * `service create`: the spec as the API checked it (schema). Unless `resolveImage` is false, an image given by
+   * tag is pinned to the digest its registry has now, so every replica runs the same bytes; when the registry
+   * cannot be asked, Docker's warning says so and each node resolves the tag itself.
+   */
+  createService(spec: ServiceSpecDocument, options: ServiceWriteOptions): Promise<{ ID: string; Warnings: string[] }>;
   /** Every service and task (after a linearizable read). */
   listServices(): Promise<{ services: Service[]; tasks: Task[] }>;
   /**
    * Replaces a service's spec, or puts its previous spec back (rollback); a changed task template starts a rolling
    * update. `version` (the Version.Index read) makes a concurrent update fail with conflict.
    */
-  updateService(ref: string, change: { spec: ServiceSpecDocument } | { rollback: true }, version: number | null): Promise<Service>;
+  updateService(ref: string, change: { spec: ServiceSpecDocument } | { rollback: true }, version: number | null, options: ServiceWriteOptions): Promise<{ service: Service; warnings: string[] }>;
   removeService(ref: string): Promise<void>;
   /** The logs of a service's tasks from every node that ran one, merged; ends unless follow, or when signal aborts. */
   serviceLogs(ref: string, options: { tail: number | null; follow: boolean }, signal: AbortSignal): Promise<AsyncIterable<ServiceLogLine>>;

@@ -92,14 +92,14 @@ class FakeBackend implements ApiBackend {
     this.removals.push([ref, force]);
   }
   created: ServiceSpecDocument[] = [];
-  async createService(spec: ServiceSpecDocument): Promise<{ ID: string }> {
+  async createService(spec: ServiceSpecDocument): Promise<{ ID: string; Warnings: string[] }> {
     this.created.push(spec);
-    return { ID: 'svc1' };
+    return { ID: 'svc1', Warnings: [] };
   }
   async listServices(): Promise<{ services: Service[]; tasks: Task[] }> {
     return { services: [], tasks: [] };
   }
-  async updateService(): Promise<Service> {
+  async updateService(): Promise<{ service: Service; warnings: string[] }> {
     throw new ApiError('not_found', 'service x not found');
   }
   async removeService(): Promise<void> {}
@@ -302,7 +302,7 @@ test('POST /services/create checks the spec by schema and names the bad field; a
     payload: { Name: 'web', TaskTemplate: { ContainerSpec: { Image: 'busybox', Args: ['sleep', '60'] } }, Mode: { Replicated: { Replicas: 3 } } },
   });
   t.is(ok.statusCode, 200, ok.body);
-  t.deepEqual(ok.json(), { ID: 'svc1' });
+  t.deepEqual(ok.json(), { ID: 'svc1', Warnings: [] });
   t.is(backend.created.length, 1);
   const cases: Array<[unknown, RegExp]> = [
     [{ TaskTemplate: { ContainerSpec: {} } }, /body\.TaskTemplate\.ContainerSpec: missing field "Image"/],

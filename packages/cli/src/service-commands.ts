@@ -73,6 +73,8 @@ export interface SpecFlags {
   healthStartPeriod?: string;
   /** Commander's negatable option: false when --no-healthcheck is given. */
   healthcheck?: boolean;
+  /** False when --no-resolve-image is given. */
+  resolveImage?: boolean;
   limitPids?: string;
   hostname?: string;
   init?: boolean;
@@ -388,9 +390,15 @@ export function serviceRow(s: ServiceDocument): ServiceRow {
     Name: s.Spec.Name,
     Mode: global ? 'global' : 'replicated',
     Replicas: status === undefined ? '' : `${status.RunningTasks}/${status.DesiredTasks}`,
-    Image: s.Spec.TaskTemplate.ContainerSpec.Image,
+    Image: shortImage(s.Spec.TaskTemplate.ContainerSpec.Image),
     Ports: (s.Endpoint.Ports ?? []).map((p) => `*:${p.PublishedPort}->${p.TargetPort}/${p.Protocol}`).join(', '),
   };
+}
+
+/** As Docker's tables show a pinned image: without its digest (`busybox:latest@sha256:…` -> `busybox:latest`). */
+export function shortImage(image: string): string {
+  const at = image.indexOf('@');
+  return at < 0 ? image : image.slice(0, at);
 }
 
 export interface TaskRow {
@@ -425,7 +433,7 @@ export function taskRows(tasks: readonly TaskDocument[], hostnames: ReadonlyMap<
     return {
       ID: t.ID.slice(0, 12),
       Name: name,
-      Image: t.Spec.ContainerSpec.Image,
+      Image: shortImage(t.Spec.ContainerSpec.Image),
       Node: t.NodeID === undefined ? '' : (hostnames.get(t.NodeID) ?? t.NodeID),
       DesiredState: capitalize(t.DesiredState),
       CurrentState: `${capitalize(t.Status.State)} ${ago(t.Status.Timestamp, nowMs)}`,
@@ -549,7 +557,8 @@ function specOptions(command: Command): Command {
     .option('--init', 'run an init (tini) as pid 1 that forwards signals and reaps processes')
     .option('--read-only', "mount the containers' root filesystem read-only")
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect, [])
-    .option('--cap-drop <cap>', 'drop a Linux capability, or ALL (repeatable)', collect, []);
+    .option('--cap-drop <cap>', 'drop a Linux capability, or ALL (repeatable)', collect, [])
+    .option('--no-resolve-image', "do not pin the image to its registry digest (each node then resolves the tag itself)");
   for (const [prefix, what] of [
     ['update', 'an update'],
     ['rollback', 'a rollback'],
@@ -615,7 +624,8 @@ export function registerServiceCommands(program: Command): void {
     .passThroughOptions()
     .action(async (image: string, args: string[], opts: CreateFlags & { detach?: boolean }, command: Command) => {
       const client = clientFor(command);
-      const { ID } = await client.createService(specFromFlags(image, args, opts));
+      const { ID, Warnings } = await client.createService(specFromFlags(image, args, opts), { resolveImage: opts.resolveImage !== false });
+      for (const w of Warnings ?? []) process.stderr.write(`${w}\n`);
       writeOut(ID);
       if (opts.detach !== true) await waitConverged(client, ID);
     });
@@ -740,7 +750,8 @@ export function registerServiceCommands(program: Command): void {
       if (opts.rollback === true) {
         await client.rollbackService(s.ID, s.Spec, s.Version.Index);
       } else {
-        await client.updateService(s.ID, updatedSpec(s.Spec, opts), s.Version.Index);
+        const warnings = await client.updateService(s.ID, updatedSpec(s.Spec, opts), s.Version.Index, { resolveImage: opts.resolveImage !== false });
+        for (const w of warnings) process.stderr.write(`${w}\n`);
       }
       writeOut(s.Spec.Name);
       if (opts.detach !== true) await waitRolledOut(client, s.ID, s.UpdateStatus?.StartedAt, opts.rollback === true);

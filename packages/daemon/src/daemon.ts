@@ -27,6 +27,7 @@ import {
   type SwarmInitResponse,
   type SwarmJoinRequest,
   type SwarmJoinResponse,
+  type ServiceWriteOptions,
   type VolumeCreateRequest,
   type VolumeDocument,
 } from '@swarm/api';
@@ -657,13 +658,14 @@ class NodeDaemon implements ApiBackend, Daemon {
 
   // ------------------------------------------------------------ services
 
-  async createService(doc: ServiceSpecDocument): Promise<{ ID: string }> {
+  async createService(doc: ServiceSpecDocument, options: ServiceWriteOptions): Promise<{ ID: string; Warnings: string[] }> {
     const runtime = this.active();
     this.requireManager(runtime);
     const id = newId();
     // Docker makes up a name when none is given; ours is short and says what it is.
     const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
     checkServiceSpec(spec);
+    const warnings = await this.pinImage(spec, options);
     const service: Omit<Service, 'meta'> = {
       id,
       spec,
@@ -673,8 +675,26 @@ class NodeDaemon implements ApiBackend, Daemon {
       updateStatus: null,
     };
     await runtime.propose([{ op: 'create', kind: 'service', object: service }]);
-    this.logger.info({ service: id, name: spec.name }, 'service created');
-    return { ID: id };
+    this.logger.info({ service: id, name: spec.name, image: spec.taskTemplate.containerSpec.image }, 'service created');
+    return { ID: id, Warnings: warnings };
+  }
+
+  /**
+   * Docker's image pinning: an image given by tag becomes `tag@digest` with the digest the registry answers now,
+   * so every replica, on every node, runs the same bytes even if the tag moves. An image already pinned, or a
+   * registry that cannot be asked, is left as it is (with Docker's warning for the latter).
+   */
+  private async pinImage(spec: Service['spec'], options: ServiceWriteOptions): Promise<string[]> {
+    const c = spec.taskTemplate.containerSpec;
+    const resolve = this.engine.resolveImage;
+    if (!options.resolveImage || c.image.includes('@') || resolve === null) return [];
+    try {
+      c.image = await resolve(c.image);
+      return [];
+    } catch (err) {
+      this.logger.info({ image: c.image, err: (err as Error).message }, 'could not pin the image to a digest');
+      return [`image ${c.image} could not be accessed on a registry to record its digest (${(err as Error).message}). Each node will access ${c.image} independently, possibly leading to different nodes running different versions of the image.`];
+    }
   }
 
   async listServices(): Promise<{ services: Service[]; tasks: Task[] }> {
@@ -684,7 +704,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     return runtime.store.view((tx) => ({ services: tx.list('service'), tasks: tx.list('task') }));
   }
 
-  async updateService(ref: string, change: { spec: ServiceSpecDocument } | { rollback: true }, version: number | null): Promise<Service> {
+  async updateService(ref: string, change: { spec: ServiceSpecDocument } | { rollback: true }, version: number | null, options: ServiceWriteOptions): Promise<{ service: Service; warnings: string[] }> {
     const runtime = this.active();
     this.requireManager(runtime);
     await runtime.readBarrier();
@@ -694,6 +714,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     }
     const nowMs = Date.now();
     let next: Omit<Service, 'meta'> & { meta: Service['meta'] };
+    let warnings: string[] = [];
     if ('rollback' in change) {
       if (service.previousSpec === null) throw new ApiError('invalid_argument', `service ${service.spec.name} has no previous spec to roll back to`);
       const rollingOut = !deepEqual(service.previousSpec.taskTemplate, service.spec.taskTemplate);
@@ -710,6 +731,7 @@ class NodeDaemon implements ApiBackend, Daemon {
         throw new ApiError('invalid_argument', `Mode: service ${service.spec.name} is ${service.spec.mode.global !== undefined ? 'global' : 'replicated'}; the mode of a service cannot change`);
       }
       checkServiceSpec(spec);
+      warnings = await this.pinImage(spec, options);
       // Only a new task template is rolled out; a new replica count is the orchestrator's alone (a scale).
       const rollingOut = !deepEqual(spec.taskTemplate, service.spec.taskTemplate);
       next = {
@@ -723,7 +745,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     const updated = runtime.store.view((tx) => tx.get('service', service.id));
     if (updated === undefined) throw new ApiError('not_found', `service ${ref} was removed while it was being updated`);
     this.logger.info({ service: service.id, name: service.spec.name, update: updated.updateStatus?.state ?? null }, 'service updated');
-    return updated;
+    return { service: updated, warnings };
   }
 
   async removeService(ref: string): Promise<void> {

@@ -26,6 +26,8 @@ export interface EngineOptions {
 export interface NodeEngine {
   readonly runtime: Runtime;
   readonly volumes: LocalVolumes;
+  /** `image:tag` -> `image:tag@sha256:...` as the registry answers now; null when this node keeps no images. */
+  readonly resolveImage: ((reference: string) => Promise<string>) | null;
   /** The task runner for one swarm membership, on this engine's runtime. */
   agentFor(nodeId: string, report: (updates: TaskStatusUpdate[]) => void, logger: Logger): TaskAgent;
   close(): Promise<void>;
@@ -69,6 +71,7 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
   return {
     runtime,
     volumes,
+    resolveImage: null,
     agentFor(nodeId, report, logger) {
       const a = new Agent({ nodeId, runtime, report, logger });
       // Containers an earlier run left are the first agent's to take over; later memberships start empty.
