@@ -265,22 +265,19 @@ export class RegistryClient {
 
   // ---- requests ----
 
-  /** fetch with a deadline for the response headers; the caller's signal aborts it too. */
+  /** fetch with a deadline for the response headers; the caller's signal aborts it (and its body) too. */
   private async timedFetch(url: string, init: RequestInit, signal: AbortSignal | undefined): Promise<Response> {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(new TransientError(`no answer from ${new URL(url).host} within ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs);
-    const onAbort = (): void => ctl.abort(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await this.fetchFn(url, { ...init, signal: ctl.signal });
+      return await this.fetchFn(url, { ...init, signal: signal === undefined ? ctl.signal : AbortSignal.any([ctl.signal, signal]) });
     } catch (err) {
-      if (signal?.aborted === true) throw abortError(signal);
+      if (signal?.aborted === true) throw signal.reason instanceof TransientError ? signal.reason : abortError(signal);
       if (ctl.signal.aborted && ctl.signal.reason instanceof TransientError) throw ctl.signal.reason;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new TransientError(`${new URL(url).host}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
     }
   }
 
