@@ -4,7 +4,7 @@
 import test from 'ava';
 import { RuntimeError } from '../src/runtime.js';
 import { canonicalReference, familiarReference, parseReference } from '../src/image/reference.js';
-import { parseChallenge } from '../src/image/registry.js';
+import { RegistryClient, parseChallenge } from '../src/image/registry.js';
 import { hostPlatform, selectPlatform, MEDIA } from '../src/image/oci.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;
@@ -93,4 +93,16 @@ test('an index picks linux and this node architecture, or names the platforms it
   t.regex(err?.message ?? '', new RegExp(`platform linux/${ours.architecture}`));
   // arm64's v8 variant counts as arm64.
   t.is(selectPlatform({ schemaVersion: 2, manifests: [d('arm64', 'e', 'v8')] }, { os: 'linux', architecture: 'arm64' }, 'img').digest, `sha256:${'e'.repeat(64)}`);
+});
+
+test('plain http for the insecure registries given, loopback and localhost; https for the rest; mirrors must be URLs', (t) => {
+  const c = new RegistryClient({ insecureRegistries: ['10.0.0.1:5000'] });
+  t.is(c.schemeFor('10.0.0.1:5000'), 'http');
+  t.is(c.schemeFor('10.0.0.1:5001'), 'https');
+  t.is(c.schemeFor('127.0.0.5:5000'), 'http');
+  t.is(c.schemeFor('localhost:5000'), 'http');
+  t.is(c.schemeFor('localhost'), 'http');
+  t.is(c.schemeFor('[::1]:5000'), 'http');
+  t.is(c.schemeFor('registry.example.com'), 'https');
+  t.throws(() => new RegistryClient({ registryMirrors: ['mirror.example.com'] }), { message: /not an http\(s\) URL/ });
 });
