@@ -226,6 +226,10 @@ export class ImageStore implements ImageProvider {
       diffIds = config.rootfs.diff_ids;
       this.lease(diffIds);
       let downloaded = !had;
+      // One layer failing stops this pull's other downloads (a download another pull shares goes on for it).
+      const layerCtl = new AbortController();
+      const stopLayers = (): void => layerCtl.abort(signal.reason);
+      signal.addEventListener('abort', stopLayers, { once: true });
       await Promise.all(
         layers.map(async (l, i) => {
           const diffId = diffIds[i] as string;
@@ -234,12 +238,17 @@ export class ImageStore implements ImageProvider {
             return;
           }
           downloaded = true;
-          await this.fetchBlob(ref, l, signal, emit);
-          emit({ type: 'layer', digest: l.digest, status: 'extracting', currentBytes: 0, totalBytes: l.size });
-          await this.unpack(l, diffId, name);
+          try {
+            await this.fetchBlob(ref, l, layerCtl.signal, emit);
+            emit({ type: 'layer', digest: l.digest, status: 'extracting', currentBytes: 0, totalBytes: l.size });
+            await this.unpack(l, diffId, name);
+          } catch (err) {
+            layerCtl.abort(err);
+            throw err;
+          }
           emit({ type: 'layer', digest: l.digest, status: 'complete', currentBytes: l.size, totalBytes: l.size });
         }),
-      );
+      ).finally(() => signal.removeEventListener('abort', stopLayers));
       await this.layout.writeBytes(fetched.manifest.bytes, fetched.manifest.digest);
       if (fetched.index !== null) await this.layout.writeBytes(fetched.index.bytes, fetched.index.digest);
       const entry: Entry = {
