@@ -211,6 +211,13 @@ export class Agent {
     return names;
   }
 
+  /** The image references of the containers this agent holds (an image in use cannot be removed). */
+  imagesInUse(): Set<string> {
+    const refs = new Set<string>();
+    for (const rec of this.records.values()) if (rec.runtime !== 'none' && rec.runtime !== 'removed') refs.add(rec.task.spec.containerSpec.image);
+    return refs;
+  }
+
   /**
    * After close: stops every container this agent holds (each with its grace period) and removes them; for a node
    * that leaves the swarm or a daemon that shuts down cleanly (a crash leaves them running, to be adopted).

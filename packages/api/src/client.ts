@@ -2,10 +2,11 @@
 // failures come back as ApiError (the daemon answered with an error) or DaemonUnreachableError (nobody answered).
 
 import { request } from 'node:http';
+import type { Readable, Writable } from 'node:stream';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
 import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from './services.js';
-import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument } from './types.js';
+import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -142,16 +143,26 @@ export class ApiClient {
    */
   serviceLogs(ref: string, options: { tail?: number; follow?: boolean }, onLine: (line: ServiceLogLine) => void, signal?: AbortSignal): Promise<void> {
     const query = new URLSearchParams({ follow: String(options.follow === true), ...(options.tail === undefined ? {} : { tail: String(options.tail) }) });
-    const path = `/services/${encodeURIComponent(ref)}/logs?${query.toString()}`;
+    return this.ndjson('GET', `/services/${encodeURIComponent(ref)}/logs?${query.toString()}`, (v) => onLine(v as ServiceLogLine), { signal });
+  }
+
+  /**
+   * A request whose answer is NDJSON (logs, pull and push progress), each line to `onLine` as it comes; `body` is
+   * streamed as the request body (an image archive). No request timeout: it lasts until the daemon ends it or
+   * `signal` aborts (which resolves). An error answer rejects with its ApiError.
+   */
+  ndjson(method: 'GET' | 'POST', path: string, onLine: (value: unknown) => void, opts: { signal?: AbortSignal | undefined; body?: Readable; contentType?: string; headers?: Record<string, string> } = {}): Promise<void> {
+    const signal = opts.signal;
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method: 'GET', path, ...(signal === undefined ? {} : { signal }) }, (res) => {
+      const headers: Record<string, string> = { ...opts.headers, ...(opts.body === undefined ? {} : { 'content-type': opts.contentType ?? 'application/octet-stream' }) };
+      const req = request({ socketPath: this.socketPath, method, path, headers, ...(signal === undefined ? {} : { signal }) }, (res) => {
         const status = res.statusCode ?? 0;
         let buffered = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           buffered += chunk;
           if (buffered.length > MAX_RESPONSE_BYTES) {
-            req.destroy(new Error(`a log line from the daemon exceeds ${MAX_RESPONSE_BYTES} bytes`));
+            req.destroy(new Error(`a line from the daemon exceeds ${MAX_RESPONSE_BYTES} bytes`));
             return;
           }
           if (status < 200 || status >= 300) return;
@@ -159,7 +170,7 @@ export class ApiClient {
           while (nl >= 0) {
             const text = buffered.slice(0, nl);
             buffered = buffered.slice(nl + 1);
-            if (text !== '') onLine(JSON.parse(text) as ServiceLogLine);
+            if (text !== '') onLine(JSON.parse(text));
             nl = buffered.indexOf('\n');
           }
         });
@@ -172,7 +183,7 @@ export class ApiClient {
           } catch {
             // not JSON: errorFromBody says so with the status
           }
-          reject(errorFromBody(status, body, `GET ${path}`));
+          reject(errorFromBody(status, body, `${method} ${path}`));
         });
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
@@ -180,8 +191,98 @@ export class ApiClient {
         else if (err.code !== undefined && UNREACHABLE_CODES.has(err.code)) reject(new DaemonUnreachableError(this.socketPath, err));
         else reject(err);
       });
+      if (opts.body === undefined) req.end();
+      else opts.body.on('error', (err) => req.destroy(err)).pipe(req);
+    });
+  }
+
+  // ---- images (this node's)
+
+  listImages(): Promise<ImageSummaryDocument[]> {
+    return this.call('GET', '/images/json') as Promise<ImageSummaryDocument[]>;
+  }
+
+  inspectImage(ref: string): Promise<ImageInspectDocument> {
+    return this.call('GET', `/images/${encodeURIComponent(ref)}/json`) as Promise<ImageInspectDocument>;
+  }
+
+  /** Docker's pull progress lines; a failure part way is an `error` line, which rejects. */
+  async pullImage(ref: string, onLine: (line: ImageProgressLine) => void, signal?: AbortSignal): Promise<void> {
+    await this.progress('POST', `/images/create?fromImage=${encodeURIComponent(ref)}`, onLine, signal);
+  }
+
+  async pushImage(ref: string, onLine: (line: ImageProgressLine) => void, signal?: AbortSignal): Promise<void> {
+    await this.progress('POST', `/images/${encodeURIComponent(ref)}/push`, onLine, signal);
+  }
+
+  removeImage(ref: string, force = false): Promise<Array<{ Untagged?: string; Deleted?: string }>> {
+    return this.call('DELETE', `/images/${encodeURIComponent(ref)}?force=${String(force)}`) as Promise<Array<{ Untagged?: string; Deleted?: string }>>;
+  }
+
+  async tagImage(source: string, target: string): Promise<void> {
+    await this.call('POST', `/images/${encodeURIComponent(source)}/tag?target=${encodeURIComponent(target)}`);
+  }
+
+  /** Loads an OCI image archive (plain or gzipped tar) streamed from `archive`; answers the names loaded. */
+  async loadImages(archive: Readable): Promise<string[]> {
+    const loaded: string[] = [];
+    await this.progress('POST', '/images/load', (l) => {
+      if (l.stream !== undefined) loaded.push(l.stream.replace(/^Loaded image: /, '').trim());
+    }, undefined, { body: archive, contentType: 'application/x-tar' });
+    return loaded;
+  }
+
+  /** Writes an OCI image archive of `refs` to `out`. */
+  saveImages(refs: readonly string[], out: Writable): Promise<void> {
+    const query = new URLSearchParams(refs.map((r): [string, string] => ['names', r]));
+    const path = `/images/get?${query.toString()}`;
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method: 'GET', path }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          // process.stdout is never ended by pipe(), so it never finishes: the end of the answer is the end then.
+          res.pipe(out);
+          if (out === process.stdout) res.once('end', () => resolve());
+          else out.once('finish', () => resolve());
+          out.once('error', reject);
+          res.once('error', reject);
+          return;
+        }
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text = (text + c).slice(0, 65536)));
+        res.on('end', () => {
+          let body: unknown = text;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            // errorFromBody says what came back
+          }
+          reject(errorFromBody(status, body, `GET ${path}`));
+        });
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== undefined && UNREACHABLE_CODES.has(err.code)) reject(new DaemonUnreachableError(this.socketPath, err));
+        else reject(err);
+      });
       req.end();
     });
+  }
+
+  private async progress(
+    method: 'POST',
+    path: string,
+    onLine: (line: ImageProgressLine) => void,
+    signal?: AbortSignal,
+    extra: { body?: Readable; contentType?: string } = {},
+  ): Promise<void> {
+    let failure: string | null = null;
+    await this.ndjson(method, path, (v) => {
+      const line = v as ImageProgressLine;
+      if (line.error !== undefined) failure = line.error;
+      else onLine(line);
+    }, { signal, ...extra });
+    if (failure !== null) throw new ApiError('unavailable', failure);
   }
 
   /** The daemon's gossip view of the cluster (any node, no quorum needed). */

@@ -2,7 +2,8 @@
 // ({error: {code, message}} with a proper status) for everything that fails. Cluster logic stays in the backend.
 
 import { connect } from 'node:net';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rm, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { dirname } from 'node:path';
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
@@ -12,7 +13,7 @@ import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
 import { resolveService, serviceDocument, serviceSpecSchema, serviceStatus, taskDocument, type ServiceSpecDocument } from './services.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
-import { DEFAULT_LISTEN_PORT, type ApiBackend, type NodeUpdateRequest, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
+import { DEFAULT_LISTEN_PORT, type ApiBackend, type ImageProgressLine, type NodeUpdateRequest, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
 
 /** Requests are small control messages; anything bigger is a mistake or an attack. */
 export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -91,6 +92,62 @@ const volumeCreateSchema = {
     Labels: { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 4096 } },
   },
 } as const;
+
+const imageParamsSchema = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', minLength: 1, maxLength: 1024 } },
+} as const;
+
+const pullQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['fromImage'],
+  properties: { fromImage: { type: 'string', minLength: 1, maxLength: 1024 } },
+} as const;
+
+const tagQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['target'],
+  properties: { target: { type: 'string', minLength: 1, maxLength: 1024 } },
+} as const;
+
+const saveQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['names'],
+  properties: { names: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', minLength: 1 } }] } },
+} as const;
+
+/**
+ * Docker's progress stream: NDJSON lines as they come. A failure before the first line is a plain error answer;
+ * after it, the stream ends with an {"error"} line. The client hanging up aborts the operation.
+ */
+async function streamProgress(reply: FastifyReply, run: (onLine: (line: ImageProgressLine) => void, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  let started = false;
+  const write = (line: ImageProgressLine): void => {
+    if (!started) {
+      started = true;
+      reply.hijack();
+      reply.raw.on('close', () => controller.abort());
+      reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    }
+    reply.raw.write(`${JSON.stringify(line)}\n`);
+  };
+  try {
+    await run(write, controller.signal);
+  } catch (err) {
+    if (!started) throw err;
+    write({ error: err instanceof Error ? err.message : String(err) });
+  }
+  if (!started) {
+    await reply.code(200).type('application/x-ndjson').send('');
+    return;
+  }
+  reply.raw.end();
+}
 
 const forceQuerySchema = {
   type: 'object',
@@ -342,6 +399,54 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
   app.delete<{ Params: { name: string } }>('/volumes/:name', { schema: { params: volumeParamsSchema } }, async (request, reply) => {
     await backend.removeVolume(request.params.name);
     return reply.code(204).send();
+  });
+
+  // ---- images: this node's store. Pull and push answer Docker's NDJSON progress; an error part way is the
+  // stream's last line ({"error": ...}), as Docker's, since the status line has gone out by then.
+
+  app.get('/images/json', async () => backend.listImages());
+
+  app.get<{ Params: { name: string } }>('/images/:name/json', { schema: { params: imageParamsSchema } }, async (request) => backend.inspectImage(request.params.name));
+
+  app.post<{ Querystring: { fromImage: string } }>('/images/create', { schema: { querystring: pullQuerySchema } }, async (request, reply) =>
+    streamProgress(reply, (onLine, signal) => backend.pullImage(request.query.fromImage, onLine, signal)),
+  );
+
+  app.post<{ Params: { name: string } }>('/images/:name/push', { schema: { params: imageParamsSchema } }, async (request, reply) =>
+    streamProgress(reply, (onLine, signal) => backend.pushImage(request.params.name, onLine, signal)),
+  );
+
+  app.post<{ Params: { name: string }; Querystring: { target: string } }>(
+    '/images/:name/tag',
+    { schema: { params: imageParamsSchema, querystring: tagQuerySchema } },
+    async (request, reply) => {
+      await backend.tagImage(request.params.name, request.query.target);
+      return reply.code(201).send();
+    },
+  );
+
+  app.delete<{ Params: { name: string }; Querystring: { force: 'true' | 'false' } }>(
+    '/images/:name',
+    { schema: { params: imageParamsSchema, querystring: forceQuerySchema } },
+    async (request) => backend.removeImage(request.params.name, request.query.force === 'true'),
+  );
+
+  // The archive is the raw request body (no size bound: images are big), handed on as a stream.
+  app.addContentTypeParser(['application/x-tar', 'application/octet-stream', 'application/gzip'], (_request, payload, done) => done(null, payload));
+  app.post('/images/load', async (request, reply) => {
+    if (request.body === undefined || request.body === null) throw new ApiError('invalid_argument', 'POST /images/load needs the archive as the body (Content-Type application/x-tar)');
+    const loaded = await backend.loadImages(request.body as NodeJS.ReadableStream);
+    reply.type('application/x-ndjson');
+    return loaded.map((r) => `${JSON.stringify({ stream: `Loaded image: ${r}\n` })}\n`).join('');
+  });
+
+  app.get<{ Querystring: { names: string | string[] } }>('/images/get', { schema: { querystring: saveQuerySchema } }, async (request, reply) => {
+    const names = Array.isArray(request.query.names) ? request.query.names : [request.query.names];
+    const path = await backend.saveImages(names);
+    const file = createReadStream(path);
+    const cleanup = (): void => void rm(path, { force: true }).catch(() => undefined);
+    file.once('close', cleanup);
+    return reply.type('application/x-tar').send(file);
   });
 
   app.get<{ Querystring: { service?: string; node?: string } }>('/tasks', { schema: { querystring: taskQuerySchema } }, async (request) => {

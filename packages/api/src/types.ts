@@ -187,6 +187,52 @@ export interface VolumeCreateRequest {
   Labels?: Record<string, string>;
 }
 
+/** One row of `image ls`: one per tag (an untagged image is `<none>`). */
+export interface ImageSummaryDocument {
+  Repository: string;
+  Tag: string;
+  /** The manifest digest. */
+  ID: string;
+  /** RFC 3339, or '' when the image says nothing. */
+  Created: string;
+  Size: number;
+}
+
+/** Docker's image inspect fields we have. */
+export interface ImageInspectDocument {
+  Id: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Created: string;
+  Os: string;
+  Architecture: string;
+  Variant?: string;
+  Size: number;
+  Config: {
+    Entrypoint: string[] | null;
+    Cmd: string[] | null;
+    Env: string[];
+    WorkingDir: string;
+    User: string;
+    StopSignal?: string;
+    Labels: Record<string, string>;
+    ExposedPorts: Record<string, Record<string, never>>;
+  };
+  RootFS: { Type: 'layers'; Layers: string[] };
+  Manifest: { Digest: string; MediaType: string; Config: string; Layers: Array<{ Digest: string; MediaType: string; Size: number }> };
+}
+
+/** A line of Docker's pull/push/load progress stream (NDJSON). */
+export interface ImageProgressLine {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+  /** `Loaded image: busybox:latest` (load). */
+  stream?: string;
+  /** Set on the last line when the operation failed part way. */
+  error?: string;
+}
+
 export interface ServiceWriteOptions {
   /** Pin an image given by tag to its registry digest (Docker's default; --no-resolve-image turns it off). */
   resolveImage: boolean;
@@ -234,6 +280,18 @@ export interface ApiBackend {
   inspectVolume(name: string): Promise<VolumeDocument>;
   /** Refused (conflict) while a task uses it. */
   removeVolume(name: string): Promise<void>;
+  /** This node's images; answer outside a swarm too. */
+  listImages(): Promise<ImageSummaryDocument[]>;
+  inspectImage(ref: string): Promise<ImageInspectDocument>;
+  /** Pulls (always asking the registry, as `docker pull`); progress lines as they come; rejects before any line. */
+  pullImage(ref: string, onLine: (line: ImageProgressLine) => void, signal: AbortSignal): Promise<void>;
+  pushImage(ref: string, onLine: (line: ImageProgressLine) => void, signal: AbortSignal): Promise<void>;
+  removeImage(ref: string, force: boolean): Promise<Array<{ Untagged?: string; Deleted?: string }>>;
+  tagImage(source: string, target: string): Promise<void>;
+  /** Loads an OCI image archive from the request body; the names it loaded. */
+  loadImages(archive: NodeJS.ReadableStream): Promise<string[]>;
+  /** Writes an archive of `refs` to a temporary file and answers its path; the caller deletes it. */
+  saveImages(refs: string[]): Promise<string>;
 }
 
 /** Where the daemon serves the API and the CLI looks for it unless told otherwise. */

@@ -2,7 +2,8 @@
 // node references resolve by id, prefix or hostname, failures never leak a stack trace; and the client over a socket.
 
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { Readable, Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster, Node, NodeRole, Service, Task } from '@swarm/store';
@@ -13,7 +14,7 @@ import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
 import { resolveNode } from '../src/documents.js';
 import type { ServiceSpecDocument } from '../src/services.js';
-import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument } from '../src/types.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
   return {
@@ -129,6 +130,35 @@ class FakeBackend implements ApiBackend {
   async removeVolume(name: string): Promise<void> {
     if (name === 'busy') throw new ApiError('conflict', 'volume busy is in use');
     if (!this.volumes.delete(name)) throw new ApiError('not_found', `no such volume: ${name}`);
+  }
+  async listImages(): Promise<ImageSummaryDocument[]> {
+    return [{ Repository: 'busybox', Tag: 'latest', ID: 'sha256:aa', Created: '', Size: 1 }];
+  }
+  async inspectImage(ref: string): Promise<ImageInspectDocument> {
+    throw new ApiError('not_found', `no such image: ${ref}`);
+  }
+  async pullImage(ref: string, onLine: (line: ImageProgressLine) => void): Promise<void> {
+    if (ref === 'missing') throw new ApiError('unavailable', 'manifest unknown: missing');
+    onLine({ status: 'latest: Pulling from library/busybox' });
+    onLine({ id: 'aaaaaaaaaaaa', status: 'Pull complete' });
+    if (ref === 'halfway') throw new Error('connection reset by the registry');
+    onLine({ status: `Status: Downloaded newer image for ${ref}` });
+  }
+  async pushImage(): Promise<void> {}
+  async removeImage(ref: string, force: boolean): Promise<Array<{ Untagged?: string; Deleted?: string }>> {
+    return force ? [{ Untagged: ref }] : [{ Untagged: ref }, { Deleted: 'sha256:aa' }];
+  }
+  async tagImage(): Promise<void> {}
+  loadedBytes = 0;
+  async loadImages(archive: NodeJS.ReadableStream): Promise<string[]> {
+    for await (const chunk of archive) this.loadedBytes += (chunk as Buffer).length;
+    return ['busybox:latest'];
+  }
+  async saveImages(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-api-save-'));
+    const path = join(dir, 'images.tar');
+    await writeFile(path, 'TARBYTES');
+    return path;
   }
   leaves: boolean[] = [];
   async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
@@ -354,4 +384,28 @@ test('volumes over the socket: create (201, Docker\'s document), ls, inspect, rm
   const bad = await t.throwsAsync(client.createVolume({ Name: 'x', Driver: 'nfs' }), { instanceOf: ApiError });
   t.is(bad?.code, 'invalid_argument');
   t.regex(bad?.message ?? '', /Driver/);
+});
+
+test('images over the socket: ls, pull progress (an error part way is the last line and rejects), rm, load streams the body, save streams a file', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const socketPath = join(root, 'api.sock');
+  const backend = new FakeBackend();
+  const server = await startApiServer({ socketPath, backend, logger: silentLogger() });
+  t.teardown(() => server.close());
+  const client = new ApiClient({ socketPath });
+  t.is((await client.listImages())[0]?.Repository, 'busybox');
+  const lines: string[] = [];
+  await client.pullImage('busybox', (l) => lines.push(`${l.id ?? ''} ${l.status ?? ''}`.trim()));
+  t.deepEqual(lines, ['latest: Pulling from library/busybox', 'aaaaaaaaaaaa Pull complete', 'Status: Downloaded newer image for busybox']);
+  const before = await t.throwsAsync(client.pullImage('missing', () => undefined), { instanceOf: ApiError });
+  t.is(before?.code, 'unavailable');
+  const half = await t.throwsAsync(client.pullImage('halfway', () => undefined), { instanceOf: ApiError });
+  t.regex(half?.message ?? '', /connection reset/);
+  t.deepEqual(await client.removeImage('busybox'), [{ Untagged: 'busybox' }, { Deleted: 'sha256:aa' }]);
+  t.deepEqual(await client.loadImages(Readable.from([Buffer.alloc(100_000, 1), Buffer.alloc(5, 2)])), ['busybox:latest']);
+  t.is(backend.loadedBytes, 100_005);
+  const chunks: Buffer[] = [];
+  await client.saveImages(['busybox'], new Writable({ write: (c: Buffer, _e, cb) => void (chunks.push(c), cb()) }));
+  t.is(Buffer.concat(chunks).toString(), 'TARBYTES');
 });

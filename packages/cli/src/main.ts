@@ -10,6 +10,7 @@ import { registerLabCommands } from './lab.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerServiceCommands } from './service-commands.js';
 import { registerSwarmCommands } from './swarm-commands.js';
+import { registerImageCommands } from './image-commands.js';
 import { registerVolumeCommands } from './volume-commands.js';
 
 /** dist/src/main.js -> the package's own package.json (read here so client verbs never load the daemon). */
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program);
   registerServiceCommands(program);
   registerVolumeCommands(program);
+  registerImageCommands(program);
   registerLabCommands(program);
   return program;
 }

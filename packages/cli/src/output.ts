@@ -48,3 +48,16 @@ export function capitalize(word: string): string {
 export function writeOut(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
+
+const DECIMAL_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+
+/** docker/go-units HumanSize, as `docker image ls` prints sizes: 4 significant digits, decimal units (4.26MB). */
+export function humanSize(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < DECIMAL_UNITS.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${Number(value.toPrecision(4))}${DECIMAL_UNITS[unit] ?? ''}`;
+}

@@ -2,11 +2,13 @@
 // implements the API backend: `swarm init` builds the cluster's identity and its first Raft transaction; a restart
 // on the same dir reloads the identity and reopens Raft, so the node comes back as itself.
 
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { ConstraintError, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
-import { RuntimeError, type Volume } from '@swarm/runtime';
+import { familiarReference, parseReference, repositoryName, RuntimeError, type ImageInspect, type LayerStatus, type PullProgress, type Volume } from '@swarm/runtime';
 import {
   ApiError,
   formatHostPort,
@@ -28,6 +30,9 @@ import {
   type SwarmJoinRequest,
   type SwarmJoinResponse,
   type ServiceWriteOptions,
+  type ImageInspectDocument,
+  type ImageProgressLine,
+  type ImageSummaryDocument,
   type VolumeCreateRequest,
   type VolumeDocument,
 } from '@swarm/api';
@@ -120,6 +125,12 @@ export interface TaskAgent extends AgentLike {
 
 /** What the schema cannot check: placement constraints parse (the message names the expression). */
 function checkServiceSpec(spec: Service['spec']): void {
+  try {
+    parseReference(spec.taskTemplate.containerSpec.image);
+  } catch (err) {
+    if (err instanceof RuntimeError) throw new ApiError('invalid_argument', `TaskTemplate.ContainerSpec.Image: ${err.message}`);
+    throw err;
+  }
   try {
     parseConstraints(spec.taskTemplate.placement.constraints);
   } catch (err) {
@@ -620,6 +631,64 @@ class NodeDaemon implements ApiBackend, Daemon {
     );
   }
 
+  // ------------------------------------------------------------ images (node-local)
+
+  async listImages(): Promise<ImageSummaryDocument[]> {
+    return this.engine.images.list().map((i) => ({ Repository: i.repository, Tag: i.tag, ID: i.manifestDigest, Created: i.created, Size: i.sizeBytes }));
+  }
+
+  async inspectImage(ref: string): Promise<ImageInspectDocument> {
+    return imageInspectDocument(engineCall(() => this.engine.images.inspect(ref)));
+  }
+
+  async pullImage(ref: string, onLine: (line: ImageProgressLine) => void, signal: AbortSignal): Promise<void> {
+    engineCall(() => parseReference(ref));
+    const progress = new PullProgressLines(onLine);
+    const result = await engineAsync(() => this.engine.images.pull(ref, { signal, onProgress: (p) => progress.push(p) }));
+    const name = familiarReference(parseReference(ref));
+    onLine({ status: `Digest: ${result.digest}` });
+    onLine({ status: result.downloaded ? `Status: Downloaded newer image for ${name}` : `Status: Image is up to date for ${name}` });
+  }
+
+  async pushImage(ref: string, onLine: (line: ImageProgressLine) => void, signal: AbortSignal): Promise<void> {
+    engineCall(() => this.engine.images.inspect(ref));
+    onLine({ status: `The push refers to repository [${repositoryName(parseReference(ref))}]` });
+    const pushed = await engineAsync(() =>
+      this.engine.images.push(ref, {
+        signal,
+        onProgress: (p) => onLine({ id: shortDigest(p.digest), status: p.status === 'pushing' ? 'Pushing' : p.status === 'pushed' ? 'Pushed' : 'Layer already exists', progressDetail: { total: p.totalBytes } }),
+      }),
+    );
+    onLine({ status: `${parseReference(ref).tag ?? 'latest'}: digest: ${pushed.digest}` });
+  }
+
+  async removeImage(ref: string, force: boolean): Promise<Array<{ Untagged?: string; Deleted?: string }>> {
+    const results = await engineAsync(() => this.engine.images.remove(ref, { force }));
+    return results.map((r) => ('untagged' in r ? { Untagged: r.untagged } : { Deleted: r.deleted }));
+  }
+
+  async tagImage(source: string, target: string): Promise<void> {
+    await engineAsync(() => this.engine.images.tag(source, target));
+  }
+
+  async loadImages(archive: NodeJS.ReadableStream): Promise<string[]> {
+    const loaded = await engineAsync(() => this.engine.images.load(Readable.from(archive)));
+    return loaded.flatMap((l) => (l.references.length > 0 ? [...l.references] : [l.manifestDigest]));
+  }
+
+  async saveImages(refs: string[]): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'swarm-save-'));
+    const path = join(dir, 'images.tar');
+    try {
+      await engineAsync(() => this.engine.images.save(refs, path));
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    // The API deletes the file once sent; the directory goes with the next save's sweep of its own.
+    return path;
+  }
+
   // ------------------------------------------------------------ volumes (node-local)
 
   async listVolumes(): Promise<VolumeDocument[]> {
@@ -1116,14 +1185,85 @@ function volumeDocument(v: Volume): VolumeDocument {
 }
 
 /** A runtime refusal as the API's error: the same message, the matching code. */
+function apiErrorOf(err: unknown): unknown {
+  if (!(err instanceof RuntimeError)) return err;
+  const code =
+    err.code === 'not_found' ? 'not_found' : err.code === 'invalid_state' ? 'conflict' : err.code === 'invalid_config' ? 'invalid_argument' : err.code === 'image_unavailable' ? 'unavailable' : 'internal';
+  return new ApiError(code, err.message);
+}
+
 function engineCall<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (!(err instanceof RuntimeError)) throw err;
-    const code = err.code === 'not_found' ? 'not_found' : err.code === 'invalid_state' ? 'conflict' : err.code === 'invalid_config' ? 'invalid_argument' : 'internal';
-    throw new ApiError(code, err.message);
+    throw apiErrorOf(err);
   }
+}
+
+async function engineAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw apiErrorOf(err);
+  }
+}
+
+const shortDigest = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
+
+/** The store's pull events as Docker's progress lines: one id per layer (its digest's first 12 hex digits). */
+class PullProgressLines {
+  private readonly last = new Map<string, string>();
+  constructor(private readonly onLine: (line: ImageProgressLine) => void) {}
+
+  push(p: PullProgress): void {
+    if (p.type === 'resolved') {
+      const ref = parseReference(p.reference);
+      this.onLine({ status: `${ref.tag ?? ref.digest ?? 'latest'}: Pulling from ${ref.repository}` });
+      return;
+    }
+    const status = LAYER_STATUS[p.status];
+    const id = shortDigest(p.digest);
+    // Byte counts change often; a line per status change, plus downloads' progress at the store's own steps.
+    if (this.last.get(id) === status && p.status !== 'downloading') return;
+    this.last.set(id, status);
+    this.onLine({ id, status, progressDetail: { current: p.currentBytes, total: p.totalBytes } });
+  }
+}
+
+const LAYER_STATUS: Record<LayerStatus, string> = {
+  waiting: 'Waiting',
+  downloading: 'Downloading',
+  verifying: 'Verifying Checksum',
+  downloaded: 'Download complete',
+  extracting: 'Extracting',
+  complete: 'Pull complete',
+  exists: 'Already exists',
+};
+
+function imageInspectDocument(i: ImageInspect): ImageInspectDocument {
+  const c = i.config;
+  return {
+    Id: i.id,
+    RepoTags: [...i.repoTags],
+    RepoDigests: [...i.repoDigests],
+    Created: i.created,
+    Os: i.os,
+    Architecture: i.architecture,
+    ...(i.variant === '' ? {} : { Variant: i.variant }),
+    Size: i.sizeBytes,
+    Config: {
+      Entrypoint: c.entrypoint.length > 0 ? [...c.entrypoint] : null,
+      Cmd: c.cmd.length > 0 ? [...c.cmd] : null,
+      Env: [...c.env],
+      WorkingDir: c.workingDir,
+      User: c.user,
+      ...(c.stopSignal === '' ? {} : { StopSignal: c.stopSignal }),
+      Labels: { ...c.labels },
+      ExposedPorts: Object.fromEntries(c.exposedPorts.map((p) => [p, {}])),
+    },
+    RootFS: { Type: 'layers', Layers: i.layers.map((l) => l.diffId) },
+    Manifest: { Digest: i.manifestDigest, MediaType: i.manifestMediaType, Config: i.configDigest, Layers: i.layers.map((l) => ({ Digest: l.digest, MediaType: l.mediaType, Size: l.sizeBytes })) },
+  };
 }
 
 /** The managers in the store (but `except`), as Raft peers a new manager dials. */

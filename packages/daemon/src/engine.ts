@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '@swarm/agent';
-import { LocalVolumes, ProcessRuntime, type Runtime } from '@swarm/runtime';
+import { familiarReference, ImageStore, LocalVolumes, parseReference, ProcessRuntime, type Runtime } from '@swarm/runtime';
 import type { Logger } from '@swarm/wire';
 import { DaemonError } from './errors.js';
 import type { TaskStatusUpdate } from './dispatcher.js';
@@ -26,6 +26,8 @@ export interface EngineOptions {
 export interface NodeEngine {
   readonly runtime: Runtime;
   readonly volumes: LocalVolumes;
+  /** The node's images (an OCI layout under the data dir), pulled from registries; kept with either runtime. */
+  readonly images: ImageStore;
   /** `image:tag` -> `image:tag@sha256:...` as the registry answers now; null when this node keeps no images. */
   readonly resolveImage: ((reference: string) => Promise<string>) | null;
   /** The task runner for one swarm membership, on this engine's runtime. */
@@ -54,6 +56,14 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     rootDir: join(opts.dataDir, 'volumes'),
     inUse: (name) => agent?.volumesInUse().has(name) ?? false,
   });
+  const images: ImageStore = new ImageStore({
+    rootDir: join(opts.dataDir, 'images'),
+    registryMirrors: opts.registryMirrors,
+    insecureRegistries: opts.insecureRegistries,
+    logger: log.child({ component: 'images' }),
+    // An image is in use while a container this node holds was made from it (remove refuses, unless forced).
+    inUse: (digest) => [...(agent?.imagesInUse() ?? [])].some((ref) => images.has(ref) && images.inspect(ref).manifestDigest === digest),
+  });
   // Until the runc runtime is wired in, auto means process.
   const why = opts.runtime === 'auto' ? 'the runc runtime is not wired in yet' : runcUnavailableReason();
   if (opts.runtime === 'runc' && why !== null) throw new DaemonError('invalid_config', `--runtime runc: ${why}`);
@@ -71,7 +81,12 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
   return {
     runtime,
     volumes,
-    resolveImage: null,
+    images,
+    resolveImage: async (reference) => {
+      const ref = parseReference(reference);
+      const digest = await images.registry.resolve(ref);
+      return familiarReference({ ...ref, digest });
+    },
     agentFor(nodeId, report, logger) {
       const a = new Agent({ nodeId, runtime, report, logger });
       // Containers an earlier run left are the first agent's to take over; later memberships start empty.

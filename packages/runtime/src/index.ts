@@ -33,3 +33,4 @@ export {
 } from './process-runtime.js';
 export { DEFAULT_MAX_LOG_FILE_BYTES, MAX_FOLLOW_BUFFER_LINES, MAX_LINE_CHARS } from './log-file.js';
 export { LocalVolumes, VOLUME_NAME, type LocalVolumesOptions, type Volume } from './volumes.js';
+export * from './image/index.js';
