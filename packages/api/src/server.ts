@@ -2,7 +2,7 @@
 // ({error: {code, message}} with a proper status) for everything that fails. Cluster logic stays in the backend.
 
 import { connect } from 'node:net';
-import { chmod, lstat, mkdir, rm, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { dirname } from 'node:path';
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
@@ -442,10 +442,9 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
 
   app.get<{ Querystring: { names: string | string[] } }>('/images/get', { schema: { querystring: saveQuerySchema } }, async (request, reply) => {
     const names = Array.isArray(request.query.names) ? request.query.names : [request.query.names];
-    const path = await backend.saveImages(names);
-    const file = createReadStream(path);
-    const cleanup = (): void => void rm(path, { force: true }).catch(() => undefined);
-    file.once('close', cleanup);
+    const saved = await backend.saveImages(names);
+    const file = createReadStream(saved.path);
+    file.once('close', () => void saved.cleanup().catch(() => undefined));
     return reply.type('application/x-tar').send(file);
   });
 

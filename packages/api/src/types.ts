@@ -290,8 +290,8 @@ export interface ApiBackend {
   tagImage(source: string, target: string): Promise<void>;
   /** Loads an OCI image archive from the request body; the names it loaded. */
   loadImages(archive: NodeJS.ReadableStream): Promise<string[]>;
-  /** Writes an archive of `refs` to a temporary file and answers its path; the caller deletes it. */
-  saveImages(refs: string[]): Promise<string>;
+  /** Writes an archive of `refs` to a temporary file: its path, and what removes it once it is sent. */
+  saveImages(refs: string[]): Promise<{ path: string; cleanup: () => Promise<void> }>;
 }
 
 /** Where the daemon serves the API and the CLI looks for it unless told otherwise. */

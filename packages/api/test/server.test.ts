@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster, Node, NodeRole, Service, Task } from '@swarm/store';
 import { defaultClusterSpec } from '@swarm/store';
-import { silentLogger } from '@swarm/wire';
+import { pollUntil, silentLogger } from '@swarm/wire';
 import { ApiClient } from '../src/client.js';
 import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
@@ -154,11 +154,12 @@ class FakeBackend implements ApiBackend {
     for await (const chunk of archive) this.loadedBytes += (chunk as Buffer).length;
     return ['busybox:latest'];
   }
-  async saveImages(): Promise<string> {
+  saveCleanups = 0;
+  async saveImages(): Promise<{ path: string; cleanup: () => Promise<void> }> {
     const dir = await mkdtemp(join(tmpdir(), 'swarm-api-save-'));
     const path = join(dir, 'images.tar');
     await writeFile(path, 'TARBYTES');
-    return path;
+    return { path, cleanup: async () => void (this.saveCleanups++, await rm(dir, { recursive: true, force: true })) };
   }
   leaves: boolean[] = [];
   async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
@@ -408,4 +409,5 @@ test('images over the socket: ls, pull progress (an error part way is the last l
   const chunks: Buffer[] = [];
   await client.saveImages(['busybox'], new Writable({ write: (c: Buffer, _e, cb) => void (chunks.push(c), cb()) }));
   t.is(Buffer.concat(chunks).toString(), 'TARBYTES');
+  await pollUntil('the saved file removed', () => backend.saveCleanups === 1, { deadlineMs: 5_000, intervalMs: 10 });
 });

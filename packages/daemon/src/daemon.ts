@@ -676,17 +676,17 @@ class NodeDaemon implements ApiBackend, Daemon {
     return loaded.flatMap((l) => (l.references.length > 0 ? [...l.references] : [l.manifestDigest]));
   }
 
-  async saveImages(refs: string[]): Promise<string> {
+  async saveImages(refs: string[]): Promise<{ path: string; cleanup: () => Promise<void> }> {
     const dir = await mkdtemp(join(tmpdir(), 'swarm-save-'));
+    const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
     const path = join(dir, 'images.tar');
     try {
       await engineAsync(() => this.engine.images.save(refs, path));
     } catch (err) {
-      await rm(dir, { recursive: true, force: true });
+      await cleanup();
       throw err;
     }
-    // The API deletes the file once sent; the directory goes with the next save's sweep of its own.
-    return path;
+    return { path, cleanup };
   }
 
   // ------------------------------------------------------------ volumes (node-local)
