@@ -2,7 +2,10 @@
 // and the resilience verbs kill, restart, partition, heal. The machinery lives in @swarm/lab.
 
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { BUSYBOX_BIN } from '@swarm/runtime';
 import {
   LabError,
   createLab,
@@ -16,7 +19,9 @@ import {
   partitionLab,
   healLab,
   restartHost,
+  seedLabImages,
   swarmInitJoin,
+  REGISTRY_BIN,
   waitForSocket,
   type HostInfo,
 } from '@swarm/lab';
@@ -36,9 +41,22 @@ function labLogger(): Logger {
   return process.env['SWARM_LOG_LEVEL'] === undefined ? silentLogger() : componentLogger('lab', 'lab');
 }
 
-function daemonCommand(h: HostInfo): { argv: string[] } {
-  // SWARM_SOCKET, SWARM_DATA_DIR and SWARM_HOSTNAME are set by the lab as well; the flags make `ps` readable.
-  return { argv: [...swarmArgv(), 'daemon', '--data-dir', h.dataDir, '--hostname', h.name] };
+/**
+ * A host's daemon. With the lab registry it is the daemons' Docker Hub mirror (plain HTTP), so `busybox` and the
+ * other lab images run by their short names. SWARM_SOCKET, SWARM_DATA_DIR and SWARM_HOSTNAME are set by the lab
+ * as well; the flags make `ps` readable.
+ */
+export function daemonCommand(runtime: string): (h: HostInfo) => { argv: string[] } {
+  return (h) => {
+    const registry = h.registry === null ? [] : ['--registry-mirror', `http://${h.registry}`, '--insecure-registry', h.registry];
+    return { argv: [...swarmArgv(), 'daemon', '--data-dir', h.dataDir, '--hostname', h.name, '--runtime', runtime, ...registry] };
+  };
+}
+
+/** The lab registry needs Debian's docker-registry and, for its images, busybox-static. */
+function registryMissing(): string | null {
+  for (const bin of [REGISTRY_BIN, BUSYBOX_BIN]) if (!existsSync(bin)) return bin;
+  return null;
 }
 
 function positiveInt(flag: string): (v: string) => number {
@@ -111,16 +129,24 @@ export function registerLabCommands(program: Command): void {
     .requiredOption('--managers <m>', 'how many of them (the first) are managers', positiveInt('--managers'))
     .option('--subnet <cidr>', 'underlay A.B.C.0/24 (default: a free 10.250.K.0/24)')
     .option('--no-cluster', 'start hosts and daemons only; no init/join')
+    .option('--runtime <name>', "the daemons' container runtime: auto (default), runc or process")
+    .option('--no-registry', 'no lab registry (default: one on the bridge, holding busybox, swarm/httpd and swarm/crasher)')
     .action(
-      userErrors(async (opts: { name: string; nodes: number; managers: number; subnet?: string; cluster: boolean }) => {
+      userErrors(async (opts: { name: string; nodes: number; managers: number; subnet?: string; cluster: boolean; runtime?: string; registry: boolean }) => {
         const log = labLogger();
+        const runtime = opts.runtime ?? 'auto';
+        if (!['auto', 'runc', 'process'].includes(runtime)) throw new CliError(`--runtime ${JSON.stringify(runtime)}: use auto, runc or process`);
+        const missing = opts.registry ? registryMissing() : null;
+        if (missing !== null) throw new CliError(`the lab registry needs ${missing} (apt-get install docker-registry busybox-static), or pass --no-registry`);
         const created = await createLab({
           name: opts.name,
           nodes: opts.nodes,
           managers: opts.managers,
           ...(opts.subnet === undefined ? {} : { subnet: opts.subnet }),
           logger: log,
-          command: daemonCommand,
+          command: daemonCommand(runtime),
+          registry: opts.registry,
+          seedRegistry: async (addr) => void (await seedLabImages(addr, tmpdir())),
           waitReady: (h) => waitForSocket(h),
           ...(opts.cluster ? { cluster: swarmInitJoin({ swarmArgv: swarmArgv() }) } : {}),
         });
