@@ -419,8 +419,11 @@ export class Agent {
         const containerStatus = { containerId: id, pid: rec.pid, exitCode: exit.exitCode };
         if (rec.unhealthy !== null) this.advance(rec, 'failed', { message: 'unhealthy', err: `task: unhealthy container: ${rec.unhealthy}`, containerStatus });
         else if (rec.stopWanted) this.advance(rec, 'shutdown', { message: 'shutdown', containerStatus });
-        else if (exit.exitCode === 0) this.advance(rec, 'complete', { message: 'finished', containerStatus });
-        else this.advance(rec, 'failed', { message: 'started', err: `task: non-zero exit (${exit.exitCode})`, containerStatus });
+        else if (exit.exitCode === 0 && exit.oomKilled !== true) this.advance(rec, 'complete', { message: 'finished', containerStatus });
+        else {
+          const oom = exit.oomKilled === true ? ': OOM killed' : '';
+          this.advance(rec, 'failed', { message: 'started', err: `task: non-zero exit (${exit.exitCode})${oom}`, containerStatus });
+        }
         this.reconcile(rec);
       },
       (err: unknown) => {

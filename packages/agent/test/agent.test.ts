@@ -91,6 +91,15 @@ test('a new task is reported accepted, preparing, starting, running, then comple
   assertMonotonic(t, h.updates);
 });
 
+test('an OOM kill is FAILED with the exit code and says so', async (t) => {
+  const h = harness(t);
+  h.agent.setAssignments([task('t1')]);
+  await h.until('running', () => h.states('t1').includes('running'));
+  h.rt.exit('t1', 137, 'SIGKILL', true);
+  await h.until('failed', () => h.states('t1').includes('failed'));
+  t.is(h.last('t1')?.status.err, 'task: non-zero exit (137): OOM killed');
+});
+
 test('a non-zero exit is FAILED with Docker\'s error text and the exit code', async (t) => {
   const h = harness(t);
   h.agent.setAssignments([task('t1')]);

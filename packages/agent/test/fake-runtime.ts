@@ -82,11 +82,11 @@ export class FakeRuntime implements Runtime {
   }
 
   /** The test ends a running task's process. */
-  exit(id: string, exitCode: number, signal: string | null = null): void {
+  exit(id: string, exitCode: number, signal: string | null = null, oomKilled = false): void {
     const c = this.containers.get(id);
     if (c === undefined || c.state !== 'running') throw new Error(`fake: ${id} is not running`);
     c.state = 'exited';
-    c.resolveExit({ exitCode, signal });
+    c.resolveExit({ exitCode, signal, ...(oomKilled ? { oomKilled } : {}) });
   }
 
   async stop(id: string, graceMs: number): Promise<void> {

@@ -2,11 +2,10 @@
 // It belongs to the machine, not to a swarm membership: volumes and images are there before `swarm init` and
 // after `swarm leave`, and containers an earlier run left are found again at start.
 
-import { execFileSync } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '@swarm/agent';
-import { familiarReference, ImageStore, LocalVolumes, parseReference, ProcessRuntime, type Runtime } from '@swarm/runtime';
+import { familiarReference, ImageStore, LocalVolumes, parseReference, ProcessRuntime, RuncRuntime, type Runtime } from '@swarm/runtime';
 import type { Logger } from '@swarm/wire';
 import { DaemonError } from './errors.js';
 import type { TaskStatusUpdate } from './dispatcher.js';
@@ -64,8 +63,7 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     // An image is in use while a container this node holds was made from it (remove refuses, unless forced).
     inUse: (digest) => [...(agent?.imagesInUse() ?? [])].some((ref) => images.has(ref) && images.inspect(ref).manifestDigest === digest),
   });
-  // Until the runc runtime is wired in, auto means process.
-  const why = opts.runtime === 'auto' ? 'the runc runtime is not wired in yet' : runcUnavailableReason();
+  const why = runcUnavailableReason();
   if (opts.runtime === 'runc' && why !== null) throw new DaemonError('invalid_config', `--runtime runc: ${why}`);
   let runtime: Runtime;
   if (opts.runtime === 'process' || why !== null) {
@@ -74,8 +72,10 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     }
     runtime = new ProcessRuntime({ rootDir: join(opts.dataDir, 'runtime'), logger: log.child({ component: 'runtime' }) });
   } else {
-    void execFileSync;
-    throw new DaemonError('invalid_config', 'the runc runtime is not wired in yet: use --runtime process');
+    const runc = new RuncRuntime({ rootDir: join(opts.dataDir, 'runc'), images, volumes, logger: log.child({ component: 'runtime' }) });
+    // Containers an earlier run left: running ones are adopted, ended ones report their exit, half-made ones go.
+    await runc.recover();
+    runtime = runc;
   }
   const adoptable = await runtime.list();
   return {

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { destroyRuncRoot } from '@swarm/runtime';
 import { componentLogger, type Logger } from '@swarm/wire';
 import { LabError, assert } from './errors.js';
 import * as ip from './ip.js';
@@ -666,6 +667,10 @@ export async function destroyLab(labName: string, opts: LabOptions = {}): Promis
         failures.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
       }
     };
+    // Containers the hosts' daemons ran (runc keeps them under the data dir): gone before their files are.
+    for (const h of s.hosts) {
+      await attempt(`containers of ${h.name}`, () => destroyRuncRoot(join(h.dataDir, 'runc'), log));
+    }
     for (const ns of [...s.made.namespaces].reverse()) {
       await attempt(`namespace ${ns}`, async () => {
         if (await ip.netnsDelete(ns)) report.namespaces.push(ns);

@@ -34,6 +34,6 @@ export {
 export { DEFAULT_MAX_LOG_FILE_BYTES, MAX_FOLLOW_BUFFER_LINES, MAX_LINE_CHARS } from './log-file.js';
 export { LocalVolumes, VOLUME_NAME, type LocalVolumesOptions, type Volume } from './volumes.js';
 export * from './image/index.js';
-export { DEFAULT_CONMON, DEFAULT_RUNC, DEFAULT_RUNC_LOG_BYTES, DEFAULT_TINI, RuncRuntime, type RuncRuntimeOptions } from './runc-runtime.js';
+export { DEFAULT_CONMON, DEFAULT_RUNC, DEFAULT_RUNC_LOG_BYTES, DEFAULT_TINI, destroyRuncRoot, RuncRuntime, type RuncRuntimeOptions } from './runc-runtime.js';
 export { buildSpec, hostsFile, processArgs, processEnv, resolveUser, INIT_PATH, type OciSpec } from './oci-spec.js';
 export { CriLogParser } from './cri-log.js';

@@ -483,3 +483,21 @@ function readHostResolvConf(): string {
     return '';
   }
 }
+
+/**
+ * Everything a runc runtime left under `rootDir` (a daemon that is gone for good: a lab host being removed):
+ * containers killed, deleted from runc, their overlays unmounted, their files removed. Needs no image store.
+ */
+export async function destroyRuncRoot(rootDir: string, logger: Logger): Promise<void> {
+  if (!existsSync(join(rootDir, 'containers'))) return;
+  const unused = async (): Promise<never> => {
+    throw new RuntimeError('closed', 'destroyRuncRoot makes no containers');
+  };
+  const rt = new RuncRuntime({ rootDir, images: { ensure: unused }, volumes: { ensure: unused }, logger });
+  try {
+    await rt.recover();
+    await rt.destroyAll();
+  } finally {
+    await rt.close();
+  }
+}
