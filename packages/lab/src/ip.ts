@@ -74,7 +74,9 @@ export async function netnsPids(name: string): Promise<number[]> {
 export function netnsExecArgv(ns: string, argv: readonly string[]): { file: string; args: string[] } {
   ownNetns(ns);
   assert(argv.length > 0, 'netns exec needs a command');
-  return { file: systemTool('ip'), args: ['netns', 'exec', ns, ...argv] };
+  // nsenter switches only the network namespace: `ip netns exec` would also remount /sys for the namespace,
+  // hiding the cgroup mounts that runc needs for the containers a host's daemon runs.
+  return { file: systemTool('nsenter'), args: [`--net=/run/netns/${ns}`, '--', ...argv] };
 }
 
 export async function netnsExec(ns: string, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {

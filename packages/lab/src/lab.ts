@@ -647,8 +647,10 @@ export async function destroyLab(labName: string, opts: LabOptions = {}): Promis
       for (const pid of await ip.netnsPids(h.netns)) {
         const st = readStat(pid);
         const argv = cmdline(pid);
+        // A container's monitor (conmon) runs in a session of its own; its arguments name the host's data dir.
+        const monitor = argv !== null && argv.some((a) => a.startsWith(`${h.dataDir}/`));
         const ours =
-          (st !== null && ownGroups.includes(st.pgrp)) || (p.state === 'starting' && argv !== null && sameArgv(argv, p.argv)) || isSwarmTask(pid);
+          (st !== null && ownGroups.includes(st.pgrp)) || (p.state === 'starting' && argv !== null && sameArgv(argv, p.argv)) || isSwarmTask(pid) || monitor;
         if (ours && st !== null && (await stopVerified({ pid, startTime: st.startTime }, STOP_GRACE_MS, false))) report.killedPids.push(pid);
         else if (!ours) report.strangers.push(pid);
       }

@@ -9,7 +9,7 @@ import { cliLab, labSerial, missingPrerequisite } from './prerequisites.js';
 // Apart from the other lab tests' subnets: ava runs test files at the same time.
 const SUBNET = '10.251.38.0/24';
 
-const missing = missingPrerequisite({ tools: [['ip', '-V'], ['nft', '--version']], needCli: true });
+const missing = missingPrerequisite({ tools: [['ip', '-V'], ['nft', '--version'], ['runc', '--version'], ['conmon', '--version'], ['docker-registry', '--version']], needCli: true });
 const serial = labSerial(missing);
 
 const { name, swarm, on } = cliLab('sv', missing);
