@@ -1,8 +1,12 @@
-// Services on a real lab (3 managers + 2 workers, real daemons in namespaces, tasks as processes): a replicated
-// service spreads evenly, `service ps` and `service logs` see every task, a killed node's tasks come back on the
-// others, drain moves tasks off a node, constraints and global mode place where they should, scale and rm.
+// Services on a real lab (3 managers + 2 workers, real daemons in namespaces, tasks as runc containers of the
+// lab registry's busybox image): a replicated service spreads evenly, `service ps` and `service logs` see every
+// task, a killed node's tasks come back on the others, a crashed daemon's containers are adopted or cleaned (never
+// duplicated), drain moves tasks off a node, constraints and global mode place where they should, scale and rm.
 
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pollUntil } from '@swarm/wire';
 import { cliLab, labSerial, missingPrerequisite } from './prerequisites.js';
 
@@ -12,7 +16,7 @@ const SUBNET = '10.251.38.0/24';
 const missing = missingPrerequisite({ tools: [['ip', '-V'], ['nft', '--version'], ['runc', '--version'], ['conmon', '--version'], ['docker-registry', '--version']], needCli: true });
 const serial = labSerial(missing);
 
-const { name, swarm, on } = cliLab('sv', missing);
+const { name, root, swarm, on } = cliLab('sv', missing);
 
 interface TaskRow {
   ID: string;
@@ -59,7 +63,7 @@ serial('a 6-replica service spreads 2,1,1,1,1 over 5 nodes; service ls, ps and l
   t.deepEqual(Object.values(counts).sort(), [1, 1, 1, 1, 2], JSON.stringify(counts));
 
   const ls = await on('node-3', ['service', 'ls', '--format', 'json']);
-  t.like(JSON.parse(ls.stdout.trim()), { Name: 'web', Mode: 'replicated', Replicas: '6/6', Image: 'busybox' });
+  t.like(JSON.parse(ls.stdout.trim()), { Name: 'web', Mode: 'replicated', Replicas: '6/6', Image: 'busybox:latest' });
   const logs = await eventually('six tasks logged', 30_000, async () => {
     const res = await on('node-1', ['service', 'logs', 'web']);
     const lines = res.stdout.trim().split('\n').filter((l) => l.includes('hello from'));
@@ -86,6 +90,34 @@ serial('kill -9 a worker: its tasks are replaced on the other nodes, 6 running a
     return c[victim] !== undefined && total(c) === 6 && Object.values(c).every((n) => n <= 2) ? c : undefined;
   });
   t.deepEqual(Object.values(rebalanced).sort(), [1, 1, 1, 1, 2]);
+});
+
+serial('the daemon alone crashes: its containers run on, and the restarted daemon adopts or removes them, never a duplicate', async (t) => {
+  const victim = 'node-4';
+  const state = JSON.parse(readFileSync(join(root, name, 'state.json'), 'utf8')) as { hosts: Array<{ name: string; dataDir: string; process: { pid?: number } }> };
+  const host = state.hosts.find((h) => h.name === victim);
+  if (host?.process.pid === undefined) throw new Error(`no daemon pid for ${victim}`);
+  const containers = (): string[] => {
+    const out = execFileSync('runc', ['--root', join(host.dataDir, 'runc', 'state'), 'list', '--format', 'json'], { encoding: 'utf8' }).trim();
+    const list = (out === '' || out === 'null' ? [] : JSON.parse(out)) as Array<{ id: string; status: string }>;
+    return list.filter((c) => c.status === 'running').map((c) => c.id);
+  };
+  const before = containers();
+  t.true(before.length >= 1, `${victim} runs a container`);
+  process.kill(host.process.pid, 'SIGKILL'); // the daemon only: conmon keeps its containers
+  await new Promise((r) => setTimeout(r, 500));
+  t.deepEqual(containers().sort(), before.sort(), 'the containers outlive their daemon');
+  const restart = await swarm(['lab', 'restart', `${name}/${victim}`]);
+  t.is(restart.code, 0, restart.stderr);
+  // Adopted (the manager still counts them) or, if the node was declared down meanwhile, stopped and replaced:
+  // either way the node runs exactly the containers of the tasks it is given, and the service has 6.
+  const settled = await eventually('6 running and the node runs exactly its tasks', 60_000, async () => {
+    const mine = (await ps('web')).filter((r) => r.Node === victim && r.DesiredState === 'Running' && r.CurrentState.startsWith('Running'));
+    const c = await placement('web');
+    const running = containers();
+    return total(c) === 6 && running.length === mine.length && mine.every((r) => running.some((id) => id.startsWith(r.ID))) ? { mine, running } : undefined;
+  });
+  t.is(settled.running.length, settled.mine.length);
 });
 
 serial('drain moves every task off a node; active takes new ones again', async (t) => {

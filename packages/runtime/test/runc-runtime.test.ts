@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil, silentLogger } from '@swarm/wire';
 import { buildLabImages, BUSYBOX_BIN, ImageStore, LocalVolumes, RuncRuntime, type ContainerConfig, type LogLine } from '../src/index.js';
+import { capabilities, defaultSeccompProfile } from '../src/runc/security.js';
 
 const missing =
   process.getuid?.() !== 0
@@ -207,4 +208,25 @@ serial('remove leaves nothing: no runc container, no mount, no cgroup, no contai
   t.false(existsSync(`/sys/fs/cgroup/memory/swarm/${c.id}`));
   t.false(existsSync(join(root, 'runc', 'containers', c.id)));
   await rt.remove(c.id); // unknown now: a no-op
+});
+
+serial('seccomp: a new namespace is refused without CAP_SYS_ADMIN even where the kernel would allow it; with the capability mount works', async (t) => {
+  const denied = await runToEnd(t, config(['sh', '-c', 'unshare -U true 2>&1; echo "exit=$?"']));
+  t.regex(denied.out, /Operation not permitted[\s\S]*exit=1$/);
+  const admin = await runToEnd(t, config(['sh', '-c', 'mkdir -p /mnt/x && mount -t tmpfs tmpfs /mnt/x && echo mounted'], { capAdd: ['SYS_ADMIN'] }));
+  t.is(admin.out, 'mounted');
+});
+
+test('capabilities: Docker\'s default set, drop ALL then add back, names with or without CAP_, unknown names refused', (t) => {
+  t.true(capabilities([], []).includes('CAP_CHOWN'));
+  t.false(capabilities([], []).includes('CAP_SYS_ADMIN'));
+  t.deepEqual(capabilities(['net_admin'], ['ALL']), ['CAP_NET_ADMIN']);
+  t.deepEqual(capabilities(['CAP_SYS_TIME'], ['chown']).filter((c) => c === 'CAP_SYS_TIME' || c === 'CAP_CHOWN'), ['CAP_SYS_TIME']);
+  t.is(capabilities(['ALL'], []).length, 41);
+  t.throws(() => capabilities(['NET_ADMINN'], []), { message: /unknown capability "NET_ADMINN"/ });
+  const profile = defaultSeccompProfile(capabilities([], []));
+  const allowed = new Set(profile?.syscalls.filter((r) => r.action === 'SCMP_ACT_ALLOW' && r.args === undefined).flatMap((r) => r.names));
+  t.true(allowed.has('read') && allowed.has('epoll_wait') && !allowed.has('mount') && !allowed.has('unshare'));
+  const admin = defaultSeccompProfile(capabilities(['SYS_ADMIN'], []));
+  t.true(admin?.syscalls.some((r) => r.names.includes('mount') && r.action === 'SCMP_ACT_ALLOW'));
 });
