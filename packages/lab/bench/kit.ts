@@ -1,7 +1,6 @@
 // What the lab benchmarks share: where the CLI is, progress lines, small statistics, polling, the cleanup that
 // removes a lab on every exit path (signals included), the daemon command line, and the doc block writer.
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { HostInfo } from '../src/index.js';
@@ -102,14 +101,4 @@ export function daemonCommand(h: HostInfo): { argv: string[]; env: Record<string
 }
 
 /** Replaces the block between `start` and `end` markers in the doc, or appends `intro` and the block. */
-export function writeDocBlock(path: string, markers: { start: string; end: string }, intro: string, body: string): void {
-  const block = `${markers.start}\n${body}\n${markers.end}`;
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const start = text.indexOf(markers.start);
-  const end = text.indexOf(markers.end);
-  const next = start >= 0 && end > start ? text.slice(0, start) + block + text.slice(end + markers.end.length) : `${text.trimEnd()}\n\n${intro}\n${block}\n`;
-  // Write and rename: a reader (or a second benchmark) never sees half a file.
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, next);
-  renameSync(tmp, path);
-}
+export { writeDocBlock } from '@swarm/wire';

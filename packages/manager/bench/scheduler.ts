@@ -1,10 +1,11 @@
 // `scripts/bench scheduler`: the manager's pipeline in one process on a store of 1,000 simulated nodes and 100,000
 // tasks: how fast the scheduler plans placements, how fast the store commits them, and the memory it takes.
 
-import { writeFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { encodeTransaction, Store, type NewObject, type Op } from '@swarm/store';
 import { newNode, newService } from '@swarm/store/testing';
+import { writeDocBlock } from '@swarm/wire';
 import { allocate, orchestrate, schedule } from '../src/index.js';
 
 const NODES = Number(process.env['BENCH_NODES'] ?? 1000);
@@ -137,21 +138,16 @@ function main(): void {
   ].join('\n');
   console.log(body);
   if (DOC === '-') return;
-  const start = '<!-- bench:scheduler:start -->';
-  const end = '<!-- bench:scheduler:end -->';
-  const doc = readFileSync(DOC, 'utf8');
-  const block = `${start}\n${body}\n${end}`;
-  const at = doc.indexOf(start);
-  const out =
-    at >= 0
-      ? doc.slice(0, at) + block + doc.slice(doc.indexOf(end) + end.length)
-      : `${doc.trimEnd()}\n\n## Scheduler: placements per second\n\n` +
-        '`scripts/bench scheduler` runs the manager in one process, no Raft and no nodes: a store with 1,000 nodes and ' +
-        '100 services of 1,000 replicas, the orchestrator makes the 100,000 tasks, the allocator moves them to PENDING, ' +
-        'and the timed part is one scheduler pass over all of them (the plan), then the store applying the plan. ' +
-        'Quick run: `BENCH_ROUNDS=1 BENCH_DOC=- scripts/bench scheduler`. The section between the markers is rewritten by every run.\n\n' +
-        `${block}\n`;
-  writeFileSync(DOC, out);
+  writeDocBlock(
+    DOC,
+    { start: '<!-- bench:scheduler:start -->', end: '<!-- bench:scheduler:end -->' },
+    '## Scheduler: placements per second\n\n' +
+      '`scripts/bench scheduler` runs the manager in one process, no Raft and no nodes: a store with 1,000 nodes and ' +
+      '100 services of 1,000 replicas, the orchestrator makes the 100,000 tasks, the allocator moves them to PENDING, ' +
+      'and the timed part is one scheduler pass over all of them (the plan), then the store applying the plan. ' +
+      'Quick run: `BENCH_ROUNDS=1 BENCH_DOC=- scripts/bench scheduler`. The section between the markers is rewritten by every run.\n',
+    body,
+  );
   console.error(`wrote ${DOC}`);
 }
 

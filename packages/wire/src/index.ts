@@ -3,3 +3,4 @@ export { encode, decode, encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES 
 export { componentLogger, silentLogger, type Logger } from './log.js';
 export { seededRandom } from './random.js';
 export { pollUntil, type PollOptions } from './poll.js';
+export { writeDocBlock } from './doc-block.js';
