@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     global.gc?.();
     const rss1 = rssKiB('self');
     const heap1 = process.memoryUsage().heapUsed;
-    const conmons = execFileSync('pgrep', ['-f', `--exit-dir ${join(root, 'runc', 'exits')}`], { encoding: 'utf8' }).trim().split('\n').filter((l) => l !== '');
+    const conmons = execFileSync('pgrep', ['-f', '--', `--exit-dir ${join(root, 'runc', 'exits')}`], { encoding: 'utf8' }).trim().split('\n').filter((l) => l !== '');
     const conmonKiB = conmons.reduce((a, pid) => a + rssKiB(Number(pid)), 0);
     agent.setAssignments([]);
     await waitEmpty(runtime);
