@@ -96,8 +96,10 @@ export function cleanupOnSignals(what: string): void {
 }
 
 /** The lab's daemons log at info: every gossip state change ("membership change") is a timed line. */
+/** A host's daemon; with the lab registry as its Docker Hub mirror when the lab has one (images by short name). */
 export function daemonCommand(h: HostInfo): { argv: string[]; env: Record<string, string> } {
-  return { argv: [process.execPath, SWARM_BIN, 'daemon', '--data-dir', h.dataDir, '--hostname', h.name], env: { SWARM_LOG_LEVEL: 'info' } };
+  const registry = h.registry === null ? [] : ['--registry-mirror', `http://${h.registry}`, '--insecure-registry', h.registry];
+  return { argv: [process.execPath, SWARM_BIN, 'daemon', '--data-dir', h.dataDir, '--hostname', h.name, ...registry], env: { SWARM_LOG_LEVEL: 'info' } };
 }
 
 /** Replaces the block between `start` and `end` markers in the doc, or appends `intro` and the block. */

@@ -2,10 +2,10 @@
 // all 10 replicas of a service, then the time until all 10 run elsewhere. Owns its lab (benchrec), also on SIGINT.
 
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { ApiClient, type NodeDocument, type ServiceSpecDocument, type TaskDocument } from '@swarm/api';
 import { silentLogger } from '@swarm/wire';
-import { createLab, destroyLab, killHost, loadLab, requireRoot, restartHost, swarmInitJoin, waitForSocket } from '../src/index.js';
+import { createLab, destroyLab, killHost, loadLab, requireRoot, restartHost, seedLabImages, swarmInitJoin, waitForSocket } from '../src/index.js';
 import { cleanup, cleanupOnSignals, daemonCommand, load1, max, median, ms, onCleanup, REPO_ROOT, say, sleep, SWARM_BIN, SWARM_MAIN, waitFor, writeDocBlock } from './kit.js';
 
 // ---- settings ----------------------------------------------------------------------------------
@@ -89,6 +89,9 @@ async function upLab(): Promise<Cluster> {
     subnet: SUBNET,
     logger,
     command: daemonCommand,
+    // The tasks are containers of the lab's busybox image, served by the lab registry.
+    registry: true,
+    seedRegistry: async (addr) => void (await seedLabImages(addr, tmpdir())),
     waitReady: (h) => waitForSocket(h),
     cluster: swarmInitJoin({ swarmArgv: [process.execPath, SWARM_BIN] }),
   });
