@@ -302,7 +302,8 @@ export class RuncRuntime implements Runtime {
       '--runtime-arg', '--root', '--runtime-arg', this.path('state'),
     ];
     // Its own session, so a daemon that dies (or is killed with its process group) leaves it running.
-    const child = spawn(this.conmon, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: { ...process.env, _OCI_SYNCPIPE: '3' } });
+    // Its working dir is the container's: conmon drops an `oom` mark there too, and that goes with the container.
+    const child = spawn(this.conmon, args, { cwd: c.dir, detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: { ...process.env, _OCI_SYNCPIPE: '3' } });
     c.conmon = child;
     let stderr = '';
     child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-4096)));
