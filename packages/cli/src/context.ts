@@ -2,7 +2,7 @@
 // the API client for it, and the error type the entry point prints as `swarm: MESSAGE`.
 
 import type { Command } from 'commander';
-import { ApiClient, DEFAULT_SOCKET_PATH } from '@swarm/api/client';
+import { ApiClient, ApiError, DEFAULT_SOCKET_PATH } from '@swarm/api/client';
 
 /** An error meant for the user: printed as `swarm: MESSAGE`, exit code 1, never a stack trace. */
 export class CliError extends Error {
@@ -30,4 +30,18 @@ export function parseFormat(value: string | undefined): OutputFormat {
   if (value === undefined || value === 'table') return 'table';
   if (value === 'json') return 'json';
   throw new CliError(`unsupported --format ${JSON.stringify(value)}: use table or json`);
+}
+
+/** Runs `fn` for each name; Docker does what it can, then fails naming what it could not (API errors only). */
+export async function forEachRef(refs: readonly string[], fn: (ref: string) => Promise<void>): Promise<void> {
+  const errors: string[] = [];
+  for (const ref of refs) {
+    try {
+      await fn(ref);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      errors.push(err.message);
+    }
+  }
+  if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
 }

@@ -3,8 +3,8 @@
 
 import type { Command } from 'commander';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { ApiError, type ImageInspectDocument, type ImageProgressLine } from '@swarm/api/client';
-import { clientFor, CliError, parseFormat } from './context.js';
+import type { ImageInspectDocument, ImageProgressLine } from '@swarm/api/client';
+import { clientFor, CliError, forEachRef, parseFormat } from './context.js';
 import { humanSize, jsonLines, table, writeOut } from './output.js';
 import { ago } from './service-commands.js';
 
@@ -30,18 +30,6 @@ function progressPrinter(): (l: ImageProgressLine) => void {
   };
 }
 
-async function eachRef(refs: readonly string[], fn: (ref: string) => Promise<void>): Promise<void> {
-  const errors: string[] = [];
-  for (const ref of refs) {
-    try {
-      await fn(ref);
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      errors.push(err.message);
-    }
-  }
-  if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
-}
 
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description("manage this node's images");
@@ -114,7 +102,7 @@ export function registerImageCommands(program: Command): void {
     .option('-f, --force', 'untag even if a task uses it')
     .action(async (refs: string[], opts: { force?: boolean }, command: Command) => {
       const client = clientFor(command);
-      await eachRef(refs, async (ref) => {
+      await forEachRef(refs, async (ref) => {
         for (const r of await client.removeImage(ref, opts.force === true)) writeOut(r.Untagged !== undefined ? `Untagged: ${r.Untagged}` : `Deleted: ${r.Deleted ?? ''}`);
       });
     });
@@ -127,7 +115,7 @@ export function registerImageCommands(program: Command): void {
       const client = clientFor(command);
       const found: ImageInspectDocument[] = [];
       try {
-        await eachRef(refs, async (ref) => void found.push(await client.inspectImage(ref)));
+        await forEachRef(refs, async (ref) => void found.push(await client.inspectImage(ref)));
       } finally {
         if (found.length > 0) writeOut(JSON.stringify(found, null, 4));
       }

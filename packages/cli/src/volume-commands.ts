@@ -3,8 +3,8 @@
 
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { ApiError, type VolumeDocument } from '@swarm/api/client';
-import { clientFor, CliError, parseFormat } from './context.js';
+import type { VolumeDocument } from '@swarm/api/client';
+import { clientFor, CliError, forEachRef, parseFormat } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -22,19 +22,6 @@ function labelsOf(items: readonly string[]): Record<string, string> {
   return out;
 }
 
-/** Runs `fn` for each name; Docker prints what worked and fails at the end naming what did not. */
-async function eachName(names: readonly string[], fn: (name: string) => Promise<void>): Promise<void> {
-  const errors: string[] = [];
-  for (const name of names) {
-    try {
-      await fn(name);
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      errors.push(err.message);
-    }
-  }
-  if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
-}
 
 export function registerVolumeCommands(program: Command): void {
   const volume = program.command('volume').description("manage this node's volumes");
@@ -73,7 +60,7 @@ export function registerVolumeCommands(program: Command): void {
       const client = clientFor(command);
       const found: VolumeDocument[] = [];
       try {
-        await eachName(names, async (n) => void found.push(await client.inspectVolume(n)));
+        await forEachRef(names, async (n) => void found.push(await client.inspectVolume(n)));
       } finally {
         if (found.length > 0) writeOut(JSON.stringify(found, null, 4));
       }
@@ -86,7 +73,7 @@ export function registerVolumeCommands(program: Command): void {
     .argument('<name...>', 'volume names')
     .action(async (names: string[], _opts: unknown, command: Command) => {
       const client = clientFor(command);
-      await eachName(names, async (n) => {
+      await forEachRef(names, async (n) => {
         await client.removeVolume(n);
         writeOut(n);
       });

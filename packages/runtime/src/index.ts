@@ -2,6 +2,7 @@
 export {
   assert,
   containerConfigFor,
+  defaultContainerConfig,
   containerName,
   isContainerId,
   RuntimeError,

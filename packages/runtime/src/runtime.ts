@@ -202,6 +202,35 @@ export function containerName(task: Pick<Task, 'id' | 'serviceName' | 'slot' | '
   return `${task.serviceName}.${slot}.${task.id}`;
 }
 
+/** A config with Docker's defaults for everything but the id and the command (tests and benchmarks build on it). */
+export function defaultContainerConfig(id: string, command: readonly string[], image = 'busybox'): ContainerConfig {
+  return {
+    id,
+    name: `web.1.${id}`,
+    image,
+    command: [...command],
+    args: [],
+    env: [],
+    dir: '',
+    user: '',
+    labels: {},
+    limits: { nanoCpus: 0, memoryBytes: 0 },
+    stopSignal: '',
+    stopGracePeriodMs: 10_000,
+    hostname: id.slice(0, 12),
+    mounts: [],
+    init: false,
+    readOnly: false,
+    capAdd: [],
+    capDrop: [],
+    pidsLimit: 0,
+    reservedNanoCpus: 0,
+    networkNamespacePath: null,
+    extraHosts: [],
+    resolvConf: null,
+  };
+}
+
 export function containerConfigFor(task: Task): ContainerConfig {
   const c = task.spec.containerSpec;
   return {

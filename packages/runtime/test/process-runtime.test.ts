@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil, silentLogger } from '@swarm/wire';
-import { ProcessRuntime, RuntimeError, type ContainerConfig, type LogLine } from '../src/index.js';
+import { defaultContainerConfig, ProcessRuntime, RuntimeError, type ContainerConfig, type LogLine } from '../src/index.js';
 
 function setup(t: ExecutionContext, opts: { maxContainers?: number; maxLogFileBytes?: number } = {}): { rt: ProcessRuntime; root: string } {
   const root = mkdtempSync(join(tmpdir(), 'swarm-runtime-'));
@@ -22,32 +22,7 @@ function setup(t: ExecutionContext, opts: { maxContainers?: number; maxLogFileBy
 let seq = 0;
 function config(command: string[], extra: Partial<ContainerConfig> = {}): ContainerConfig {
   const id = `task${++seq}x${process.pid}`;
-  return {
-    id,
-    name: `web.1.${id}`,
-    image: 'busybox',
-    command,
-    args: [],
-    env: [],
-    dir: '',
-    user: '',
-    labels: {},
-    limits: { nanoCpus: 0, memoryBytes: 0 },
-    stopSignal: '',
-    stopGracePeriodMs: 10_000,
-    hostname: id.slice(0, 12),
-    mounts: [],
-    init: false,
-    readOnly: false,
-    capAdd: [],
-    capDrop: [],
-    pidsLimit: 0,
-    reservedNanoCpus: 0,
-    networkNamespacePath: null,
-    extraHosts: [],
-    resolvConf: null,
-    ...extra,
-  };
+  return { ...defaultContainerConfig(id, command), ...extra };
 }
 
 async function run(rt: ProcessRuntime, c: ContainerConfig): Promise<number> {

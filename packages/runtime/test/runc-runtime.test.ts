@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil, silentLogger } from '@swarm/wire';
-import { buildLabImages, BUSYBOX_BIN, ImageStore, LocalVolumes, RuncRuntime, type ContainerConfig, type LogLine } from '../src/index.js';
+import { buildLabImages, BUSYBOX_BIN, defaultContainerConfig, ImageStore, LocalVolumes, RuncRuntime, type ContainerConfig, type LogLine } from '../src/index.js';
 import { capabilities, defaultSeccompProfile } from '../src/runc/security.js';
 
 const missing =
@@ -46,32 +46,7 @@ test.after.always(async () => {
 let seq = 0;
 function config(command: string[], extra: Partial<ContainerConfig> = {}): ContainerConfig {
   const id = `rt${process.pid}x${++seq}`;
-  return {
-    id,
-    name: `web.${seq}.${id}`,
-    image: 'busybox',
-    command,
-    args: [],
-    env: [],
-    dir: '',
-    user: '',
-    labels: {},
-    limits: { nanoCpus: 0, memoryBytes: 0 },
-    stopSignal: '',
-    stopGracePeriodMs: 10_000,
-    hostname: id.slice(0, 12),
-    mounts: [],
-    init: false,
-    readOnly: false,
-    capAdd: [],
-    capDrop: [],
-    pidsLimit: 0,
-    reservedNanoCpus: 0,
-    networkNamespacePath: null,
-    extraHosts: [],
-    resolvConf: null,
-    ...extra,
-  };
+  return { ...defaultContainerConfig(id, command), ...extra };
 }
 
 async function collect(id: string): Promise<LogLine[]> {

@@ -10,6 +10,7 @@ import tar from 'tar-stream';
 import { RuntimeError } from '../runtime.js';
 import { MAX_MANIFEST_BYTES } from './oci.js';
 import { cleanEntryPath, decompressor } from './unpack.js';
+import { feedExtract } from './fs-tools.js';
 
 /** mtime of every entry we write: archives of the same images are byte-identical. */
 export const FIXED_MTIME = new Date(0);
@@ -50,18 +51,7 @@ export async function readArchive(source: string | Readable, what: string, visit
       inner = rest;
     }
     for await (const chunk of inner) {
-      if (extract.destroyed) throw new Error('the tar parser stopped');
-      if (!extract.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            extract.off('drain', done);
-            extract.off('close', done);
-            resolve();
-          };
-          extract.on('drain', done);
-          extract.on('close', done);
-        });
-      }
+      await feedExtract(extract, chunk);
     }
     extract.end(undefined as unknown as Buffer);
   };

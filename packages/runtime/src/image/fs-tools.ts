@@ -40,3 +40,26 @@ export async function markOpaque(dirs: readonly string[]): Promise<void> {
     await run(SETFATTR, ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', ...dirs.slice(i, i + SETFATTR_BATCH)], 'apt-get install attr');
   }
 }
+
+/** One chunk into a tar parser, waiting while it is full; fails once the parser has stopped (an error on its side). */
+/** What feedExtract needs of a tar parser (tar-stream's extract is a streamx writable, not a Node one). */
+export interface ExtractSink {
+  readonly destroyed: boolean;
+  write(chunk: Buffer): boolean;
+  on(event: 'drain' | 'close', fn: () => void): unknown;
+  off(event: 'drain' | 'close', fn: () => void): unknown;
+}
+
+export async function feedExtract(extract: ExtractSink, chunk: Buffer): Promise<void> {
+  if (extract.destroyed) throw new Error('the tar parser stopped');
+  if (extract.write(chunk)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      extract.off('drain', done);
+      extract.off('close', done);
+      resolve();
+    };
+    extract.on('drain', done);
+    extract.on('close', done);
+  });
+}

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { RuntimeError } from '../runtime.js';
-import { markOpaque, mknod } from './fs-tools.js';
+import { feedExtract, markOpaque, mknod } from './fs-tools.js';
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
@@ -247,18 +247,7 @@ export async function unpackLayer(blobPath: string, dir: string, opts: { what: s
   const feed = async function* (src: AsyncIterable<Buffer>): AsyncGenerator<never> {
     for await (const chunk of src) {
       hash.update(chunk);
-      if (extract.destroyed) throw new Error('the tar parser stopped');
-      if (!extract.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            extract.off('drain', done);
-            extract.off('close', done);
-            resolve();
-          };
-          extract.on('drain', done);
-          extract.on('close', done);
-        });
-      }
+      await feedExtract(extract, chunk);
     }
     extract.end(undefined as unknown as Buffer);
   };
