@@ -198,6 +198,14 @@ export class ApiClient {
 
   // ---- images (this node's)
 
+  async login(serveraddress: string, username: string, password: string): Promise<void> {
+    await this.call('POST', '/auth', { username, password, serveraddress });
+  }
+
+  async logout(serveraddress: string): Promise<boolean> {
+    return ((await this.call('POST', '/auth/logout', { serveraddress })) as { Removed: boolean }).Removed;
+  }
+
   listImages(): Promise<ImageSummaryDocument[]> {
     return this.call('GET', '/images/json') as Promise<ImageSummaryDocument[]>;
   }

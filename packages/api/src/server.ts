@@ -93,6 +93,24 @@ const volumeCreateSchema = {
   },
 } as const;
 
+const loginSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['username', 'password', 'serveraddress'],
+  properties: {
+    username: { type: 'string', minLength: 1, maxLength: 256 },
+    password: { type: 'string', minLength: 1, maxLength: 4096 },
+    serveraddress: { type: 'string', minLength: 1, maxLength: 256 },
+  },
+} as const;
+
+const logoutSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['serveraddress'],
+  properties: { serveraddress: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;
+
 const imageParamsSchema = {
   type: 'object',
   required: ['name'],
@@ -403,6 +421,13 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
 
   // ---- images: this node's store. Pull and push answer Docker's NDJSON progress; an error part way is the
   // stream's last line ({"error": ...}), as Docker's, since the status line has gone out by then.
+
+  app.post<{ Body: { username: string; password: string; serveraddress: string } }>('/auth', { schema: { body: loginSchema } }, async (request) => {
+    await backend.login(request.body);
+    return { Status: 'Login Succeeded' };
+  });
+
+  app.post<{ Body: { serveraddress: string } }>('/auth/logout', { schema: { body: logoutSchema } }, async (request) => ({ Removed: await backend.logout(request.body.serveraddress) }));
 
   app.get('/images/json', async () => backend.listImages());
 

@@ -280,6 +280,10 @@ export interface ApiBackend {
   inspectVolume(name: string): Promise<VolumeDocument>;
   /** Refused (conflict) while a task uses it. */
   removeVolume(name: string): Promise<void>;
+  /** `swarm login`: checked with the registry, then used for this node's pulls and pushes. */
+  login(request: { username: string; password: string; serveraddress: string }): Promise<void>;
+  /** `swarm logout`: false when this node had no credentials for the registry. */
+  logout(serveraddress: string): Promise<boolean>;
   /** This node's images; answer outside a swarm too. */
   listImages(): Promise<ImageSummaryDocument[]>;
   inspectImage(ref: string): Promise<ImageInspectDocument>;

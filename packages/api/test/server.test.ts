@@ -131,6 +131,10 @@ class FakeBackend implements ApiBackend {
     if (name === 'busy') throw new ApiError('conflict', 'volume busy is in use');
     if (!this.volumes.delete(name)) throw new ApiError('not_found', `no such volume: ${name}`);
   }
+  async login(): Promise<void> {}
+  async logout(): Promise<boolean> {
+    return false;
+  }
   async listImages(): Promise<ImageSummaryDocument[]> {
     return [{ Repository: 'busybox', Tag: 'latest', ID: 'sha256:aa', Created: '', Size: 1 }];
   }

@@ -31,7 +31,37 @@ function progressPrinter(): (l: ImageProgressLine) => void {
 }
 
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
 export function registerImageCommands(program: Command): void {
+  program
+    .command('login')
+    .description("log this node's daemon in to a registry (its pulls and pushes then use the credentials)")
+    .argument('[server]', 'registry host[:port] (default: Docker Hub)', 'docker.io')
+    .requiredOption('-u, --username <user>', 'user name')
+    .option('-p, --password <password>', 'password (prefer --password-stdin: a flag shows in the process list)')
+    .option('--password-stdin', 'read the password from stdin')
+    .action(async (server: string, opts: { username: string; password?: string; passwordStdin?: boolean }, command: Command) => {
+      if (opts.password !== undefined && opts.passwordStdin === true) throw new CliError('--password and --password-stdin are mutually exclusive');
+      const password = opts.passwordStdin === true ? await readStdin() : opts.password;
+      if (password === undefined || password === '') throw new CliError('give the password with --password-stdin (or -p)');
+      await clientFor(command).login(server, opts.username, password);
+      writeOut('Login Succeeded');
+    });
+
+  program
+    .command('logout')
+    .description("forget this node's credentials for a registry")
+    .argument('[server]', 'registry host[:port] (default: Docker Hub)', 'docker.io')
+    .action(async (server: string, _opts: unknown, command: Command) => {
+      const removed = await clientFor(command).logout(server);
+      writeOut(removed ? `Removing login credentials for ${server}` : `Not logged in to ${server}`);
+    });
+
   const image = program.command('image').description("manage this node's images");
 
   image

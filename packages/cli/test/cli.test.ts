@@ -3,8 +3,8 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { pollUntil } from '@swarm/wire';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,19 @@ import { ApiClient } from '@swarm/api';
 import { startRegistry } from '@swarm/lab';
 import { makeImages } from '@swarm/runtime';
 import type { NodeRow } from '../src/node-commands.js';
+
+function runWithInput(socketPath: string, args: string[], input: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SWARM_BIN, ...args], { env: { ...process.env, SWARM_SOCKET: socketPath }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -270,7 +283,7 @@ test('node update/promote/demote/rm and leave on a one-manager swarm: Docker\'s 
   t.is((await run(e.socketPath, init)).code, 0);
 });
 
-test('image verbs end to end: load, ls, tag, push to a real registry, rm, pull back, inspect, save; a bad pull is one line', async (t) => {
+test('image verbs end to end: load, ls, tag, push to a real registry, rm, pull back, inspect, save; login to an htpasswd registry; a bad pull is one line', async (t) => {
   if (process.getuid?.() !== 0) return t.fail('needs root: layers keep their owners (CI runs as root)');
   const e = await env(t);
   await makeImages(join(e.root, 'imgs'));
@@ -312,6 +325,35 @@ test('image verbs end to end: load, ls, tag, push to a real registry, rm, pull b
   const out = join(e.root, 'saved.tar');
   t.is((await swarm(['image', 'save', '-o', out, 'swarm/httpd'])).code, 0);
   t.true((await stat(out)).size > 100_000, 'the archive holds the busybox layer');
+
+  // A registry that wants a login (htpasswd, bcrypt): refused without one, refused with a wrong password, then
+  // `swarm login --password-stdin` and the push goes through; `logout` forgets it.
+  const authDir = join(e.root, 'auth-registry');
+  await mkdir(authDir);
+  const authPort = await freePort();
+  execFileSync('sh', ['-c', `htpasswd -Bbn alice s3cret > ${join(authDir, 'htpasswd')}`]);
+  await writeFile(
+    join(authDir, 'config.yml'),
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(authDir, 'data')}\nhttp:\n  addr: 127.0.0.1:${authPort}\nauth:\n  htpasswd:\n    realm: test\n    path: ${join(authDir, 'htpasswd')}\n`,
+  );
+  const authRegistry = spawn('/usr/bin/docker-registry', ['serve', join(authDir, 'config.yml')], { stdio: 'ignore' });
+  t.teardown(() => void authRegistry.kill('SIGKILL'));
+  await until('the auth registry answers', async () => ((await fetch(`http://127.0.0.1:${authPort}/v2/`)).status === 401 ? true : undefined), 15_000);
+  const secured = `127.0.0.1:${authPort}/team/busybox:v1`;
+  t.is((await swarm(['image', 'tag', 'busybox', secured])).code, 0);
+  const anonymous = await swarm(['image', 'push', secured]);
+  t.is(anonymous.code, 1);
+  t.regex(anonymous.stderr, /requires a login/);
+  const wrong = await swarm(['login', `127.0.0.1:${authPort}`, '-u', 'alice', '-p', 'nope']);
+  t.is(wrong.code, 1);
+  t.regex(wrong.stderr, /refused the credentials of alice/);
+  const login = await runWithInput(e.socketPath, ['login', `127.0.0.1:${authPort}`, '-u', 'alice', '--password-stdin'], 's3cret\n');
+  t.is(login.code, 0, login.stderr);
+  t.is(login.stdout.trim(), 'Login Succeeded');
+  const pushed = await swarm(['image', 'push', secured]);
+  t.is(pushed.code, 0, pushed.stderr);
+  t.is((await swarm(['logout', `127.0.0.1:${authPort}`])).stdout.trim(), `Removing login credentials for 127.0.0.1:${authPort}`);
+  t.is((await swarm(['image', 'push', secured])).code, 1);
 
   const bad = await swarm(['image', 'pull', `127.0.0.1:${port}/no/such:image`]);
   t.is(bad.code, 1);

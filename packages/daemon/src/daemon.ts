@@ -633,6 +633,14 @@ class NodeDaemon implements ApiBackend, Daemon {
 
   // ------------------------------------------------------------ images (node-local)
 
+  async login(request: { username: string; password: string; serveraddress: string }): Promise<void> {
+    await engineAsync(() => this.engine.login(registryHost(request.serveraddress), { username: request.username, password: request.password }));
+  }
+
+  async logout(serveraddress: string): Promise<boolean> {
+    return this.engine.logout(registryHost(serveraddress));
+  }
+
   async listImages(): Promise<ImageSummaryDocument[]> {
     return this.engine.images.list().map((i) => ({ Repository: i.repository, Tag: i.tag, ID: i.manifestDigest, Created: i.created, Size: i.sizeBytes }));
   }
@@ -1206,6 +1214,13 @@ async function engineAsync<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw apiErrorOf(err);
   }
+}
+
+/** `https://reg.example:5000/`, `reg.example:5000` -> `reg.example:5000`; Docker Hub's names -> docker.io. */
+function registryHost(server: string): string {
+  const host = server.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+  if (host === '' || host === 'index.docker.io' || host === 'registry-1.docker.io') return 'docker.io';
+  return host;
 }
 
 const shortDigest = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);

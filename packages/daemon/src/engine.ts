@@ -2,7 +2,7 @@
 // It belongs to the machine, not to a swarm membership: volumes and images are there before `swarm init` and
 // after `swarm leave`, and containers an earlier run left are found again at start.
 
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '@swarm/agent';
 import { familiarReference, ImageStore, LocalVolumes, parseReference, ProcessRuntime, RuncRuntime, type Runtime } from '@swarm/runtime';
@@ -27,11 +27,23 @@ export interface NodeEngine {
   readonly volumes: LocalVolumes;
   /** The node's images (an OCI layout under the data dir), pulled from registries; kept with either runtime. */
   readonly images: ImageStore;
+  /** `swarm login`: checks the credentials with the registry, then keeps them for this node's pulls and pushes. */
+  login(registryHost: string, creds: { username: string; password: string }): Promise<void>;
+  /** `swarm logout`: forgets them; false when there were none. */
+  logout(registryHost: string): boolean;
   /** `image:tag` -> `image:tag@sha256:...` as the registry answers now; null when this node keeps no images. */
   readonly resolveImage: ((reference: string) => Promise<string>) | null;
   /** The task runner for one swarm membership, on this engine's runtime. */
   agentFor(nodeId: string, report: (updates: TaskStatusUpdate[]) => void, logger: Logger): TaskAgent;
   close(): Promise<void>;
+}
+
+function readAuths(path: string): Record<string, { username: string; password: string }> {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, { username: string; password: string }>;
+  } catch {
+    return {};
+  }
 }
 
 /** Why runc cannot be used here, or null when it can. */
@@ -55,7 +67,16 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     rootDir: join(opts.dataDir, 'volumes'),
     inUse: (name) => agent?.volumesInUse().has(name) ?? false,
   });
+  // Registry credentials given by `swarm login`, kept in the data dir (0600, like Docker's config.json).
+  const authPath = join(opts.dataDir, 'registry-auth.json');
+  const auths = new Map<string, { username: string; password: string }>(Object.entries(readAuths(authPath)));
+  const saveAuths = (): void => {
+    const tmp = `${authPath}.tmp`;
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(auths)), { mode: 0o600 });
+    renameSync(tmp, authPath);
+  };
   const images: ImageStore = new ImageStore({
+    auth: (host) => auths.get(host) ?? null,
     rootDir: join(opts.dataDir, 'images'),
     registryMirrors: opts.registryMirrors,
     insecureRegistries: opts.insecureRegistries,
@@ -82,6 +103,16 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     runtime,
     volumes,
     images,
+    async login(host, creds) {
+      await images.registry.checkLogin(host, creds);
+      auths.set(host, { username: creds.username, password: creds.password });
+      saveAuths();
+    },
+    logout(host) {
+      const had = auths.delete(host);
+      if (had) saveAuths();
+      return had;
+    },
     resolveImage: async (reference) => {
       const ref = parseReference(reference);
       const digest = await images.registry.resolve(ref);

@@ -204,6 +204,32 @@ export class RegistryClient {
 
   // ---- auth ----
 
+  /**
+   * `docker login`'s check: the registry's /v2/ with these credentials (Basic at once, or through its token server
+   * for Bearer). Resolves when they are accepted; a refusal is RuntimeError('image_unavailable') saying so.
+   */
+  async checkLogin(registryHost: string, creds: RegistryCredentials, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const ep: Endpoint = { base: `${this.schemeFor(registryHost)}://${registryHost}`, host: registryHost, mirror: false };
+    let res: Response;
+    try {
+      res = await this.timedFetch(`${ep.base}/v2/`, {}, opts.signal);
+    } catch (err) {
+      throw new RuntimeError('image_unavailable', `registry ${registryHost} cannot be reached: ${(err as Error).message}`);
+    }
+    await res.body?.cancel();
+    if (res.ok) return; // no auth at all: any credentials do
+    const ch = res.status === 401 ? parseChallenge(res.headers.get('www-authenticate')) : null;
+    if (ch === null) throw new RuntimeError('image_unavailable', `registry ${registryHost} answered /v2/ with ${res.status} and no login challenge`);
+    if (ch.scheme === 'bearer') {
+      await this.token(ep, ch, '', creds, opts.signal);
+      return;
+    }
+    const basic = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+    const again = await this.timedFetch(`${ep.base}/v2/`, { headers: { authorization: basic } }, opts.signal);
+    await again.body?.cancel();
+    if (!again.ok) throw new RuntimeError('image_unavailable', `registry ${registryHost} refused the credentials of ${creds.username}: check the user name and password`);
+  }
+
   private async credentials(host: string): Promise<RegistryCredentials | null> {
     return (await this.authFn(host)) ?? null;
   }
