@@ -298,7 +298,7 @@ export class RuncRuntime implements Runtime {
       '-r', this.runc, '-b', c.dir, '-p', join(c.dir, 'pid'),
       '--exit-dir', this.path('exits'), '--persist-dir', join(c.dir, 'persist'),
       '-l', `k8s-file:${logPath}`, '--log-size-max', String(this.maxLogBytes),
-      '--conmon-pidfile', join(c.dir, 'conmon.pid'), '--socket-dir-path', this.path('sock'),
+      '--socket-dir-path', this.path('sock'),
       '--runtime-arg', '--root', '--runtime-arg', this.path('state'),
     ];
     // Its own session, so a daemon that dies (or is killed with its process group) leaves it running.

@@ -205,3 +205,25 @@ test('capabilities: Docker\'s default set, drop ALL then add back, names with or
   const admin = defaultSeccompProfile(capabilities(['SYS_ADMIN'], []));
   t.true(admin?.syscalls.some((r) => r.names.includes('mount') && r.action === 'SCMP_ACT_ALLOW'));
 });
+
+serial('after a reboot (every process gone, mounts gone, no exit file) a new runtime reports the container ended and remove cleans up', async (t) => {
+  const c = config(['sleep', '600']);
+  await rt.prepare(c);
+  const { pid } = await rt.start(c.id);
+  await rt.close();
+  // What a reboot leaves: the files on disk, nothing running, nothing mounted.
+  const dir = join(root, 'runc', 'containers', c.id);
+  // conmon --sync writes no pid file: it is the process whose arguments name this container's persist dir.
+  const conmonPid = Number(execFileSync('pgrep', ['-f', '--', `--persist-dir ${join(dir, 'persist')}`], { encoding: 'utf8' }).trim());
+  process.kill(conmonPid, 'SIGKILL');
+  process.kill(pid, 'SIGKILL');
+  await pollUntil('the container process gone', () => !existsSync(`/proc/${pid}`) || undefined, { deadlineMs: 5_000, intervalMs: 20 });
+  rmSync(join(root, 'runc', 'exits', c.id), { force: true });
+  execFileSync('umount', ['-l', join(dir, 'rootfs')]);
+  rt = new RuncRuntime({ rootDir: join(root, 'runc'), images, volumes, logger: silentLogger() });
+  await rt.recover();
+  t.like(await rt.wait(c.id), { exitCode: 255 });
+  await rt.remove(c.id);
+  t.false(existsSync(dir));
+  t.false(execFileSync('/usr/sbin/runc', ['--root', join(root, 'runc', 'state'), 'list', '-q'], { encoding: 'utf8' }).split('\n').includes(c.id));
+});
