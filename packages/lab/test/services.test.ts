@@ -240,7 +240,11 @@ serial('kill -9 the leader during a rolling update: a new leader finishes the up
 serial('global mode runs one task per node; scale and rm', async (t) => {
   const global = await on('node-2', ['service', 'create', '--name', 'agent', '--mode', 'global', 'busybox', 'sleep', '600']);
   t.is(global.code, 0, global.stderr);
-  const c = await placement('agent');
+  // A node that came back moments ago (the leader restarted in the step before) may get its task a little later.
+  const c = await eventually('a global task running on every node', 30_000, async () => {
+    const p = await placement('agent');
+    return Object.keys(p).length === 5 ? p : undefined;
+  });
   t.deepEqual(Object.keys(c).sort(), ['node-1', 'node-2', 'node-3', 'node-4', 'node-5']);
   t.true(Object.values(c).every((n) => n === 1));
 
