@@ -83,8 +83,11 @@ export class ApiClient {
   }
 
   /** Warnings: Docker's, e.g. that the image's digest could not be recorded. */
-  createService(spec: ServiceSpecDocument, options: { resolveImage?: boolean } = {}): Promise<{ ID: string; Warnings?: string[] }> {
-    const query = options.resolveImage === false ? '?resolveImage=false' : '';
+  createService(spec: ServiceSpecDocument, options: { resolveImage?: boolean; withRegistryAuth?: boolean } = {}): Promise<{ ID: string; Warnings?: string[] }> {
+    const params = new URLSearchParams();
+    if (options.resolveImage === false) params.set('resolveImage', 'false');
+    if (options.withRegistryAuth === true) params.set('withRegistryAuth', 'true');
+    const query = params.size === 0 ? '' : `?${params.toString()}`;
     return this.call('POST', `/services/create${query}`, spec) as Promise<{ ID: string; Warnings?: string[] }>;
   }
 
@@ -96,10 +99,11 @@ export class ApiClient {
     return this.call('GET', `/services/${encodeURIComponent(ref)}?status=${String(status)}`) as Promise<ServiceDocument>;
   }
 
-  async updateService(ref: string, spec: ServiceSpecDocument, version?: number, options: { resolveImage?: boolean } = {}): Promise<string[]> {
+  async updateService(ref: string, spec: ServiceSpecDocument, version?: number, options: { resolveImage?: boolean; withRegistryAuth?: boolean } = {}): Promise<string[]> {
     const params = new URLSearchParams();
     if (version !== undefined) params.set('version', String(version));
     if (options.resolveImage === false) params.set('resolveImage', 'false');
+    if (options.withRegistryAuth === true) params.set('withRegistryAuth', 'true');
     const query = params.size === 0 ? '' : `?${params.toString()}`;
     const res = (await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec)) as { Warnings?: string[] };
     return res.Warnings ?? [];

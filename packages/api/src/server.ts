@@ -13,7 +13,7 @@ import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
 import { resolveService, serviceDocument, serviceSpecSchema, serviceStatus, taskDocument, type ServiceSpecDocument } from './services.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
-import { DEFAULT_LISTEN_PORT, type ApiBackend, type ImageProgressLine, type NodeUpdateRequest, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
+import { DEFAULT_LISTEN_PORT, type ApiBackend, type ImageProgressLine, type NodeUpdateRequest, type ServiceWriteOptions, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
 
 /** Requests are small control messages; anything bigger is a mistake or an attack. */
 export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -200,14 +200,19 @@ const serviceUpdateQuerySchema = {
     version: { type: 'string', pattern: '^[0-9]{1,15}$' },
     rollback: { type: 'string', enum: ['previous'] },
     resolveImage: { type: 'string', enum: ['true', 'false'] },
+    withRegistryAuth: { type: 'string', enum: ['true', 'false'] },
   },
 } as const;
 
 const resolveQuerySchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { resolveImage: { type: 'string', enum: ['true', 'false'] } },
+  properties: { resolveImage: { type: 'string', enum: ['true', 'false'] }, withRegistryAuth: { type: 'string', enum: ['true', 'false'] } },
 } as const;
+
+function writeOptions(q: { resolveImage?: 'true' | 'false'; withRegistryAuth?: 'true' | 'false' }): ServiceWriteOptions {
+  return { resolveImage: q.resolveImage !== 'false', withRegistryAuth: q.withRegistryAuth === 'true' };
+}
 
 const logsQuerySchema = {
   type: 'object',
@@ -342,10 +347,10 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
     },
   );
 
-  app.post<{ Body: ServiceSpecDocument; Querystring: { resolveImage?: 'true' | 'false' } }>(
+  app.post<{ Body: ServiceSpecDocument; Querystring: { resolveImage?: 'true' | 'false'; withRegistryAuth?: 'true' | 'false' } }>(
     '/services/create',
     { schema: { body: serviceSpecSchema, querystring: resolveQuerySchema } },
-    async (request) => backend.createService(request.body, { resolveImage: request.query.resolveImage !== 'false' }),
+    async (request) => backend.createService(request.body, writeOptions(request.query)),
   );
 
   app.get<{ Querystring: { status: 'true' | 'false' } }>('/services', { schema: { querystring: serviceQuerySchema } }, async (request) => {
@@ -367,13 +372,13 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
   );
 
   // As Docker's: `?rollback=previous` puts the previous spec back (the body is then not used).
-  app.post<{ Params: { id: string }; Querystring: { version?: string; rollback?: 'previous'; resolveImage?: 'true' | 'false' }; Body: ServiceSpecDocument }>(
+  app.post<{ Params: { id: string }; Querystring: { version?: string; rollback?: 'previous'; resolveImage?: 'true' | 'false'; withRegistryAuth?: 'true' | 'false' }; Body: ServiceSpecDocument }>(
     '/services/:id/update',
     { schema: { params: nodeParamsSchema, querystring: serviceUpdateQuerySchema, body: serviceSpecSchema } },
     async (request) => {
       const version = request.query.version === undefined ? null : Number(request.query.version);
       const change = request.query.rollback === 'previous' ? { rollback: true as const } : { spec: request.body };
-      const { warnings } = await backend.updateService(request.params.id, change, version, { resolveImage: request.query.resolveImage !== 'false' });
+      const { warnings } = await backend.updateService(request.params.id, change, version, writeOptions(request.query));
       return { Warnings: warnings };
     },
   );

@@ -303,6 +303,7 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
       capabilityAdd: [...(c.CapabilityAdd ?? [])],
       capabilityDrop: [...(c.CapabilityDrop ?? [])],
       pidsLimit: t.Resources?.Limits?.Pids ?? 0,
+      registryAuth: null,
     },
     resources: {
       limits: { nanoCpus: t.Resources?.Limits?.NanoCPUs ?? 0, memoryBytes: t.Resources?.Limits?.MemoryBytes ?? 0 },

@@ -236,6 +236,8 @@ export interface ImageProgressLine {
 export interface ServiceWriteOptions {
   /** Pin an image given by tag to its registry digest (Docker's default; --no-resolve-image turns it off). */
   resolveImage: boolean;
+  /** Docker's --with-registry-auth: the receiving manager's login for the image's registry goes with the service. */
+  withRegistryAuth: boolean;
 }
 
 export interface ApiBackend {

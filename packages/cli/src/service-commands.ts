@@ -75,6 +75,7 @@ export interface SpecFlags {
   healthcheck?: boolean;
   /** False when --no-resolve-image is given. */
   resolveImage?: boolean;
+  withRegistryAuth?: boolean;
   limitPids?: string;
   hostname?: string;
   init?: boolean;
@@ -558,7 +559,8 @@ function specOptions(command: Command): Command {
     .option('--read-only', "mount the containers' root filesystem read-only")
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect, [])
     .option('--cap-drop <cap>', 'drop a Linux capability, or ALL (repeatable)', collect, [])
-    .option('--no-resolve-image', "do not pin the image to its registry digest (each node then resolves the tag itself)");
+    .option('--no-resolve-image', "do not pin the image to its registry digest (each node then resolves the tag itself)")
+    .option('--with-registry-auth', "send this node's registry login (swarm login) with the service, so every node can pull its image");
   for (const [prefix, what] of [
     ['update', 'an update'],
     ['rollback', 'a rollback'],
@@ -624,7 +626,7 @@ export function registerServiceCommands(program: Command): void {
     .passThroughOptions()
     .action(async (image: string, args: string[], opts: CreateFlags & { detach?: boolean }, command: Command) => {
       const client = clientFor(command);
-      const { ID, Warnings } = await client.createService(specFromFlags(image, args, opts), { resolveImage: opts.resolveImage !== false });
+      const { ID, Warnings } = await client.createService(specFromFlags(image, args, opts), { resolveImage: opts.resolveImage !== false, withRegistryAuth: opts.withRegistryAuth === true });
       for (const w of Warnings ?? []) process.stderr.write(`${w}\n`);
       writeOut(ID);
       if (opts.detach !== true) await waitConverged(client, ID);
@@ -750,7 +752,7 @@ export function registerServiceCommands(program: Command): void {
       if (opts.rollback === true) {
         await client.rollbackService(s.ID, s.Spec, s.Version.Index);
       } else {
-        const warnings = await client.updateService(s.ID, updatedSpec(s.Spec, opts), s.Version.Index, { resolveImage: opts.resolveImage !== false });
+        const warnings = await client.updateService(s.ID, updatedSpec(s.Spec, opts), s.Version.Index, { resolveImage: opts.resolveImage !== false, withRegistryAuth: opts.withRegistryAuth === true });
         for (const w of warnings) process.stderr.write(`${w}\n`);
       }
       writeOut(s.Spec.Name);

@@ -53,7 +53,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { deepEqual, defaultClusterSpec, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
+import { deepEqual, defaultClusterSpec, type RegistryAuth, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -742,6 +742,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     // Docker makes up a name when none is given; ours is short and says what it is.
     const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
     checkServiceSpec(spec);
+    if (options.withRegistryAuth) spec.taskTemplate.containerSpec.registryAuth = this.registryAuthFor(spec.taskTemplate.containerSpec.image);
     const warnings = await this.pinImage(spec, options);
     const service: Omit<Service, 'meta'> = {
       id,
@@ -754,6 +755,14 @@ class NodeDaemon implements ApiBackend, Daemon {
     await runtime.propose([{ op: 'create', kind: 'service', object: service }]);
     this.logger.info({ service: id, name: spec.name, image: spec.taskTemplate.containerSpec.image }, 'service created');
     return { ID: id, Warnings: warnings };
+  }
+
+  /** This node's `swarm login` for the image's registry, to go with a service (--with-registry-auth). */
+  private registryAuthFor(image: string): RegistryAuth {
+    const registry = parseReference(image).registry;
+    const creds = this.engine.credentials(registry);
+    if (creds === null) throw new ApiError('invalid_argument', `--with-registry-auth: this node has no login for ${registry}: run \`swarm login ${registry}\` on it first`);
+    return { registry, username: creds.username, password: creds.password };
   }
 
   /**
@@ -808,6 +817,10 @@ class NodeDaemon implements ApiBackend, Daemon {
         throw new ApiError('invalid_argument', `Mode: service ${service.spec.name} is ${service.spec.mode.global !== undefined ? 'global' : 'replicated'}; the mode of a service cannot change`);
       }
       checkServiceSpec(spec);
+      // As Docker's: without --with-registry-auth an update keeps the login the service already carries.
+      spec.taskTemplate.containerSpec.registryAuth = options.withRegistryAuth
+        ? this.registryAuthFor(spec.taskTemplate.containerSpec.image)
+        : (service.spec.taskTemplate.containerSpec.registryAuth ?? null);
       warnings = await this.pinImage(spec, options);
       // Only a new task template is rolled out; a new replica count is the orchestrator's alone (a scale).
       const rollingOut = !deepEqual(spec.taskTemplate, service.spec.taskTemplate);

@@ -29,6 +29,8 @@ export interface NodeEngine {
   readonly images: ImageStore;
   /** `swarm login`: checks the credentials with the registry, then keeps them for this node's pulls and pushes. */
   login(registryHost: string, creds: { username: string; password: string }): Promise<void>;
+  /** The login this node holds for a registry, or null. */
+  credentials(registryHost: string): { username: string; password: string } | null;
   /** `swarm logout`: forgets them; false when there were none. */
   logout(registryHost: string): boolean;
   /** `image:tag` -> `image:tag@sha256:...` as the registry answers now; null when this node keeps no images. */
@@ -75,8 +77,10 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     writeFileSync(tmp, JSON.stringify(Object.fromEntries(auths)), { mode: 0o600 });
     renameSync(tmp, authPath);
   };
+  // Logins that came with tasks' services (--with-registry-auth), by registry, for the pulls of those tasks.
+  const taskAuths = new Map<string, { username: string; password: string }>();
   const images: ImageStore = new ImageStore({
-    auth: (host) => auths.get(host) ?? null,
+    auth: (host) => auths.get(host) ?? taskAuths.get(host) ?? null,
     rootDir: join(opts.dataDir, 'images'),
     registryMirrors: opts.registryMirrors,
     insecureRegistries: opts.insecureRegistries,
@@ -93,7 +97,14 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     }
     runtime = new ProcessRuntime({ rootDir: join(opts.dataDir, 'runtime'), logger: log.child({ component: 'runtime' }) });
   } else {
-    const runc = new RuncRuntime({ rootDir: join(opts.dataDir, 'runc'), images, volumes, logger: log.child({ component: 'runtime' }) });
+    // The runtime's image provider hands a task's registry login (if its service carries one) to the store's auth.
+    const provider = {
+      ensure: (reference: string, o: { signal?: AbortSignal; credentials?: { username: string; password: string } | null } = {}) => {
+        if (o.credentials !== undefined && o.credentials !== null) taskAuths.set(parseReference(reference).registry, o.credentials);
+        return images.ensure(reference, o.signal === undefined ? {} : { signal: o.signal });
+      },
+    };
+    const runc = new RuncRuntime({ rootDir: join(opts.dataDir, 'runc'), images: provider, volumes, logger: log.child({ component: 'runtime' }) });
     // Containers an earlier run left: running ones are adopted, ended ones report their exit, half-made ones go.
     await runc.recover();
     runtime = runc;
@@ -108,6 +119,7 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
       auths.set(host, { username: creds.username, password: creds.password });
       saveAuths();
     },
+    credentials: (host) => auths.get(host) ?? null,
     logout(host) {
       const had = auths.delete(host);
       if (had) saveAuths();

@@ -3,11 +3,13 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { link, mkdir, mkdtemp, readdir, rm, stat, writeFile, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, ApiError } from '@swarm/api';
-import { silentLogger } from '@swarm/wire';
+import { pollUntil, silentLogger } from '@swarm/wire';
 import { startDaemon, type Daemon } from '../src/index.js';
 import { FILES } from '../src/data-dir.js';
 import { LOCK_FILE } from '../src/lock.js';
@@ -257,4 +259,35 @@ test('volumes are node-local and need no swarm: create, ls, inspect, rm; a resta
   await e.client.removeVolume('data');
   t.deepEqual(await e.client.listVolumes(), []);
   t.is((await t.throwsAsync(e.client.inspectVolume('data'), { instanceOf: ApiError }))?.code, 'not_found');
+});
+
+test('--with-registry-auth: refused without a login for the image\'s registry; with one it goes with the service and is never shown', async (t) => {
+  if (!existsSync('/usr/bin/docker-registry')) return t.fail('docker-registry is not installed (scripts/test installs it)');
+  const e = await env(t);
+  // A registry without auth: any login is accepted by it, which is all this test needs of it.
+  const dir = await mkdtemp(join(tmpdir(), 'swarm-daemon-reg-'));
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+  await writeFile(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+  const registry = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+  t.teardown(async () => {
+    registry.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+  await pollUntil('the registry answers', async () => ((await fetch(`http://127.0.0.1:${port}/v2/`).catch(() => null))?.ok === true ? true : undefined), { deadlineMs: 15_000, intervalMs: 50 });
+  await e.start();
+  await e.client.initSwarm(init);
+  const spec = { Name: 'private', TaskTemplate: { ContainerSpec: { Image: `127.0.0.1:${port}/team/app:v1`, Command: ['sleep', '60'] } } };
+  const refused = await t.throwsAsync(e.client.createService(spec, { withRegistryAuth: true, resolveImage: false }), { instanceOf: ApiError });
+  t.is(refused?.code, 'invalid_argument');
+  t.regex(refused?.message ?? '', new RegExp(`no login for 127\\.0\\.0\\.1:${port}: run \`swarm login 127\\.0\\.0\\.1:${port}\``));
+  await e.client.login(`127.0.0.1:${port}`, 'alice', 'the-secret-password');
+  await e.client.createService(spec, { withRegistryAuth: true, resolveImage: false });
+  const shown = JSON.stringify([await e.client.inspectService('private'), await e.client.listTasks({ service: 'private' })]);
+  t.false(shown.includes('the-secret-password'));
+  t.false(shown.includes('alice'));
 });

@@ -241,7 +241,7 @@ export class RuncRuntime implements Runtime {
     this.startExitWatch();
     const stopSignal = parseStopSignal(config.stopSignal);
     if (stopSignal === null) throw new RuntimeError('invalid_config', `invalid stop signal ${JSON.stringify(config.stopSignal)}`);
-    const image = await this.images.ensure(config.image);
+    const image = await this.images.ensure(config.image, config.registryAuth === null ? {} : { credentials: config.registryAuth });
     const volumes = new Map<string, string>();
     for (const m of config.mounts) {
       if (m.type === 'volume') volumes.set(m.source, await this.volumes.ensure(m.source));
@@ -276,7 +276,8 @@ export class RuncRuntime implements Runtime {
       writeFileSync(paths.resolvConf, config.resolvConf ?? readHostResolvConf());
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
       const imageSignal = parseStopSignal(image.config.stopSignal) ?? 'SIGTERM';
-      const meta: Meta = { config, stopSignal: config.stopSignal !== '' ? stopSignal : imageSignal, started: false };
+      // The registry login stays out of the files on disk.
+      const meta: Meta = { config: { ...config, registryAuth: null }, stopSignal: config.stopSignal !== '' ? stopSignal : imageSignal, started: false };
       writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
       this.track(config.id, dir, meta);
     } catch (err) {

@@ -48,6 +48,8 @@ export interface ContainerConfig {
   readonly extraHosts: readonly string[];
   /** /etc/resolv.conf for the container; null copies the host's. */
   readonly resolvConf: string | null;
+  /** The registry login the service carries (--with-registry-auth) for pulling its image; null for none. */
+  readonly registryAuth: { readonly username: string; readonly password: string } | null;
 }
 
 export interface MountConfig {
@@ -89,7 +91,7 @@ export interface LocalImage {
 /** Where a runtime gets images from: the node's image store, pulling when needed. */
 export interface ImageProvider {
   /** The image, pulled and unpacked if absent; concurrent calls for one image share one pull. */
-  ensure(reference: string, opts?: { signal?: AbortSignal }): Promise<LocalImage>;
+  ensure(reference: string, opts?: { signal?: AbortSignal; credentials?: { username: string; password: string } | null }): Promise<LocalImage>;
 }
 
 /** Node-local named volumes: a directory per volume that outlives the tasks that use it. */
@@ -228,6 +230,7 @@ export function defaultContainerConfig(id: string, command: readonly string[], i
     networkNamespacePath: null,
     extraHosts: [],
     resolvConf: null,
+    registryAuth: null,
   };
 }
 
@@ -257,5 +260,7 @@ export function containerConfigFor(task: Task): ContainerConfig {
     networkNamespacePath: null,
     extraHosts: [],
     resolvConf: null,
+    // `?? null`: specs written before the field existed have none.
+    registryAuth: (c.registryAuth ?? null) === null ? null : { username: c.registryAuth?.username ?? '', password: c.registryAuth?.password ?? '' },
   };
 }

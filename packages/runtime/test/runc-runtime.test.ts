@@ -227,3 +227,22 @@ serial('after a reboot (every process gone, mounts gone, no exit file) a new run
   t.false(existsSync(dir));
   t.false(execFileSync('/usr/sbin/runc', ['--root', join(root, 'runc', 'state'), 'list', '-q'], { encoding: 'utf8' }).split('\n').includes(c.id));
 });
+
+serial('a service\'s registry login reaches the image provider with the pull, and stays out of the container\'s files', async (t) => {
+  const seen: Array<{ username: string; password: string } | null | undefined> = [];
+  const spy = new RuncRuntime({
+    rootDir: join(root, 'runc-spy'),
+    images: { ensure: (ref, o) => (seen.push(o?.credentials), images.ensure(ref)) },
+    volumes,
+    logger: silentLogger(),
+  });
+  await spy.recover();
+  t.teardown(async () => {
+    await spy.destroyAll();
+    await spy.close();
+  });
+  const c = config(['true'], { registryAuth: { username: 'alice', password: 's3cret' } });
+  await spy.prepare(c);
+  t.deepEqual(seen, [{ username: 'alice', password: 's3cret' }]);
+  t.false(readFileSync(join(root, 'runc-spy', 'containers', c.id, 'meta.json'), 'utf8').includes('s3cret'));
+});

@@ -187,6 +187,17 @@ export interface ContainerSpec {
   capabilityDrop: string[];
   /** Docker's Resources.Limits.Pids; 0 means unlimited. */
   pidsLimit: number;
+  /**
+   * `--with-registry-auth`: the login of the manager that took the request, for the image's registry, so every
+   * node that runs a task can pull it. In the Raft log like the rest of the spec (as Docker's); never shown.
+   */
+  registryAuth: RegistryAuth | null;
+}
+
+export interface RegistryAuth {
+  registry: string;
+  username: string;
+  password: string;
 }
 
 export interface Mount {

@@ -38,6 +38,7 @@ export function taskSpec(image = 'nginx:1.27'): TaskSpec {
       capabilityAdd: [],
       capabilityDrop: [],
       pidsLimit: 0,
+      registryAuth: null,
     },
     resources: { limits: { nanoCpus: 0, memoryBytes: 0 }, reservations: { nanoCpus: 0, memoryBytes: 0 } },
     restartPolicy: { condition: 'any', delayMs: 5_000, maxAttempts: 0, windowMs: 0 },
