@@ -1,0 +1,103 @@
+// The runc runtime's log reader over conmon's CRI "k8s-file" lines: partial (P) pieces joined per stream,
+// tail, follow until the container has ended, and following on after conmon starts the file afresh.
+
+import test from 'ava';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pollUntil } from '@swarm/wire';
+import { CriLogParser, type LogLine } from '../src/index.js';
+import { readCriLog } from '../src/cri-log.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'swarm-crilog-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+let seq = 0;
+const file = (): string => join(dir, `c${++seq}.log`);
+
+const T0 = '2026-11-25T03:30:51.558340778+00:00';
+const T1 = '2026-11-25T03:30:52.000000001+00:00';
+const ms = (t: string): number => Date.parse(t);
+
+async function all(it: AsyncIterable<LogLine>): Promise<LogLine[]> {
+  const out: LogLine[] = [];
+  for await (const l of it) out.push(l);
+  return out;
+}
+
+test('parser: full lines, partial pieces joined per stream with the time of the piece that ends them', (t) => {
+  const p = new CriLogParser();
+  t.deepEqual(p.line(`${T0} stdout F hello world`), { stream: 'stdout', timestampMs: ms(T0), line: 'hello world' });
+  t.is(p.line(`${T0} stdout P abc`), null);
+  // stderr in between does not break stdout's line.
+  t.deepEqual(p.line(`${T0} stderr F oops`), { stream: 'stderr', timestampMs: ms(T0), line: 'oops' });
+  t.is(p.line(`${T0} stdout P def`), null);
+  t.deepEqual(p.line(`${T1} stdout F ghi`), { stream: 'stdout', timestampMs: ms(T1), line: 'abcdefghi' });
+  // An empty line is `F` with no text after the tag's space (or without it).
+  t.deepEqual(p.line(`${T0} stdout F `), { stream: 'stdout', timestampMs: ms(T0), line: '' });
+  t.deepEqual(p.line(`${T0} stdout F`), { stream: 'stdout', timestampMs: ms(T0), line: '' });
+  // Text keeps its own spaces.
+  t.deepEqual(p.line(`${T0} stdout F  two  spaces `)?.line, ' two  spaces ');
+  t.is(p.line('not a log line'), null);
+  t.is(p.line(`${T0} stdin F x`), null);
+  t.is(p.line(`${T0} stderr P last words`), null);
+  t.deepEqual(p.flush(), [{ stream: 'stderr', timestampMs: ms(T0), line: 'last words' }]);
+  t.deepEqual(p.flush(), []);
+});
+
+test('read: every line in order, or the last `tail`; an unfinished last line is shown as it is', async (t) => {
+  const f = file();
+  writeFileSync(f, [`${T0} stdout F one`, `${T0} stderr F two`, `${T0} stdout P thr`, `${T0} stdout F ee`, `${T0} stdout P fo`, ''].join('\n'));
+  t.deepEqual((await all(readCriLog(f, {}, () => true))).map((l) => `${l.stream}:${l.line}`), ['stdout:one', 'stderr:two', 'stdout:three', 'stdout:fo']);
+  t.deepEqual((await all(readCriLog(f, { tail: 2 }, () => true))).map((l) => l.line), ['three', 'fo']);
+  t.deepEqual(await all(readCriLog(f, { tail: 0 }, () => true)), []);
+  t.deepEqual(await all(readCriLog(join(dir, 'absent.log'), {}, () => true)), []);
+});
+
+test('follow: new lines as they come, a line split over writes joined, the end once the container has ended', async (t) => {
+  const f = file();
+  writeFileSync(f, `${T0} stdout F first\n`);
+  let ended = false;
+  const seen: string[] = [];
+  const done = (async () => {
+    for await (const l of readCriLog(f, { follow: true }, () => ended)) seen.push(l.line);
+  })();
+  await pollUntil('the first line', () => (seen.length === 1 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  // A line conmon has not finished writing (no newline yet) waits for its end.
+  appendFileSync(f, `${T0} stdout P sec`);
+  appendFileSync(f, `ond-\n${T0} stdout F more\n${T0} stdout F third\n`);
+  await pollUntil('the joined line', () => (seen.length === 3 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  appendFileSync(f, `${T0} stdout P no newline at the end\n`);
+  ended = true;
+  await done;
+  t.deepEqual(seen, ['first', 'second-more', 'third', 'no newline at the end']);
+});
+
+test('follow: ends at once when aborted, with the container still running', async (t) => {
+  const f = file();
+  writeFileSync(f, `${T0} stdout F x\n`);
+  const ac = new AbortController();
+  const seen: string[] = [];
+  const done = (async () => {
+    for await (const l of readCriLog(f, { follow: true, signal: ac.signal }, () => false)) seen.push(l.line);
+  })();
+  await pollUntil('the line', () => (seen.length === 1 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  ac.abort();
+  await done;
+  t.deepEqual(seen, ['x']);
+});
+
+test('follow: a file started afresh (conmon at its size bound) is read again from its start', async (t) => {
+  const f = file();
+  writeFileSync(f, `${T0} stdout F a-rather-long-first-line-so-the-new-file-is-shorter\n`);
+  let ended = false;
+  const seen: string[] = [];
+  const done = (async () => {
+    for await (const l of readCriLog(f, { follow: true }, () => ended)) seen.push(l.line);
+  })();
+  await pollUntil('the first line', () => (seen.length === 1 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  writeFileSync(f, `${T1} stdout F b\n`);
+  await pollUntil('the line of the new file', () => (seen.length === 2 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  ended = true;
+  await done;
+  t.deepEqual(seen, ['a-rather-long-first-line-so-the-new-file-is-shorter', 'b']);
+});
