@@ -1,8 +1,8 @@
 // The container log conmon writes (the CRI "k8s-file" format): one line per chunk of output,
 // `<RFC 3339 nano time> <stdout|stderr> <F|P> <text>`, P marking a partial line that the next one continues.
-// conmon starts the file afresh at its size bound (--log-size-max), so a follower handles truncation.
+// conmon starts a new file at its size bound (--log-size-max), so a follower moves on to it.
 
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { LogLine, LogOptions } from './runtime.js';
 
 /** A reader never buffers more than this of one file at once (conmon keeps the file below its bound). */
@@ -42,27 +42,77 @@ export class CriLogParser {
   }
 }
 
-/** The file from `offset` to its end (bounded), and the offset after the last complete line read. */
-async function readFrom(path: string, offset: number): Promise<{ text: string; next: number; size: number }> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { text: '', next: offset, size: 0 };
-    throw err;
+/**
+ * One log path read on as conmon writes it. conmon starts afresh at its size bound by renaming a new file over
+ * the old one, so the cursor keeps the old file open and reads it to its end before it moves to the new one:
+ * only output that came and went between two reads (more than a whole file's worth) is lost.
+ */
+class LogCursor {
+  private fh: FileHandle | null = null;
+  private ino = -1;
+  private offset = 0;
+
+  constructor(private readonly path: string) {}
+
+  /** The complete lines (without newlines) written since the last call. */
+  async read(): Promise<string[]> {
+    // Looked at before reading: once a new file is in place, conmon writes no more to the old one.
+    const current = await stat(this.path).catch(() => null);
+    if (this.fh === null) return current !== null && (await this.open()) ? this.drain() : [];
+    const lines = await this.drain();
+    if (current !== null && current.ino !== this.ino) {
+      await this.close();
+      if (await this.open()) lines.push(...(await this.drain()));
+    }
+    return lines;
   }
-  try {
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = null;
+    await fh?.close();
+  }
+
+  private async open(): Promise<boolean> {
+    try {
+      this.fh = await open(this.path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    this.ino = (await this.fh.stat()).ino;
+    this.offset = 0;
+    return true;
+  }
+
+  /** From the offset to the last newline of the open file (bounded); a file cut short is read from its start. */
+  private async drain(): Promise<string[]> {
+    const fh = this.fh;
+    if (fh === null) return [];
     const { size } = await fh.stat();
-    if (size <= offset) return { text: '', next: offset, size };
-    const length = Math.min(size - offset, MAX_READ_BYTES);
+    if (size < this.offset) this.offset = 0;
+    if (size === this.offset) return [];
+    const length = Math.min(size - this.offset, MAX_READ_BYTES);
     const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    const { bytesRead } = await fh.read(buf, 0, length, this.offset);
     const end = buf.lastIndexOf(0x0a, bytesRead - 1);
-    if (end < 0) return { text: '', next: offset, size };
-    return { text: buf.subarray(0, end).toString('utf8'), next: offset + end + 1, size };
-  } finally {
-    await fh.close();
+    if (end < 0) return [];
+    this.offset += end + 1;
+    return buf.subarray(0, end).toString('utf8').split('\n');
   }
+}
+
+/** Resolves after ms, or at once when the signal aborts; leaves no listener behind on the signal. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**
@@ -71,37 +121,32 @@ async function readFrom(path: string, offset: number): Promise<{ text: string; n
  */
 export async function* readCriLog(path: string, opts: LogOptions, ended: () => boolean): AsyncGenerator<LogLine> {
   const parser = new CriLogParser();
-  let { text, next } = await readFrom(path, 0);
-  const first: LogLine[] = [];
-  for (const t of text === '' ? [] : text.split('\n')) {
-    const l = parser.line(t);
-    if (l !== null) first.push(l);
-  }
-  // Not following: an unfinished last line is shown as it is (Docker shows it too).
-  if (opts.follow !== true) first.push(...parser.flush());
-  yield* opts.tail === undefined ? first : first.slice(Math.max(0, first.length - opts.tail));
-  if (opts.follow !== true) return;
-  for (;;) {
-    if (opts.signal?.aborted === true) return;
-    const wasEnded = ended();
-    const size = await stat(path).then((s) => s.size, () => 0);
-    // conmon began the file afresh at its size bound: read it from the start.
-    if (size < next) next = 0;
-    ({ text, next } = await readFrom(path, next));
-    for (const t of text === '' ? [] : text.split('\n')) {
+  const cursor = new LogCursor(path);
+  try {
+    const first: LogLine[] = [];
+    for (const t of await cursor.read()) {
       const l = parser.line(t);
-      if (l !== null) yield l;
+      if (l !== null) first.push(l);
     }
-    if (wasEnded && text === '') {
-      yield* parser.flush();
-      return;
+    // Not following: an unfinished last line is shown as it is (Docker shows it too).
+    if (opts.follow !== true) first.push(...parser.flush());
+    yield* opts.tail === undefined ? first : first.slice(Math.max(0, first.length - opts.tail));
+    if (opts.follow !== true) return;
+    for (;;) {
+      if (opts.signal?.aborted === true) return;
+      const wasEnded = ended();
+      const text = await cursor.read();
+      for (const t of text) {
+        const l = parser.line(t);
+        if (l !== null) yield l;
+      }
+      if (wasEnded && text.length === 0) {
+        yield* parser.flush();
+        return;
+      }
+      await pause(FOLLOW_POLL_MS, opts.signal);
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, FOLLOW_POLL_MS);
-      opts.signal?.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      }, { once: true });
-    });
+  } finally {
+    await cursor.close();
   }
 }

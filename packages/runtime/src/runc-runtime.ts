@@ -70,6 +70,32 @@ interface Container {
   exited: Promise<ExitStatus>;
   resolveExit: (e: ExitStatus) => void;
   conmon: ChildProcess | null;
+  /** The conmon of a container adopted from an earlier daemon (not our child): watched by the poll. */
+  monitor: ProcessIdentity | null;
+}
+
+/** A process by pid and its start time (so a reused pid is not taken for it). */
+interface ProcessIdentity {
+  pid: number;
+  startTime: string;
+}
+
+/** Name, parent, process group and start time from /proc/<pid>/stat; null when there is no such process. */
+function procStat(pid: number): { comm: string; ppid: number; pgrp: number; startTime: string } | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name is in parentheses and may itself hold spaces and parentheses: the fields follow the last `)`.
+  const close = text.lastIndexOf(')');
+  const fields = text.slice(close + 2).split(' ');
+  return { comm: text.slice(text.indexOf('(') + 1, close), ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: fields[19] ?? '' };
+}
+
+function alive(p: ProcessIdentity): boolean {
+  return procStat(p.pid)?.startTime === p.startTime;
 }
 
 function run(file: string, args: readonly string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -163,7 +189,7 @@ export class RuncRuntime implements Runtime {
       const c = this.track(id, dir, meta);
       const exit = this.readExit(id);
       if (exit !== null) this.settle(c, exit);
-      else if (!(await this.runcAlive(id))) this.settle(c, { exitCode: 255, signal: null });
+      else await this.adopt(c);
       this.log.info({ container: id, running: c.exit === null }, 'container from an earlier run found');
     }
   }
@@ -171,7 +197,7 @@ export class RuncRuntime implements Runtime {
   private track(id: string, dir: string, meta: Meta): Container {
     let resolveExit: (e: ExitStatus) => void = () => undefined;
     const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
-    const c: Container = { id, dir, meta, exit: null, exited, resolveExit, conmon: null };
+    const c: Container = { id, dir, meta, exit: null, exited, resolveExit, conmon: null, monitor: null };
     this.containers.set(id, c);
     return c;
   }
@@ -196,15 +222,55 @@ export class RuncRuntime implements Runtime {
     return { exitCode, signal: signalName(exitCode), ...(oomKilled ? { oomKilled: true } : {}) };
   }
 
-  private async runcAlive(id: string): Promise<boolean> {
+  /** runc's status of a container ('created', 'running', 'paused', 'stopped'), or null when runc has none. */
+  private async runcStatus(id: string): Promise<string | null> {
     const r = await run(this.runc, this.runcArgs('state', id));
-    if (r.code !== 0) return false;
+    if (r.code !== 0) return null;
     try {
-      const status = (JSON.parse(r.stdout) as { status?: string }).status;
-      return status === 'running' || status === 'created' || status === 'paused';
+      return (JSON.parse(r.stdout) as { status?: string }).status ?? null;
     } catch {
-      return false;
+      return null;
     }
+  }
+
+  /**
+   * A started container of an earlier daemon without an exit file: watched again if it runs under its conmon.
+   * One the daemon died starting (created, never started) is started now, as it was asked to be.
+   */
+  private async adopt(c: Container): Promise<void> {
+    let status = await this.runcStatus(c.id);
+    if (status === 'created') {
+      const started = await run(this.runc, this.runcArgs('start', c.id));
+      if (started.code !== 0) this.log.warn({ container: c.id, err: started.stderr.trim() }, 'starting a container left created failed');
+      status = await this.runcStatus(c.id);
+    }
+    if (status !== 'running' && status !== 'paused') {
+      // Gone with no exit file (a reboot, or its monitor was killed too): how it ended is not known.
+      this.settle(c, this.readExit(c.id) ?? { exitCode: 255, signal: null });
+      return;
+    }
+    // conmon is the container's parent (it reaps it and writes the exit file): watch it by pid and start time.
+    let initPid = NaN;
+    try {
+      initPid = Number(readFileSync(join(c.dir, 'pid'), 'utf8').trim());
+    } catch {
+      // no pid file: treated as a container without its monitor
+    }
+    const init = Number.isInteger(initPid) ? procStat(initPid) : null;
+    const parent = init === null ? null : procStat(init.ppid);
+    if (init !== null && parent !== null && parent.comm === 'conmon') c.monitor = { pid: init.ppid, startTime: parent.startTime };
+    else await this.monitorLost(c);
+  }
+
+  /** Nothing will record the container's exit or its output any more: it is killed and reported ended. */
+  private async monitorLost(c: Container): Promise<void> {
+    c.monitor = null;
+    const exit = this.readExit(c.id);
+    if (exit !== null) return this.settle(c, exit);
+    if (c.exit !== null) return;
+    this.log.warn({ container: c.id }, 'the container\'s conmon is gone without recording an exit: killing the container');
+    await run(this.runc, this.runcArgs('kill', '--all', c.id, 'KILL'));
+    this.settle(c, { exitCode: 255, signal: null });
   }
 
   /** One watch on the exit dir for every container; a slow poll behind it in case an event is missed. */
@@ -221,7 +287,11 @@ export class RuncRuntime implements Runtime {
     });
     this.watcher.on('error', (err) => this.log.warn({ err: err.message }, 'watching exit files failed; polling only'));
     this.poll = setInterval(() => {
-      for (const c of this.containers.values()) if (c.meta.started && c.exit === null) onExit(c.id);
+      for (const c of this.containers.values()) {
+        if (!c.meta.started || c.exit !== null) continue;
+        onExit(c.id);
+        if (c.exit === null && c.monitor !== null && !alive(c.monitor)) void this.monitorLost(c);
+      }
     }, EXIT_POLL_MS);
     this.poll.unref();
   }
@@ -308,11 +378,13 @@ export class RuncRuntime implements Runtime {
     c.conmon = child;
     let stderr = '';
     child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-4096)));
+    let createdOk = false;
     child.on('exit', () => {
       c.conmon = null;
       const exit = this.readExit(id);
-      // conmon gone without an exit file: the container could not be created (the sync answer says why).
       if (exit !== null) this.settle(c, exit);
+      // Gone without an exit file after the container was made: it was killed (before that, the sync answer says why).
+      else if (createdOk) void this.monitorLost(c);
     });
     child.unref();
     const created = await new Promise<{ pid: number; message: string }>((resolve) => {
@@ -337,6 +409,7 @@ export class RuncRuntime implements Runtime {
       });
     });
     (child.stdio[3] as NodeJS.ReadableStream & { destroy?: () => void } | null)?.destroy?.();
+    createdOk = created.pid > 0;
     if (created.pid <= 0) {
       this.settle(c, { exitCode: 128, signal: null });
       throw new RuntimeError('start_failed', `the container could not be created: ${created.message || 'runc failed'}`);
@@ -403,7 +476,8 @@ export class RuncRuntime implements Runtime {
     const path = this.path('logs', `${id}.log`);
     const c = this.containers.get(id);
     if (c === undefined && !existsSync(path)) throw new RuntimeError('not_found', `no such container: ${id}`);
-    return readCriLog(path, opts, () => c === undefined || c.exit !== null);
+    // Like the process runtime: following a container that has not started ends at once.
+    return readCriLog(path, opts, () => c === undefined || !c.meta.started || c.exit !== null);
   }
 
   async exec(id: string, argv: readonly string[], opts: { timeoutMs: number }): Promise<ExecResult> {
@@ -421,13 +495,7 @@ export class RuncRuntime implements Runtime {
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
-        // The command runs inside the container, not under runc: kill it by the pid runc recorded.
-        try {
-          process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
-        } catch {
-          // already gone
-        }
-        child.kill('SIGKILL');
+        void killExec(pidFile, child);
       }, opts.timeoutMs);
       child.on('close', (code) => {
         clearTimeout(timer);
@@ -475,6 +543,35 @@ export class RuncRuntime implements Runtime {
       this.containers.delete(c.id);
       await this.teardown(c.id, c.dir);
     }
+  }
+}
+
+/** How long a timed-out exec may take to show its pid file (runc writes it as the command starts). */
+const EXEC_PID_WAIT_MS = 2_000;
+
+/**
+ * Kills a timed-out exec'd command and whatever it started. The command runs inside the container, not under
+ * runc; runc makes it a session leader, so its process group holds its children too. runc reaps it and exits.
+ */
+async function killExec(pidFile: string, runc: ChildProcess): Promise<void> {
+  const deadline = Date.now() + EXEC_PID_WAIT_MS;
+  let pid = NaN;
+  while (runc.exitCode === null && runc.signalCode === null) {
+    pid = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : NaN);
+    if (Number.isInteger(pid) && pid > 0) break;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (Number.isInteger(pid) && pid > 0) {
+    // Only a group it leads: a command that is not one shares a group with runc's own (never ours to kill).
+    const target = procStat(pid)?.pgrp === pid ? -pid : pid;
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  } else {
+    runc.kill('SIGKILL');
   }
 }
 

@@ -301,7 +301,7 @@ const { RuncRuntime, defaultContainerConfig } = await import(runtimeUrl);
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 const config = { entrypoint: [], cmd: [], env: [], workingDir: '', user: '', stopSignal: '', labels: {}, exposedPorts: [] };
 const images = { ensure: async (reference) => ({ reference, manifestDigest: 'sha256:' + '0'.repeat(64), layerDirs: [layer], config }) };
-const rt = new RuncRuntime({ rootDir, images, volumes: { ensure: async () => { throw new Error('no volumes'); } }, logger: quiet });
+const rt = new RuncRuntime({ rootDir, images, volumes: { ensure: async () => { throw new Error('no volumes'); } }, logger: quiet, ...(process.env.TEST_RUNC ? { runcPath: process.env.TEST_RUNC } : {}) });
 await rt.recover();
 const pids = {};
 for (const spec of specs) {
@@ -367,4 +367,76 @@ serial('the daemon\'s process dies: containers run on, their exits and logs are 
   t.false(mine.some((id) => readFileSync('/proc/self/mountinfo', 'utf8').includes(id)));
   t.false(mine.some((id) => ['memory', 'pids', 'cpu'].some((ctl) => existsSync(`/sys/fs/cgroup/${ctl}/swarm/${id}`))));
   t.false(mine.some((id) => existsSync(join(runcRoot, 'containers', id))));
+});
+
+serial('a timed-out exec is killed with everything it started; the container runs on', async (t) => {
+  const c = config(['sleep', '600']);
+  await startRunning(t, c);
+  const r = await rt.exec(c.id, ['sh', '-c', 'sleep 601 & sleep 602 & wait'], { timeoutMs: 300 });
+  t.deepEqual(r, { exitCode: -1, output: '', timedOut: true });
+  const left = async (): Promise<string[]> =>
+    (await rt.exec(c.id, ['ps', '-o', 'stat,args'], { timeoutMs: 5_000 })).output.split('\n').filter((l) => /sleep 60[12]|sh -c sleep/.test(l) && !l.startsWith('Z'));
+  await pollUntil('the command and its children gone', async () => ((await left()).length === 0 ? true : undefined), { deadlineMs: 5_000, intervalMs: 50 });
+  t.like(await rt.exec(c.id, ['true'], { timeoutMs: 5_000 }), { exitCode: 0 });
+});
+
+serial('following the log of a container that has not started ends at once', async (t) => {
+  const c = config(['true']);
+  cleanup(t, c.id);
+  await rt.prepare(c);
+  const seen: LogLine[] = [];
+  for await (const l of rt.logs(c.id, { follow: true })) seen.push(l);
+  t.deepEqual(seen, []);
+});
+
+/** conmon is the parent of the container's first process. */
+function conmonOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  if (readFileSync(`/proc/${ppid}/comm`, 'utf8').trim() !== 'conmon') throw new Error(`the parent of ${pid} is not conmon`);
+  return ppid;
+}
+
+serial('a container whose conmon is killed is killed too and reported ended, whether started by this runtime or adopted', async (t) => {
+  const own = config(['sleep', '600']);
+  const pid = await startRunning(t, own);
+  process.kill(conmonOf(pid), 'SIGKILL');
+  t.deepEqual(await rt.wait(own.id), { exitCode: 255, signal: null });
+  await pollUntil('the container process gone', () => !existsSync(`/proc/${pid}`) || undefined, { deadlineMs: 5_000, intervalMs: 20 });
+
+  const adopted = config(['sleep', '600']);
+  const pid2 = await startRunning(t, adopted);
+  await rt.close();
+  rt = newRuntime();
+  await rt.recover();
+  process.kill(conmonOf(pid2), 'SIGKILL');
+  t.deepEqual(await rt.wait(adopted.id), { exitCode: 255, signal: null });
+  await pollUntil('the adopted container process gone', () => !existsSync(`/proc/${pid2}`) || undefined, { deadlineMs: 5_000, intervalMs: 20 });
+});
+
+serial('a daemon that dies between creating a container and starting it: the next one starts it', async (t) => {
+  const c = config([]);
+  cleanup(t, c.id);
+  // A runc that lets the daemon die when it is asked to start a container (create and everything else pass).
+  const wrapper = join(root, 'runc-dies-at-start');
+  writeFileSync(wrapper, `#!/bin/sh\nif [ "$3" = start ]; then kill -9 $PPID; exit 1; fi\nexec ${RUNC} "$@"\n`, { mode: 0o755 });
+  const childFile = join(root, 'daemon-child.mjs');
+  writeFileSync(childFile, CHILD);
+  await rt.close();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      execFile(process.execPath, [childFile, new URL('../src/index.js', import.meta.url).href, runcRoot, layer, JSON.stringify([c.id, 'echo started; while true; do sleep 0.05; done', {}])], { env: { ...process.env, TEST_RUNC: wrapper } }, (err, _out, stderr) => {
+        if (err?.signal === 'SIGKILL') resolve();
+        else reject(new Error(`the daemon child should have died at start: ${err?.message ?? 'it did not'} ${stderr}`));
+      });
+    });
+    const state = execFileSync(RUNC, ['--root', join(runcRoot, 'state'), 'state', c.id], { encoding: 'utf8' });
+    t.is((JSON.parse(state) as { status: string }).status, 'created');
+  } finally {
+    rt = newRuntime();
+    await rt.recover();
+  }
+  await logSays(c.id, 'started');
+  await rt.stop(c.id, 0);
+  t.like(await rt.wait(c.id), { exitCode: 137, signal: 'SIGKILL' });
 });

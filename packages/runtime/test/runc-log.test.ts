@@ -2,7 +2,8 @@
 // tail, follow until the container has ended, and following on after conmon starts the file afresh.
 
 import test from 'ava';
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil } from '@swarm/wire';
@@ -100,4 +101,43 @@ test('follow: a file started afresh (conmon at its size bound) is read again fro
   ended = true;
   await done;
   t.deepEqual(seen, ['a-rather-long-first-line-so-the-new-file-is-shorter', 'b']);
+});
+
+test('follow: when conmon renames a new file over the old one, the rest of the old file is read first, then the new one from its start', async (t) => {
+  const f = file();
+  const line = (n: number): string => `${T0} stdout F line-${n}\n`;
+  writeFileSync(f, line(1));
+  let ended = false;
+  const seen: string[] = [];
+  const done = (async () => {
+    for await (const l of readCriLog(f, { follow: true }, () => ended)) seen.push(l.line);
+  })();
+  await pollUntil('the first line', () => (seen.length === 1 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  // Between two reads: the old file gets one more line, then a new file, already longer than the old one, takes its place.
+  appendFileSync(f, line(2));
+  writeFileSync(`${f}.tmp`, [3, 4, 5, 6, 7].map(line).join(''));
+  renameSync(`${f}.tmp`, f);
+  await pollUntil('the new file\'s lines', () => (seen.length === 7 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  // And once more, to a shorter file.
+  appendFileSync(f, line(8));
+  writeFileSync(`${f}.tmp`, line(9));
+  renameSync(`${f}.tmp`, f);
+  await pollUntil('the third file\'s line', () => (seen.length === 9 ? true : undefined), { deadlineMs: 5_000, intervalMs: 10 });
+  ended = true;
+  await done;
+  t.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => `line-${n}`));
+});
+
+test('follow: a long follow leaves no listeners piling up on its abort signal', async (t) => {
+  const f = file();
+  writeFileSync(f, `${T0} stdout F x\n`);
+  const ac = new AbortController();
+  let polls = 0;
+  const done = (async () => {
+    for await (const _ of readCriLog(f, { follow: true, signal: ac.signal }, () => (++polls, false))) void _;
+  })();
+  await pollUntil('a dozen polls', () => (polls >= 12 ? true : undefined), { deadlineMs: 10_000, intervalMs: 20 });
+  t.true(getEventListeners(ac.signal, 'abort').length <= 1);
+  ac.abort();
+  await done;
 });
