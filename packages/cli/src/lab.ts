@@ -19,6 +19,7 @@ import {
   partitionLab,
   healLab,
   restartHost,
+  registryDaemonFlags,
   seedLabImages,
   swarmInitJoin,
   REGISTRY_BIN,
@@ -48,8 +49,7 @@ function labLogger(): Logger {
  */
 export function daemonCommand(runtime: string): (h: HostInfo) => { argv: string[] } {
   return (h) => {
-    const registry = h.registry === null ? [] : ['--registry-mirror', `http://${h.registry}`, '--insecure-registry', h.registry];
-    return { argv: [...swarmArgv(), 'daemon', '--data-dir', h.dataDir, '--hostname', h.name, '--runtime', runtime, ...registry] };
+    return { argv: [...swarmArgv(), 'daemon', '--data-dir', h.dataDir, '--hostname', h.name, '--runtime', runtime, ...registryDaemonFlags(h.registry)] };
   };
 }
 

@@ -3,7 +3,7 @@
 
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { HostInfo } from '../src/index.js';
+import { registryDaemonFlags, type HostInfo } from '../src/index.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url)).replace(/\/$/, '');
 // dist/bench/ -> packages/lab -> packages/cli
@@ -98,8 +98,7 @@ export function cleanupOnSignals(what: string): void {
 /** The lab's daemons log at info: every gossip state change ("membership change") is a timed line. */
 /** A host's daemon; with the lab registry as its Docker Hub mirror when the lab has one (images by short name). */
 export function daemonCommand(h: HostInfo): { argv: string[]; env: Record<string, string> } {
-  const registry = h.registry === null ? [] : ['--registry-mirror', `http://${h.registry}`, '--insecure-registry', h.registry];
-  return { argv: [process.execPath, SWARM_BIN, 'daemon', '--data-dir', h.dataDir, '--hostname', h.name, ...registry], env: { SWARM_LOG_LEVEL: 'info' } };
+  return { argv: [process.execPath, SWARM_BIN, 'daemon', '--data-dir', h.dataDir, '--hostname', h.name, ...registryDaemonFlags(h.registry)], env: { SWARM_LOG_LEVEL: 'info' } };
 }
 
 /** Replaces the block between `start` and `end` markers in the doc, or appends `intro` and the block. */

@@ -35,5 +35,5 @@ export { swarmInitJoin, type SwarmInitJoinOptions } from './cluster.js';
 export { DEFAULT_ROOT, labRoot, type HostState, type LabState, type HostProcess, type HostRole, type ClusterState } from './state.js';
 export { NETNS_PREFIX, LINK_PREFIX } from './ip.js';
 export { PARTITION_TABLE } from './nft.js';
-export { REGISTRY_BIN, REGISTRY_PORT, startRegistry } from './registry.js';
+export { REGISTRY_BIN, REGISTRY_PORT, registryDaemonFlags, startRegistry } from './registry.js';
 export { seedLabImages } from './images.js';

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { assert } from './errors.js';
+import { readProcStat, type ProcStat } from '@swarm/runtime';
 
 export interface ProcessIdentity {
   pid: number;
@@ -11,30 +12,11 @@ export interface ProcessIdentity {
   startTime: number;
 }
 
-export interface ProcStat {
-  state: string;
-  startTime: number;
-  pgrp: number;
-}
+export type { ProcStat } from '@swarm/runtime';
 
 /** State, start time and process group of `pid`, or null when there is no such process. */
 export function readStat(pid: number): ProcStat | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // comm (field 2) may hold spaces and parentheses: the fields that follow start after the LAST ')'.
-  const close = text.lastIndexOf(')');
-  if (close < 0) return null;
-  const rest = text.slice(close + 2).split(' ');
-  // rest[0] is field 3 (state), so field N is rest[N - 3].
-  const state = rest[0];
-  const pgrp = Number(rest[5 - 3]);
-  const startTime = Number(rest[22 - 3]);
-  if (state === undefined || !Number.isFinite(startTime) || !Number.isFinite(pgrp)) return null;
-  return { state, startTime, pgrp };
+  return readProcStat(pid);
 }
 
 export function readStartTime(pid: number): number | null {

@@ -22,6 +22,11 @@ export function registryPaths(labDirPath: string): RegistryPaths {
   return { config: join(labDirPath, 'registry.yml'), storage: join(labDirPath, 'registry'), log: join(labDirPath, 'registry.log') };
 }
 
+/** The daemon flags that make the lab registry a host's Docker Hub mirror (plain HTTP); none without a registry. */
+export function registryDaemonFlags(registry: string | null): string[] {
+  return registry === null ? [] : ['--registry-mirror', `http://${registry}`, '--insecure-registry', registry];
+}
+
 /** Writes the registry's config and starts it detached; resolves once /v2/ answers. */
 export async function startRegistry(labDirPath: string, addr: string): Promise<ProcessIdentity> {
   const paths = registryPaths(labDirPath);

@@ -38,3 +38,4 @@ export * from './image/index.js';
 export { DEFAULT_CONMON, DEFAULT_RUNC, DEFAULT_RUNC_LOG_BYTES, DEFAULT_TINI, destroyRuncRoot, RuncRuntime, type RuncRuntimeOptions } from './runc-runtime.js';
 export { buildSpec, hostsFile, processArgs, processEnv, resolveUser, INIT_PATH, type OciSpec } from './oci-spec.js';
 export { CriLogParser } from './cri-log.js';
+export { readProcStat, type ProcStat } from './proc-stat.js';

@@ -29,6 +29,7 @@ import {
 } from './runtime.js';
 import { parseStopSignal } from './process-runtime.js';
 import { constants as osConstants } from 'node:os';
+import { readProcStat } from './proc-stat.js';
 
 export const DEFAULT_RUNC = '/usr/sbin/runc';
 export const DEFAULT_CONMON = '/usr/bin/conmon';
@@ -77,25 +78,11 @@ interface Container {
 /** A process by pid and its start time (so a reused pid is not taken for it). */
 interface ProcessIdentity {
   pid: number;
-  startTime: string;
-}
-
-/** Name, parent, process group and start time from /proc/<pid>/stat; null when there is no such process. */
-function procStat(pid: number): { comm: string; ppid: number; pgrp: number; startTime: string } | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // The command name is in parentheses and may itself hold spaces and parentheses: the fields follow the last `)`.
-  const close = text.lastIndexOf(')');
-  const fields = text.slice(close + 2).split(' ');
-  return { comm: text.slice(text.indexOf('(') + 1, close), ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: fields[19] ?? '' };
+  startTime: number;
 }
 
 function alive(p: ProcessIdentity): boolean {
-  return procStat(p.pid)?.startTime === p.startTime;
+  return readProcStat(p.pid)?.startTime === p.startTime;
 }
 
 function run(file: string, args: readonly string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -256,8 +243,8 @@ export class RuncRuntime implements Runtime {
     } catch {
       // no pid file: treated as a container without its monitor
     }
-    const init = Number.isInteger(initPid) ? procStat(initPid) : null;
-    const parent = init === null ? null : procStat(init.ppid);
+    const init = Number.isInteger(initPid) ? readProcStat(initPid) : null;
+    const parent = init === null ? null : readProcStat(init.ppid);
     if (init !== null && parent !== null && parent.comm === 'conmon') c.monitor = { pid: init.ppid, startTime: parent.startTime };
     else await this.monitorLost(c);
   }
@@ -432,7 +419,9 @@ export class RuncRuntime implements Runtime {
     const c = this.get(id);
     if (!c.meta.started || c.exit !== null) return;
     await run(this.runc, this.runcArgs('kill', id, c.meta.stopSignal.replace(/^SIG/, '')));
-    const timedOut = await Promise.race([c.exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([c.exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
     if (timedOut) await run(this.runc, this.runcArgs('kill', '--all', id, 'KILL'));
     await c.exited;
   }
@@ -564,7 +553,7 @@ async function killExec(pidFile: string, runc: ChildProcess): Promise<void> {
   }
   if (Number.isInteger(pid) && pid > 0) {
     // Only a group it leads: a command that is not one shares a group with runc's own (never ours to kill).
-    const target = procStat(pid)?.pgrp === pid ? -pid : pid;
+    const target = readProcStat(pid)?.pgrp === pid ? -pid : pid;
     try {
       process.kill(target, 'SIGKILL');
     } catch {
