@@ -1,7 +1,7 @@
 // The API's documents (Docker Engine API field names, so `--format json` and `node inspect` read like Docker's)
 // and the backend interface the daemon implements. No cluster logic here: only shapes.
 
-import type { Cluster, Node, NodeRole, Service, Task } from '@swarm/store';
+import type { Cluster, Network, Node, NodeRole, Service, Task } from '@swarm/store';
 import type { ServiceSpecDocument } from './services.js';
 
 export interface VersionDocument {
@@ -233,6 +233,20 @@ export interface ImageProgressLine {
   error?: string;
 }
 
+/** `POST /networks/create`: Docker's NetworkCreateRequest fields that a swarm overlay uses. */
+export interface NetworkCreateRequest {
+  Name: string;
+  /** Only `overlay` (the default) makes a cluster network. */
+  Driver?: string;
+  Internal?: boolean;
+  Attachable?: boolean;
+  Ingress?: boolean;
+  Labels?: Record<string, string>;
+  /** Driver options; `encrypted` asks for encryption between hosts. */
+  Options?: Record<string, string>;
+  IPAM?: { Driver?: string; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string }> };
+}
+
 export interface ServiceWriteOptions {
   /** Pin an image given by tag to its registry digest (Docker's default; --no-resolve-image turns it off). */
   resolveImage: boolean;
@@ -276,6 +290,15 @@ export interface ApiBackend {
   serviceLogs(ref: string, options: { tail: number | null; follow: boolean }, signal: AbortSignal): Promise<AsyncIterable<ServiceLogLine>>;
   /** This node's gossip view, itself included; answers on workers too, and without a quorum. */
   listMembers(): Promise<MemberDocument[]>;
+  /**
+   * `network create`: checked (name, driver, subnet and gateway, no overlap with another network) and written through
+   * Raft; the leader's allocator then gives it its VXLAN id and subnet. Resolves once it is allocated.
+   */
+  createNetwork(request: NetworkCreateRequest): Promise<{ ID: string; Warning: string }>;
+  /** Every network, with the tasks and nodes that say who is attached where (after a linearizable read). */
+  listNetworks(): Promise<{ networks: Network[]; tasks: Task[]; nodes: Node[] }>;
+  /** `network rm`: by id, name or unique id prefix; refused (conflict) while a service uses it, and for ingress while services publish ports. */
+  removeNetwork(ref: string): Promise<void>;
   /** This node's named volumes (they are node-local, as in Docker); answer outside a swarm too. */
   listVolumes(): Promise<VolumeDocument[]>;
   createVolume(request: VolumeCreateRequest): Promise<VolumeDocument>;

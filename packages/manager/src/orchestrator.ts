@@ -269,17 +269,3 @@ export function orchestrate(tx: ReadTx, nowMs: number, options: OrchestratorOpti
 export function orchestrator(options: OrchestratorOptions): Reconciler {
   return { name: 'orchestrator', run: (store: Store, nowMs: number) => store.view((tx) => orchestrate(tx, nowMs, options)) };
 }
-
-/** No networks to allocate yet: a NEW task becomes PENDING (the overlay allocator will give it addresses first). */
-export function allocate(tx: ReadTx, nowMs: number): Op[] {
-  const ops: Op[] = [];
-  for (const t of tx.list('task')) {
-    if (t.status.state !== 'new' || !isLive(t)) continue;
-    ops.push(update({ ...t, status: { ...t.status, state: 'pending', timestampMs: nowMs, message: 'pending task scheduling' } }));
-  }
-  return ops;
-}
-
-export function allocator(): Reconciler {
-  return { name: 'allocator', run: (store: Store, nowMs: number) => store.view((tx) => allocate(tx, nowMs)) };
-}

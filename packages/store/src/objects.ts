@@ -337,10 +337,27 @@ export interface TaskStatusUpdate {
 
 export interface NetworkAttachment {
   networkId: string;
+  /** What a node's data plane needs of the network, copied at allocation (a network never changes after it). */
+  network: AttachedNetwork;
   /** CIDR addresses, e.g. '10.0.1.5/24'. */
   addresses: string[];
   aliases: string[];
 }
+
+/** A network as an attachment carries it to the node that runs the task. */
+export interface AttachedNetwork {
+  name: string;
+  vni: Vni;
+  /** CIDR, e.g. '10.0.1.0/24'. */
+  subnet: string;
+  gateway: string;
+  internal: boolean;
+  encrypted: boolean;
+  ingress: boolean;
+}
+
+/** A VXLAN network identifier (24 bits); Docker's overlay driver starts at 4096. */
+export type Vni = number;
 
 export interface Task {
   id: string;
@@ -383,9 +400,20 @@ export interface Network {
   id: string;
   meta: Meta;
   spec: NetworkSpec;
-  /** What the allocator chose: the VXLAN id and the subnets actually in use. */
-  driverState: { name: string; options: Record<string, string> } | null;
-  ipam: { driver: string; configs: IpamConfig[] } | null;
+  /** What the leader's allocator chose; null until it has run. */
+  allocation: NetworkAllocation | null;
+}
+
+export interface NetworkAllocation {
+  vni: Vni;
+  /** CIDR: the spec's subnet, or one cut from the cluster's default address pool. */
+  subnet: string;
+  gateway: string;
+  /**
+   * Host part of the task address given last: the next task gets the next free one after it, so an address is
+   * not handed out again until the subnet wraps (a freed address may still be in peers' tables for a moment).
+   */
+  lastHost: number;
 }
 
 export interface Secret {

@@ -114,8 +114,7 @@ function netObject(id: string, name: string) {
       attachable: false,
       ingress: false,
     },
-    driverState: null,
-    ipam: null,
+    allocation: null,
   };
 }
 

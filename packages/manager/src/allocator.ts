@@ -1,0 +1,152 @@
+// The leader's allocator: gives each overlay network a VXLAN id and a subnet (its own or one cut from the cluster's
+// default pools), and each new task an address on every network it attaches to, before it may be scheduled.
+
+import { isTerminalTaskState, type AttachedNetwork, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
+import { checkSubnet, cutSubnet, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from './ipam.js';
+import { isLive } from './orchestrator.js';
+import { assert, type Reconciler } from './reconciler.js';
+
+/** Docker's defaults when a cluster object carries none. */
+const FALLBACK_POOLS = ['10.0.0.0/8'];
+const FALLBACK_SUBNET_SIZE = 24;
+
+/** The driver option that asks for an encrypted overlay (`--opt encrypted`), as Docker spells it. */
+export const ENCRYPTED_OPTION = 'encrypted';
+
+/** A network's VXLAN id as Docker's inspect shows it. */
+export const VXLANID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+
+/** What the allocator needs of the spec of a network; the rest does not change its addresses. */
+export function attachedNetwork(n: Network): AttachedNetwork | null {
+  if (n.allocation === null) return null;
+  return {
+    name: n.spec.name,
+    vni: n.allocation.vni,
+    subnet: n.allocation.subnet,
+    gateway: n.allocation.gateway,
+    internal: n.spec.internal,
+    encrypted: Object.hasOwn(n.spec.driverOptions, ENCRYPTED_OPTION),
+    ingress: n.spec.ingress,
+  };
+}
+
+/**
+ * The allocation a network gets, given the networks allocated before it: its own subnet must not overlap theirs
+ * (an IpamError says which); without one, the first free cut of the default pools. Throws when nothing is left.
+ */
+export function allocateNetwork(network: Network, allocated: readonly Network[], pools: readonly string[], subnetSize: number): NetworkAllocation {
+  const taken: Array<{ cidr: Cidr; name: string }> = [];
+  const vnis = new Set<Vni>();
+  for (const n of allocated) {
+    if (n.allocation === null || n.id === network.id) continue;
+    taken.push({ cidr: parseCidr(n.allocation.subnet), name: n.spec.name });
+    vnis.add(n.allocation.vni);
+  }
+  const config = network.spec.ipam.configs[0];
+  let subnet: Cidr;
+  if (config !== undefined && config.subnet !== '') {
+    subnet = checkSubnet(config.subnet);
+    const clash = taken.find((t) => overlaps(t.cidr, subnet));
+    if (clash !== undefined) throw new IpamError(`subnet ${config.subnet} overlaps network ${clash.name} (${formatCidr(clash.cidr)})`);
+  } else {
+    const cut = cutSubnet(pools.length > 0 ? pools : FALLBACK_POOLS, subnetSize > 0 ? subnetSize : FALLBACK_SUBNET_SIZE, taken.map((t) => t.cidr));
+    if (cut === null) throw new IpamError(`the default address pools (${pools.join(', ')}) have no free /${subnetSize} left: remove a network or give --subnet`);
+    subnet = cut;
+  }
+  const vni = network.spec.ingress && !vnis.has(4096) ? 4096 : nextVni(vnis);
+  if (vni === null) throw new IpamError('every VXLAN id is in use');
+  const gateway = gatewayFor(subnet, config?.gateway ?? '');
+  return { vni, subnet: formatCidr(subnet), gateway, lastHost: parseIp(gateway) - subnet.base };
+}
+
+/** A task's addresses stay taken until it has ended (its container gone); live tasks not yet ended hold theirs. */
+function holdsAddresses(t: Task): boolean {
+  return t.networksAttachments.length > 0 && !isTerminalTaskState(t.status.state);
+}
+
+export function allocate(tx: ReadTx, nowMs: number): Op[] {
+  const ops: Op[] = [];
+  const cluster = tx.list('cluster')[0];
+  const pools = cluster?.defaultAddrPool ?? FALLBACK_POOLS;
+  const subnetSize = cluster?.subnetSize ?? FALLBACK_SUBNET_SIZE;
+  // Networks first, oldest first, so names and ids never race for a subnet.
+  const networks = new Map(tx.list('network').map((n) => [n.id, n]));
+  const order = [...networks.values()].sort((a, b) => a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : 1));
+  // Networks written in this pass (allocated, or their address cursor moved): each goes out once, at the end.
+  const touched = new Set<string>();
+  for (const n of order) {
+    if (n.allocation !== null) continue;
+    try {
+      const allocation = allocateNetwork(n, [...networks.values()], pools, subnetSize);
+      networks.set(n.id, { ...n, allocation });
+      touched.add(n.id);
+    } catch (err) {
+      // Left unallocated: tasks on it wait (PENDING with the reason), and the API refused what it could foresee.
+      if (!(err instanceof IpamError)) throw err;
+    }
+  }
+  const used = new Map<string, Set<number>>();
+  for (const t of tx.list('task')) {
+    if (!holdsAddresses(t)) continue;
+    for (const a of t.networksAttachments) {
+      const n = networks.get(a.networkId);
+      if (n?.allocation == null) continue;
+      const base = parseCidr(n.allocation.subnet).base;
+      let set = used.get(a.networkId);
+      if (set === undefined) used.set(a.networkId, (set = new Set()));
+      for (const addr of a.addresses) set.add(parseIp(addr.slice(0, addr.indexOf('/'))) - base);
+    }
+  }
+  const newTasks = tx
+    .list('task')
+    .filter((t) => t.status.state === 'new' && isLive(t))
+    .sort((a, b) => a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : 1));
+  for (const t of newTasks) {
+    const result = attachmentsFor(t, networks, used);
+    if (typeof result === 'string') {
+      if (t.status.message !== result) ops.push(taskOp({ ...t, status: { ...t.status, timestampMs: nowMs, message: result } }));
+      continue;
+    }
+    for (const a of result) touched.add(a.networkId);
+    ops.push(taskOp({ ...t, networksAttachments: result, status: { ...t.status, state: 'pending', timestampMs: nowMs, message: 'pending task scheduling' } }));
+  }
+  for (const id of touched) {
+    const n = networks.get(id);
+    assert(n?.allocation != null, 'a network written by the allocator is allocated');
+    ops.push({ op: 'update', kind: 'network', object: n });
+  }
+  return ops;
+}
+
+/** The task's attachments, or why it must wait. Takes the addresses from `used` and moves the networks' cursors. */
+function attachmentsFor(t: Task, networks: Map<string, Network>, used: Map<string, Set<number>>): NetworkAttachment[] | string {
+  const out: NetworkAttachment[] = [];
+  const seen = new Set<string>();
+  for (const target of t.spec.networks) {
+    const n = networks.get(target.target) ?? [...networks.values()].find((x) => x.spec.name === target.target);
+    if (n === undefined) return `network ${target.target} not found`;
+    if (seen.has(n.id)) continue;
+    seen.add(n.id);
+    if (n.allocation === null) return `network ${n.spec.name} has no addresses yet`;
+    const subnet = parseCidr(n.allocation.subnet);
+    let set = used.get(n.id);
+    if (set === undefined) used.set(n.id, (set = new Set()));
+    const host = nextHost(subnet, parseIp(n.allocation.gateway), n.allocation.lastHost, set);
+    if (host === null) return `network ${n.spec.name} has no free address left in ${n.allocation.subnet}`;
+    assert(host > 0 && host < size(subnet) - 1, `host ${host} inside ${n.allocation.subnet}`);
+    const attached = attachedNetwork(n);
+    assert(attached !== null, 'an allocated network has an attachment form');
+    set.add(host);
+    networks.set(n.id, { ...n, allocation: { ...n.allocation, lastHost: host } });
+    out.push({ networkId: n.id, network: attached, addresses: [`${formatIp(subnet.base + host)}/${subnet.prefix}`], aliases: [...target.aliases] });
+  }
+  return out;
+}
+
+function taskOp(t: Task): Op {
+  return { op: 'update', kind: 'task', object: t };
+}
+
+export function allocator(): Reconciler {
+  return { name: 'allocator', run: (store: Store, nowMs: number) => store.view((tx) => allocate(tx, nowMs)) };
+}
