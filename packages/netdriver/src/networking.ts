@@ -1,0 +1,11 @@
+// What the agent needs of a network driver: a namespace for a task with its overlay legs, and its removal.
+// The overlay driver implements it; a node without one runs tasks in the host's network namespace.
+
+import type { NetworkAttachment } from '@swarm/store';
+
+export interface TaskNetworking {
+  /** Makes the task's network namespace with one interface per attachment (eth0, eth1, …); the path to join. */
+  attach(taskId: string, attachments: readonly NetworkAttachment[]): Promise<{ netnsPath: string }>;
+  /** Removes what attach made; a task never attached (or already detached) is fine. */
+  detach(taskId: string): Promise<void>;
+}

@@ -1,0 +1,546 @@
+// The overlay data plane of one host: per network a namespace holding a bridge and a VXLAN device (made when the
+// network's first local task arrives, removed with its last), per task a namespace with one veth leg on each of its
+// networks and one on the host's gateway bridge, and the static FDB/neighbour entries that send frames to peers.
+
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import type { NetworkAttachment } from '@swarm/store';
+import type { Logger } from '@swarm/wire';
+import { macForIp, type Endpoint, type RemoteEndpoint } from './endpoints.js';
+import { assert, NetError } from './errors.js';
+import { bridgeBatch, inNetns, ipBatch, NetnsDir, type Netns } from './netns.js';
+import type { TaskNetworking } from './networking.js';
+
+/** VXLAN's encapsulation: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
+export const VXLAN_OVERHEAD_BYTES = 50;
+/** Docker's VXLAN port. */
+export const DEFAULT_DATA_PATH_PORT = 4789;
+/** The gateway bridge (Docker's docker_gwbridge) and the subnet its task legs come from. */
+export const GATEWAY_BRIDGE = 'swarm_gwbridge';
+export const DEFAULT_GATEWAY_SUBNET = '172.18.0.0/16';
+const NFT_TABLE = 'swarm_gwbridge';
+
+export interface OverlayDriverOptions {
+  /** Where this node keeps its namespace files and records (the daemon's data dir/net). */
+  stateDir: string;
+  /** This host's underlay address: the VXLAN devices' local end, and where peers send this host's frames. */
+  underlayAddr: string;
+  logger: Logger;
+  dataPathPort?: number;
+  /** The gateway bridge's subnet: a /16 by default; its first address is the bridge's. */
+  gatewaySubnet?: string;
+  /**
+   * The namespace that plays the host (tests): VXLAN devices and the gateway bridge are made there. Null (the
+   * default) is the daemon's own namespace.
+   */
+  hostNetns?: Netns;
+}
+
+/** A task's leg on one overlay network. */
+interface Leg {
+  networkId: string;
+  vni: number;
+  /** In the task's namespace: eth0, eth1, … */
+  ifname: string;
+  /** In the network's namespace, on its bridge. */
+  peerName: string;
+  ip: string;
+  prefix: number;
+  mac: string;
+}
+
+/** What is kept on disk per task, so a restarted daemon knows what it made. */
+interface TaskRecord {
+  taskId: string;
+  legs: Leg[];
+  /** The leg on the gateway bridge, when the task has a network that is not internal. */
+  gateway: { ifname: string; peerName: string; ip: string } | null;
+}
+
+interface SandboxRecord {
+  networkId: string;
+  vni: number;
+  subnet: string;
+}
+
+interface Sandbox {
+  record: SandboxRecord;
+  path: string;
+  vxlan: string;
+  /** Local tasks with a leg on it. */
+  tasks: Set<string>;
+  /** Remote endpoints programmed into its VXLAN device, by address. */
+  programmed: Map<string, RemoteEndpoint>;
+}
+
+type LocalChangeListener = (networkId: string) => void;
+
+export class OverlayDriver implements TaskNetworking {
+  private readonly log: Logger;
+  private readonly ns: NetnsDir;
+  private readonly port: number;
+  private readonly host: Netns;
+  private readonly gatewayBase: number;
+  private readonly gatewayPrefix: number;
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly tasks = new Map<string, TaskRecord>();
+  /** What gossip wants programmed per network, kept for sandboxes made later. */
+  private readonly wantedPeers = new Map<string, RemoteEndpoint[]>();
+  /** One chain of operations per network: a sandbox is made, used and removed in order. */
+  private readonly locks = new Map<string, Promise<void>>();
+  private readonly gatewayHosts = new Set<number>();
+  private gatewayReady: Promise<void> | null = null;
+  private readonly listeners = new Set<LocalChangeListener>();
+  private mtu = 1500 - VXLAN_OVERHEAD_BYTES;
+  private closed = false;
+
+  constructor(private readonly opts: OverlayDriverOptions) {
+    this.log = opts.logger;
+    this.ns = new NetnsDir(opts.stateDir, opts.logger);
+    this.port = opts.dataPathPort ?? DEFAULT_DATA_PATH_PORT;
+    this.host = opts.hostNetns ?? null;
+    const [base, prefix] = parseV4Cidr(opts.gatewaySubnet ?? DEFAULT_GATEWAY_SUBNET);
+    this.gatewayBase = base;
+    this.gatewayPrefix = prefix;
+    assert(prefix >= 8 && prefix <= 28, `gateway subnet prefix /${prefix}`);
+    assert(opts.underlayAddr !== '', 'the underlay address is known');
+  }
+
+  /**
+   * Reads what an earlier run left: task namespaces whose container is still there (`keepTasks`) are kept with
+   * their networks' namespaces and programmed peers; everything else this node made is removed.
+   */
+  async recover(keepTasks: ReadonlySet<string>): Promise<{ kept: string[]; removed: string[] }> {
+    this.mtu = (await this.underlayMtu()) - VXLAN_OVERHEAD_BYTES;
+    const files = await this.ns.list();
+    const kept: string[] = [];
+    const removed: string[] = [];
+    const sandboxRecords = new Map<string, SandboxRecord>();
+    for (const f of files.filter((f) => f.startsWith('n-') && f.endsWith('.json'))) {
+      const rec = await readJson<SandboxRecord>(this.ns.path(f));
+      if (rec !== null) sandboxRecords.set(rec.networkId, rec);
+    }
+    for (const f of files.filter((f) => f.startsWith('t-') && f.endsWith('.json'))) {
+      const rec = await readJson<TaskRecord>(this.ns.path(f));
+      if (rec === null) continue;
+      const usable = keepTasks.has(rec.taskId) && rec.legs.every((l) => sandboxRecords.has(l.networkId));
+      if (!usable) {
+        await this.destroyTask(rec);
+        removed.push(rec.taskId);
+        continue;
+      }
+      this.tasks.set(rec.taskId, rec);
+      if (rec.gateway !== null) this.gatewayHosts.add(ipToInt(rec.gateway.ip) - this.gatewayBase);
+      for (const leg of rec.legs) {
+        let sb = this.sandboxes.get(leg.networkId);
+        if (sb === undefined) {
+          const sr = sandboxRecords.get(leg.networkId);
+          assert(sr !== undefined, 'a kept leg has its network record');
+          sb = { record: sr, path: this.ns.path(sandboxName(sr.networkId)), vxlan: vxlanName(sr.vni), tasks: new Set(), programmed: await this.readProgrammed(sr) };
+          this.sandboxes.set(sr.networkId, sb);
+        }
+        sb.tasks.add(rec.taskId);
+      }
+      kept.push(rec.taskId);
+    }
+    for (const sr of sandboxRecords.values()) if (!this.sandboxes.has(sr.networkId)) await this.destroySandboxFiles(sr);
+    // Namespace files with no record: a crash between making one and writing its record.
+    const known = new Set([...this.tasks.keys()].map((id) => taskNsName(id)).concat([...this.sandboxes.keys()].map((id) => sandboxName(id))));
+    for (const f of await this.ns.list()) {
+      if (f.endsWith('.json') || known.has(f)) continue;
+      await this.ns.remove(f);
+    }
+    if (this.tasks.size > 0 && [...this.tasks.values()].some((t) => t.gateway !== null)) await this.ensureGateway();
+    this.log.info({ kept: kept.length, removed: removed.length, networks: this.sandboxes.size }, 'overlay state recovered');
+    return { kept, removed };
+  }
+
+  /** Called when the local endpoints of a network change (a task attached or detached). */
+  onLocalChange(fn: LocalChangeListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Networks this host has a namespace for (at least one local task). */
+  localNetworks(): string[] {
+    return [...this.sandboxes.keys()].sort();
+  }
+
+  localEndpoints(networkId: string): Endpoint[] {
+    const sb = this.sandboxes.get(networkId);
+    if (sb === undefined) return [];
+    const out: Endpoint[] = [];
+    for (const taskId of sb.tasks) {
+      const rec = this.tasks.get(taskId);
+      for (const leg of rec?.legs ?? []) if (leg.networkId === networkId) out.push({ ip: leg.ip, mac: leg.mac, taskId });
+    }
+    return out.sort((a, b) => (a.ip < b.ip ? -1 : 1));
+  }
+
+  async attach(taskId: string, attachments: readonly NetworkAttachment[]): Promise<{ netnsPath: string }> {
+    this.checkOpen();
+    assert(!this.tasks.has(taskId), `task ${taskId} is attached once`);
+    assert(attachments.length > 0, 'a task without networks uses the host network');
+    const rec: TaskRecord = { taskId, legs: [], gateway: null };
+    const path = await this.ns.create(taskNsName(taskId));
+    this.tasks.set(taskId, rec);
+    try {
+      const taskLines = ['link set lo up'];
+      for (const [i, a] of attachments.entries()) {
+        const [ip, prefixText] = splitCidr(a.addresses[0] ?? '');
+        const leg: Leg = { networkId: a.networkId, vni: a.network.vni, ifname: `eth${i}`, peerName: vethName('ve', taskId, i), ip, prefix: Number(prefixText), mac: macForIp(ip) };
+        await this.withNetwork(a.networkId, async () => {
+          const sb = await this.ensureSandbox(a);
+          await ipBatch(this.log, sb.path, [
+            `link add ${leg.peerName} mtu ${this.mtu} type veth peer name ${leg.ifname} mtu ${this.mtu} netns ${path}`,
+            `link set ${leg.peerName} master br0`,
+            `link set ${leg.peerName} up`,
+          ]);
+          rec.legs.push(leg);
+          sb.tasks.add(taskId);
+        });
+        taskLines.push(`link set ${leg.ifname} address ${leg.mac}`, `addr add ${leg.ip}/${leg.prefix} dev ${leg.ifname}`, `link set ${leg.ifname} up`);
+      }
+      if (attachments.some((a) => !a.network.internal)) {
+        await this.ensureGateway();
+        const hostNumber = this.takeGatewayHost();
+        const gw = { ifname: `eth${attachments.length}`, peerName: vethName('gw', taskId, 0), ip: intToIp(this.gatewayBase + hostNumber) };
+        rec.gateway = gw;
+        await ipBatch(this.log, this.host, [
+          `link add ${gw.peerName} type veth peer name ${gw.ifname} netns ${path}`,
+          `link set ${gw.peerName} master ${GATEWAY_BRIDGE}`,
+          // Isolated ports reach the host but not each other: tasks of different networks never meet here.
+          `link set ${gw.peerName} type bridge_slave isolated on`,
+          `link set ${gw.peerName} up`,
+        ]);
+        taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`, `route add default via ${intToIp(this.gatewayBase + 1)}`);
+      }
+      await ipBatch(this.log, path, taskLines);
+      await writeFile(this.ns.path(`${taskNsName(taskId)}.json`), JSON.stringify(rec));
+    } catch (err) {
+      await this.detach(taskId).catch((e: unknown) => this.log.warn({ task: taskId, err: (e as Error).message }, 'could not undo a failed attach'));
+      throw err;
+    }
+    for (const leg of rec.legs) this.emit(leg.networkId);
+    return { netnsPath: path };
+  }
+
+  /** Removes the task's namespace and legs, and each network's namespace it was the last local task of. Idempotent. */
+  async detach(taskId: string): Promise<void> {
+    const rec = this.tasks.get(taskId) ?? (await readJson<TaskRecord>(this.ns.path(`${taskNsName(taskId)}.json`)));
+    if (rec === null) {
+      await this.ns.remove(taskNsName(taskId));
+      return;
+    }
+    this.tasks.delete(taskId);
+    await this.destroyTask(rec);
+    for (const leg of rec.legs) {
+      await this.withNetwork(leg.networkId, async () => {
+        const sb = this.sandboxes.get(leg.networkId);
+        if (sb === undefined) return;
+        sb.tasks.delete(taskId);
+        if (sb.tasks.size === 0) {
+          this.sandboxes.delete(leg.networkId);
+          await this.destroySandboxFiles(sb.record);
+        }
+      });
+      this.emit(leg.networkId);
+    }
+  }
+
+  /** The remote endpoints gossip knows for a network: programmed now if this host has the network, else kept. */
+  async setPeers(networkId: string, peers: readonly RemoteEndpoint[]): Promise<void> {
+    const wanted = peers.filter((p) => p.host !== this.opts.underlayAddr);
+    if (wanted.length === 0) this.wantedPeers.delete(networkId);
+    else this.wantedPeers.set(networkId, [...wanted]);
+    await this.withNetwork(networkId, async () => {
+      const sb = this.sandboxes.get(networkId);
+      if (sb !== undefined) await this.program(sb);
+    });
+  }
+
+  /** The remote endpoints programmed on this host for a network (tests and `network inspect` on a node). */
+  programmedPeers(networkId: string): RemoteEndpoint[] {
+    return [...(this.sandboxes.get(networkId)?.programmed.values() ?? [])].sort((a, b) => (a.ip < b.ip ? -1 : 1));
+  }
+
+  /** Stops taking work; what exists stays (tasks keep running across a daemon restart). */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * Removes everything this node made: task and network namespaces, the gateway bridge and its nft table (a node
+   * leaving the swarm, tests' teardown).
+   */
+  async destroyAll(): Promise<void> {
+    for (const taskId of [...this.tasks.keys()]) await this.detach(taskId);
+    const files = await this.ns.list();
+    for (const f of files.filter((f) => f.endsWith('.json'))) {
+      if (f.startsWith('t-')) {
+        const rec = await readJson<TaskRecord>(this.ns.path(f));
+        if (rec !== null) await this.destroyTask(rec);
+      } else if (f.startsWith('n-')) {
+        const rec = await readJson<SandboxRecord>(this.ns.path(f));
+        if (rec !== null) await this.destroySandboxFiles(rec);
+      }
+      await rm(this.ns.path(f), { force: true });
+    }
+    for (const f of await this.ns.list()) await this.ns.remove(f);
+    await ipBatch(this.log, this.host, [`link del ${GATEWAY_BRIDGE}`], { force: true });
+    await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', NFT_TABLE], { allowFailure: true });
+    this.gatewayReady = null;
+    this.gatewayHosts.clear();
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private checkOpen(): void {
+    if (this.closed) throw new NetError('closed', 'the network driver is closed');
+  }
+
+  private emit(networkId: string): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(networkId);
+      } catch (err) {
+        this.log.error({ err, network: networkId }, 'local endpoint listener threw');
+      }
+    }
+  }
+
+  private async withNetwork<T>(networkId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(networkId) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chained = prev.then(() => mine);
+    this.locks.set(networkId, chained);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(networkId) === chained) this.locks.delete(networkId);
+    }
+  }
+
+  /** The network's namespace with bridge and VXLAN device; made on first use. Call inside withNetwork. */
+  private async ensureSandbox(a: NetworkAttachment): Promise<Sandbox> {
+    const existing = this.sandboxes.get(a.networkId);
+    if (existing !== undefined) return existing;
+    const record: SandboxRecord = { networkId: a.networkId, vni: a.network.vni, subnet: a.network.subnet };
+    const vxlan = vxlanName(record.vni);
+    const path = await this.ns.create(sandboxName(a.networkId));
+    try {
+      // Made in the host namespace, so its UDP socket is bound there, then moved into the network's namespace.
+      await ipBatch(this.log, this.host, [`link del ${vxlan}`], { force: true });
+      await ipBatch(this.log, this.host, [
+        `link add ${vxlan} type vxlan id ${record.vni} dstport ${this.port} local ${this.opts.underlayAddr} nolearning proxy`,
+        `link set ${vxlan} netns ${path}`,
+      ]);
+      await ipBatch(this.log, path, [
+        'link set lo up',
+        `link add br0 mtu ${this.mtu} type bridge`,
+        `link set ${vxlan} master br0`,
+        `link set ${vxlan} mtu ${this.mtu} up`,
+        'link set br0 up',
+      ]);
+      await writeFile(this.ns.path(`${sandboxName(a.networkId)}.json`), JSON.stringify(record));
+    } catch (err) {
+      await this.destroySandboxFiles(record);
+      throw err;
+    }
+    const sb: Sandbox = { record, path, vxlan, tasks: new Set(), programmed: new Map() };
+    this.sandboxes.set(a.networkId, sb);
+    this.log.info({ network: a.networkId, name: a.network.name, vni: record.vni, mtu: this.mtu }, 'network namespace made');
+    await this.program(sb);
+    return sb;
+  }
+
+  /** Makes the sandbox's neighbour and FDB entries match what gossip wants. Call inside withNetwork. */
+  private async program(sb: Sandbox): Promise<void> {
+    const wanted = new Map((this.wantedPeers.get(sb.record.networkId) ?? []).map((p) => [p.ip, p]));
+    const neigh: string[] = [];
+    const fdb: string[] = [];
+    for (const [ip, old] of sb.programmed) {
+      const w = wanted.get(ip);
+      if (w !== undefined && w.mac === old.mac && w.host === old.host) continue;
+      if (w === undefined || w.mac !== old.mac) {
+        neigh.push(`neigh del ${ip} dev ${sb.vxlan}`);
+        // The bridge's learned entry too, so no frame for the old MAC is sent to the VXLAN port at all.
+        fdb.push(`fdb del ${old.mac} dev ${sb.vxlan} self`, `fdb del ${old.mac} dev ${sb.vxlan} master`);
+      }
+    }
+    for (const [ip, w] of wanted) {
+      const old = sb.programmed.get(ip);
+      if (old !== undefined && old.mac === w.mac && old.host === w.host) continue;
+      neigh.push(`neigh replace ${ip} lladdr ${w.mac} dev ${sb.vxlan} nud permanent`);
+      fdb.push(`fdb replace ${w.mac} dev ${sb.vxlan} dst ${w.host} self permanent`);
+    }
+    if (neigh.length === 0 && fdb.length === 0) return;
+    // force: a delete of an entry already gone (the device was remade) must not stop the rest.
+    await ipBatch(this.log, sb.path, neigh, { force: true });
+    await bridgeBatch(this.log, sb.path, fdb, { force: true });
+    sb.programmed = new Map(wanted);
+    this.log.debug({ network: sb.record.networkId, peers: wanted.size, changes: neigh.length }, 'peers programmed');
+  }
+
+  /** What an earlier run programmed, read back from the kernel. */
+  private async readProgrammed(sr: SandboxRecord): Promise<Map<string, RemoteEndpoint>> {
+    const path = this.ns.path(sandboxName(sr.networkId));
+    const vxlan = vxlanName(sr.vni);
+    const out = new Map<string, RemoteEndpoint>();
+    const neigh = await inNetns(this.log, path, 'ip', ['-j', 'neigh', 'show', 'dev', vxlan], { allowFailure: true });
+    const fdb = await inNetns(this.log, path, 'bridge', ['-j', 'fdb', 'show', 'dev', vxlan], { allowFailure: true });
+    const hostByMac = new Map<string, string>();
+    for (const e of parseJsonArray(fdb.stdout)) {
+      if (typeof e['mac'] === 'string' && typeof e['dst'] === 'string') hostByMac.set(e['mac'], e['dst']);
+    }
+    for (const e of parseJsonArray(neigh.stdout)) {
+      const ip = e['dst'];
+      const mac = e['lladdr'];
+      if (typeof ip !== 'string' || typeof mac !== 'string') continue;
+      const host = hostByMac.get(mac);
+      if (host !== undefined) out.set(ip, { ip, mac, host, taskId: '' });
+    }
+    return out;
+  }
+
+  private async destroyTask(rec: TaskRecord): Promise<void> {
+    // Deleting one end of a veth deletes both at once; the namespace's own teardown would do it later, asynchronously.
+    for (const leg of rec.legs) {
+      const sb = this.sandboxes.get(leg.networkId);
+      const path = sb?.path ?? this.ns.path(sandboxName(leg.networkId));
+      await ipBatch(this.log, path, [`link del ${leg.peerName}`], { force: true }).catch(() => null);
+    }
+    if (rec.gateway !== null) {
+      await ipBatch(this.log, this.host, [`link del ${rec.gateway.peerName}`], { force: true });
+      this.gatewayHosts.delete(ipToInt(rec.gateway.ip) - this.gatewayBase);
+    }
+    await this.ns.remove(taskNsName(rec.taskId));
+    await rm(this.ns.path(`${taskNsName(rec.taskId)}.json`), { force: true });
+  }
+
+  private async destroySandboxFiles(sr: SandboxRecord): Promise<void> {
+    const path = this.ns.path(sandboxName(sr.networkId));
+    // The VXLAN device goes first, at once: a namespace is torn down asynchronously, and a new device with the
+    // same VNI in the host namespace would clash with it until then.
+    await ipBatch(this.log, path, [`link del ${vxlanName(sr.vni)}`, 'link del br0'], { force: true }).catch(() => null);
+    await this.ns.remove(sandboxName(sr.networkId));
+    await rm(this.ns.path(`${sandboxName(sr.networkId)}.json`), { force: true });
+    this.log.info({ network: sr.networkId, vni: sr.vni }, 'network namespace removed');
+  }
+
+  /** The gateway bridge with its address, masquerade for what leaves through it, and forwarding on. Once. */
+  private ensureGateway(): Promise<void> {
+    if (this.gatewayReady === null) {
+      this.gatewayReady = this.makeGateway().catch((err: unknown) => {
+        this.gatewayReady = null;
+        throw err;
+      });
+    }
+    return this.gatewayReady;
+  }
+
+  private async makeGateway(): Promise<void> {
+    const gatewayIp = intToIp(this.gatewayBase + 1);
+    const subnet = `${intToIp(this.gatewayBase)}/${this.gatewayPrefix}`;
+    const exists = await inNetns(this.log, this.host, 'ip', ['link', 'show', GATEWAY_BRIDGE], { allowFailure: true });
+    if (exists.code !== 0) {
+      await ipBatch(this.log, this.host, [`link add ${GATEWAY_BRIDGE} type bridge`, `addr add ${gatewayIp}/${this.gatewayPrefix} dev ${GATEWAY_BRIDGE}`, `link set ${GATEWAY_BRIDGE} up`]);
+    }
+    const ruleset = [
+      `table ip ${NFT_TABLE} {}`,
+      `flush table ip ${NFT_TABLE}`,
+      `table ip ${NFT_TABLE} {`,
+      '  chain postrouting {',
+      '    type nat hook postrouting priority srcnat; policy accept;',
+      `    ip saddr ${subnet} oifname != "${GATEWAY_BRIDGE}" masquerade`,
+      '  }',
+      '}',
+    ].join('\n');
+    await inNetns(this.log, this.host, 'nft', ['-f', '-'], { input: ruleset + '\n' });
+    await inNetns(this.log, this.host, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    this.log.info({ bridge: GATEWAY_BRIDGE, subnet }, 'gateway bridge ready');
+  }
+
+  private takeGatewayHost(): number {
+    const total = 2 ** (32 - this.gatewayPrefix);
+    for (let h = 2; h < total - 1; h++) {
+      if (!this.gatewayHosts.has(h)) {
+        this.gatewayHosts.add(h);
+        return h;
+      }
+    }
+    throw new NetError('exhausted', `the gateway bridge's subnet has no free address for another task`);
+  }
+
+  private async underlayMtu(): Promise<number> {
+    const res = await inNetns(this.log, this.host, 'ip', ['-j', 'addr', 'show'], { allowFailure: true });
+    for (const link of parseJsonArray(res.stdout)) {
+      const infos = link['addr_info'];
+      if (!Array.isArray(infos)) continue;
+      const hit = infos.some((i: unknown) => typeof i === 'object' && i !== null && (i as Record<string, unknown>)['local'] === this.opts.underlayAddr);
+      if (hit && typeof link['mtu'] === 'number') return link['mtu'];
+    }
+    this.log.warn({ underlay: this.opts.underlayAddr }, 'no interface holds the underlay address; assuming MTU 1500');
+    return 1500;
+  }
+}
+
+// ---- names and addresses ----------------------------------------------------------------------
+
+function taskNsName(taskId: string): string {
+  return `t-${taskId}`;
+}
+
+function sandboxName(networkId: string): string {
+  return `n-${networkId}`;
+}
+
+/** Interface names have at most 15 bytes: `vx-` and the VNI (at most 8 digits). */
+function vxlanName(vni: number): string {
+  return `vx-${vni}`;
+}
+
+/** `ve`/`gw`, ten characters of the task id, the leg's index: unique within the namespace it lives in. */
+function vethName(kind: 've' | 'gw', taskId: string, index: number): string {
+  const name = `${kind}${taskId.replace(/[^a-zA-Z0-9]/g, '').slice(0, 10)}${index}`;
+  assert(name.length <= 15, `interface name ${name} fits`);
+  return name;
+}
+
+function splitCidr(cidr: string): [string, string] {
+  const slash = cidr.indexOf('/');
+  if (slash < 0) throw new NetError('invalid', `attachment address ${JSON.stringify(cidr)} is not ADDRESS/PREFIX`);
+  return [cidr.slice(0, slash), cidr.slice(slash + 1)];
+}
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+function parseV4Cidr(cidr: string): [number, number] {
+  const [ip, prefix] = splitCidr(cidr);
+  return [ipToInt(ip), Number(prefix)];
+}
+
+async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+function parseJsonArray(text: string): Array<Record<string, unknown>> {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null) : [];
+  } catch {
+    return [];
+  }
+}
