@@ -2,7 +2,8 @@
 // (ACCEPTED -> PREPARING -> STARTING -> RUNNING -> COMPLETE|FAILED|SHUTDOWN) level-triggered, and reports every move.
 
 import { canTransitionTask, isTerminalTaskState, taskStateRank, type HealthConfig, type Task, type TaskState, type TaskStatus, type TaskStatusUpdate } from '@swarm/store';
-import { containerConfigFor, RuntimeError, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
+import { containerConfigFor, RuntimeError, type ContainerConfig, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
+import type { TaskNetworking } from '@swarm/netdriver';
 import type { Logger } from '@swarm/wire';
 
 export type { TaskStatusUpdate };
@@ -13,6 +14,11 @@ export interface AgentOptions {
   /** Receives each transition, batched per event-loop turn, at most maxReportBatch per call. */
   report: (updates: TaskStatusUpdate[]) => void;
   logger: Logger;
+  /**
+   * Gives a task with overlay attachments its network namespace; null runs every task in the host's network
+   * (a node without the overlay driver: the process runtime, no root).
+   */
+  networking?: TaskNetworking | null;
   /** Tasks in prepare/start at once; the others wait in ACCEPTED. */
   maxConcurrentStarts?: number;
   /** Tasks the agent holds at once; a bigger assignment set is cut (and logged). */
@@ -97,6 +103,7 @@ const RANK_STARTING = taskStateRank('starting');
 export class Agent {
   readonly nodeId: string;
   private readonly runtime: Runtime;
+  private readonly networking: TaskNetworking | null;
   private readonly reportFn: AgentOptions['report'];
   private readonly log: Logger;
   private readonly maxConcurrentStarts: number;
@@ -118,6 +125,7 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.nodeId = opts.nodeId;
     this.runtime = opts.runtime;
+    this.networking = opts.networking ?? null;
     this.reportFn = opts.report;
     this.log = opts.logger;
     this.maxConcurrentStarts = opts.maxConcurrentStarts ?? DEFAULT_MAX_CONCURRENT_STARTS;
@@ -231,6 +239,7 @@ export class Agent {
           try {
             await this.runtime.stop(rec.task.id, rec.task.spec.containerSpec.stopGracePeriodMs);
             await this.runtime.remove(rec.task.id);
+            await this.networking?.detach(rec.task.id);
             rec.runtime = 'removed';
           } catch (err) {
             this.log.warn({ task: rec.task.id, err: (err as Error).message }, 'could not stop a task at shutdown');
@@ -256,6 +265,7 @@ export class Agent {
         const p = this.runtime
           .stop(id, ORPHAN_STOP_GRACE_MS)
           .then(() => this.runtime.remove(id))
+          .then(() => this.networking?.detach(id))
           .catch((err: unknown) => this.log.warn({ task: id, err: (err as Error).message }, 'could not remove a container left by an earlier run'))
           .finally(() => this.inFlight.delete(p));
         this.inFlight.add(p);
@@ -366,7 +376,7 @@ export class Agent {
       this.markStarted(id);
       this.advance(rec, 'preparing', { message: 'preparing' });
       try {
-        await this.runtime.prepare(containerConfigFor(rec.task));
+        await this.runtime.prepare(await this.containerConfig(rec.task));
         rec.runtime = 'prepared';
       } catch (err) {
         rec.runtime = 'dead';
@@ -498,7 +508,21 @@ export class Agent {
 
   private async removeTask(rec: TaskRecord): Promise<void> {
     await this.runtime.remove(rec.task.id);
+    await this.networking?.detach(rec.task.id);
     rec.runtime = 'removed';
+  }
+
+  /**
+   * The task's container config, with its network namespace made first when it has overlay attachments: eth0…
+   * carry its addresses, and /etc/hosts names it by the first of them, as Docker's does.
+   */
+  private async containerConfig(task: Task): Promise<ContainerConfig> {
+    const config = containerConfigFor(task);
+    if (this.networking === null || task.networksAttachments.length === 0) return config;
+    const { netnsPath } = await this.networking.attach(task.id, task.networksAttachments);
+    const first = task.networksAttachments[0]?.addresses[0];
+    const ownAddress = first === undefined ? [] : [`${first.slice(0, first.indexOf('/'))} ${config.hostname}`];
+    return { ...config, networkNamespacePath: netnsPath, extraHosts: [...ownAddress, ...config.extraHosts] };
   }
 
   private markStarted(id: string): void {

@@ -1,10 +1,12 @@
 // The running parts of a node that is in a swarm: the Raft node (log in dataDir/raft) whose state machine is the
 // Store, and the libp2p gossip host with SWIM membership. Writes go through propose(); reads wait for a barrier.
 
+import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { ApiError, formatHostPort } from '@swarm/api';
 import { createGossipHost, Membership, type GossipHost } from '@swarm/gossip';
+import { EndpointGossip, type OverlayDriver } from '@swarm/netdriver';
 import { encodeTransaction, Store, type ApplyResult, type Node, type NodeDescription, type Op } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { RaftError, RaftNode } from 'raft-consensus-ts';
@@ -60,6 +62,8 @@ export interface ClusterRuntimeOptions {
   agent: AgentLike & { logs: LogSource };
   /** Manager only: what the leader runs over the store (orchestrators, scheduler, reaper). */
   reconcilers: readonly Reconciler[];
+  /** This node's overlay driver, whose endpoint tables this runtime's gossip keeps; null without one. */
+  overlay?: OverlayDriver | null;
 }
 
 /** A host's address as other nodes dial it: the advertise host and the port the libp2p host listens on. */
@@ -77,6 +81,8 @@ export class ClusterRuntime {
   private dispatcher: Dispatcher | null = null;
   /** The session the agent reports through. */
   agentSession: AgentSession | null = null;
+  /** The overlay's endpoint tables on gossip; null on a node without the overlay driver. */
+  endpoints: EndpointGossip | null = null;
 
   private constructor(
     readonly store: Store,
@@ -158,6 +164,13 @@ export class ClusterRuntime {
         else joined.catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'no gossip seed answered at start; waiting for peers'));
       }
       const runtime = new ClusterRuntime(store, state, raft, forwarder, host, membership, logger);
+      if (options.overlay != null && !isIPv4(state.advertiseHost)) {
+        logger.warn({ advertise: state.advertiseHost }, 'overlay networks need an IPv4 advertise address: tasks with networks will be rejected on this node');
+      } else if (options.overlay != null) {
+        options.overlay.setUnderlay(state.advertiseHost);
+        runtime.endpoints = new EndpointGossip({ host, membership, driver: options.overlay, underlayAddr: state.advertiseHost, logger: options.loggerFor('netdriver') });
+        runtime.endpoints.start();
+      }
       if (raft !== null) {
         runtime.leaderLoop = new LeaderLoop({
           store,
@@ -275,6 +288,7 @@ export class ClusterRuntime {
     this.leaderLoop?.stop();
     this.reconcileLoop?.stop();
     await this.agentSession?.stop().catch((err: unknown) => this.logger.warn({ err }, 'agent session stop failed'));
+    this.endpoints?.stop();
     await this.dispatcher?.stop().catch((err: unknown) => this.logger.warn({ err }, 'dispatcher stop failed'));
     const stopping = options.leave === true ? this.membership.leave() : this.membership.stop();
     await stopping.catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
-import { ConstraintError, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
+import { ConstraintError, INGRESS_SUBNET, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
 import { familiarReference, parseReference, repositoryName, RuntimeError, type ImageInspect, type LayerStatus, type PullProgress, type Volume } from '@swarm/runtime';
 import {
   ApiError,
@@ -53,7 +53,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { deepEqual, defaultClusterSpec, type RegistryAuth, type Cluster, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
+import { deepEqual, defaultClusterSpec, type RegistryAuth, type Cluster, type Network, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -86,6 +86,24 @@ export const DEFAULT_DATA_DIR = '/var/lib/swarm';
 export const DEFAULT_GOSSIP_PORT = 7946;
 /** SwarmKit's defaults for the address pool overlay networks are cut from. */
 const DEFAULT_ADDR_POOL = ['10.0.0.0/8'];
+
+/** The routing mesh's network, made at init as Docker makes it: 10.0.0.0/24, the first VXLAN id. */
+function ingressNetwork(id: string): Omit<Network, 'meta'> {
+  return {
+    id,
+    spec: {
+      name: 'ingress',
+      labels: {},
+      driver: 'overlay',
+      driverOptions: {},
+      ipam: { driver: 'default', configs: [{ subnet: INGRESS_SUBNET, range: '', gateway: '' }] },
+      internal: false,
+      attachable: false,
+      ingress: true,
+    },
+    allocation: null,
+  };
+}
 const DEFAULT_SUBNET_SIZE = 24;
 const DEFAULT_DATA_PATH_PORT = 4789;
 
@@ -272,6 +290,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       changeRole: (node, role) => this.changeRole(node, role),
       agent: this.taskAgent(state.nodeId),
       reconcilers: leaderReconcilers(),
+      overlay: this.engine.overlay,
     });
   }
 
@@ -399,6 +418,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       await runtime.propose([
         { op: 'create', kind: 'cluster', object: cluster },
         { op: 'create', kind: 'node', object: node },
+        { op: 'create', kind: 'network', object: ingressNetwork(newId()) },
       ]);
       await this.startJoinEndpoint(runtime);
       // Written last: its presence is what makes a restart rejoin instead of starting empty.

@@ -5,6 +5,7 @@
 import { accessSync, constants as fsConstants, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent } from '@swarm/agent';
+import { OverlayDriver } from '@swarm/netdriver';
 import { familiarReference, ImageStore, LocalVolumes, parseReference, ProcessRuntime, RuncRuntime, type Runtime } from '@swarm/runtime';
 import type { Logger } from '@swarm/wire';
 import { DaemonError } from './errors.js';
@@ -27,6 +28,11 @@ export interface NodeEngine {
   readonly volumes: LocalVolumes;
   /** The node's images (an OCI layout under the data dir), pulled from registries; kept with either runtime. */
   readonly images: ImageStore;
+  /**
+   * The overlay network driver (with runc: tasks need their own network namespace); null with the process
+   * runtime, whose tasks share the host's network.
+   */
+  readonly overlay: OverlayDriver | null;
   /** `swarm login`: checks the credentials with the registry, then keeps them for this node's pulls and pushes. */
   login(registryHost: string, creds: { username: string; password: string }): Promise<void>;
   /** The login this node holds for a registry, or null. */
@@ -110,10 +116,19 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
     runtime = runc;
   }
   const adoptable = await runtime.list();
+  let overlay: OverlayDriver | null = null;
+  if (runtime instanceof RuncRuntime) {
+    overlay = new OverlayDriver({ stateDir: join(opts.dataDir, 'net'), logger: log.child({ component: 'netdriver' }) });
+    // The network namespaces of containers still there are kept (their tasks may be adopted); the rest go.
+    await overlay.recover(new Set(adoptable));
+  } else {
+    log.warn('overlay networks are not wired on this node (no runc): tasks share the host network, and their network attachments are addresses only');
+  }
   return {
     runtime,
     volumes,
     images,
+    overlay,
     async login(host, creds) {
       await images.registry.checkLogin(host, creds);
       auths.set(host, { username: creds.username, password: creds.password });
@@ -131,7 +146,7 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
       return familiarReference({ ...ref, digest });
     },
     agentFor(nodeId, report, logger) {
-      const a = new Agent({ nodeId, runtime, report, logger });
+      const a = new Agent({ nodeId, runtime, report, logger, networking: overlay });
       // Containers an earlier run left are the first agent's to take over; later memberships start empty.
       a.adopt(agent === null ? adoptable : []);
       agent = a;
@@ -147,6 +162,7 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
       };
     },
     async close() {
+      overlay?.close();
       await runtime.close();
     },
   };

@@ -22,8 +22,11 @@ const NFT_TABLE = 'swarm_gwbridge';
 export interface OverlayDriverOptions {
   /** Where this node keeps its namespace files and records (the daemon's data dir/net). */
   stateDir: string;
-  /** This host's underlay address: the VXLAN devices' local end, and where peers send this host's frames. */
-  underlayAddr: string;
+  /**
+   * This host's underlay address: the VXLAN devices' local end, and where peers send this host's frames. Known
+   * once the node is in a swarm (its advertise address): setUnderlay gives it later.
+   */
+  underlayAddr?: string;
   logger: Logger;
   dataPathPort?: number;
   /** The gateway bridge's subnet: a /16 by default; its first address is the bridge's. */
@@ -90,7 +93,9 @@ export class OverlayDriver implements TaskNetworking {
   private readonly gatewayHosts = new Set<number>();
   private gatewayReady: Promise<void> | null = null;
   private readonly listeners = new Set<LocalChangeListener>();
-  private mtu = 1500 - VXLAN_OVERHEAD_BYTES;
+  private underlay: string;
+  /** The overlay MTU: the underlay interface's less VXLAN's overhead; read when a network namespace is first made. */
+  private mtu: number | null = null;
   private closed = false;
 
   constructor(private readonly opts: OverlayDriverOptions) {
@@ -102,7 +107,14 @@ export class OverlayDriver implements TaskNetworking {
     this.gatewayBase = base;
     this.gatewayPrefix = prefix;
     assert(prefix >= 8 && prefix <= 28, `gateway subnet prefix /${prefix}`);
-    assert(opts.underlayAddr !== '', 'the underlay address is known');
+    this.underlay = opts.underlayAddr ?? '';
+  }
+
+  /** This host's underlay address (the swarm's advertise address); a change applies to networks made after it. */
+  setUnderlay(addr: string): void {
+    assert(/^\d{1,3}(\.\d{1,3}){3}$/.test(addr), `underlay address ${addr} is IPv4`);
+    if (addr !== this.underlay) this.mtu = null;
+    this.underlay = addr;
   }
 
   /**
@@ -110,7 +122,6 @@ export class OverlayDriver implements TaskNetworking {
    * their networks' namespaces and programmed peers; everything else this node made is removed.
    */
   async recover(keepTasks: ReadonlySet<string>): Promise<{ kept: string[]; removed: string[] }> {
-    this.mtu = (await this.underlayMtu()) - VXLAN_OVERHEAD_BYTES;
     const files = await this.ns.list();
     const kept: string[] = [];
     const removed: string[] = [];
@@ -178,7 +189,9 @@ export class OverlayDriver implements TaskNetworking {
 
   async attach(taskId: string, attachments: readonly NetworkAttachment[]): Promise<{ netnsPath: string }> {
     this.checkOpen();
+    if (this.underlay === '') throw new NetError('invalid', 'this node has no underlay address yet: it is not in a swarm');
     assert(!this.tasks.has(taskId), `task ${taskId} is attached once`);
+    const mtu = await this.overlayMtu();
     assert(attachments.length > 0, 'a task without networks uses the host network');
     const rec: TaskRecord = { taskId, legs: [], gateway: null };
     const path = await this.ns.create(taskNsName(taskId));
@@ -191,7 +204,7 @@ export class OverlayDriver implements TaskNetworking {
         await this.withNetwork(a.networkId, async () => {
           const sb = await this.ensureSandbox(a);
           await ipBatch(this.log, sb.path, [
-            `link add ${leg.peerName} mtu ${this.mtu} type veth peer name ${leg.ifname} mtu ${this.mtu} netns ${path}`,
+            `link add ${leg.peerName} mtu ${mtu} type veth peer name ${leg.ifname} mtu ${mtu} netns ${path}`,
             `link set ${leg.peerName} master br0`,
             `link set ${leg.peerName} up`,
           ]);
@@ -249,7 +262,7 @@ export class OverlayDriver implements TaskNetworking {
 
   /** The remote endpoints gossip knows for a network: programmed now if this host has the network, else kept. */
   async setPeers(networkId: string, peers: readonly RemoteEndpoint[]): Promise<void> {
-    const wanted = peers.filter((p) => p.host !== this.opts.underlayAddr);
+    const wanted = peers.filter((p) => p.host !== this.underlay);
     if (wanted.length === 0) this.wantedPeers.delete(networkId);
     else this.wantedPeers.set(networkId, [...wanted]);
     await this.withNetwork(networkId, async () => {
@@ -329,19 +342,20 @@ export class OverlayDriver implements TaskNetworking {
     if (existing !== undefined) return existing;
     const record: SandboxRecord = { networkId: a.networkId, vni: a.network.vni, subnet: a.network.subnet };
     const vxlan = vxlanName(record.vni);
+    const mtu = await this.overlayMtu();
     const path = await this.ns.create(sandboxName(a.networkId));
     try {
       // Made in the host namespace, so its UDP socket is bound there, then moved into the network's namespace.
       await ipBatch(this.log, this.host, [`link del ${vxlan}`], { force: true });
       await ipBatch(this.log, this.host, [
-        `link add ${vxlan} type vxlan id ${record.vni} dstport ${this.port} local ${this.opts.underlayAddr} nolearning proxy`,
+        `link add ${vxlan} type vxlan id ${record.vni} dstport ${this.port} local ${this.underlay} nolearning proxy`,
         `link set ${vxlan} netns ${path}`,
       ]);
       await ipBatch(this.log, path, [
         'link set lo up',
-        `link add br0 mtu ${this.mtu} type bridge`,
+        `link add br0 mtu ${mtu} type bridge`,
         `link set ${vxlan} master br0`,
-        `link set ${vxlan} mtu ${this.mtu} up`,
+        `link set ${vxlan} mtu ${mtu} up`,
         'link set br0 up',
       ]);
       await writeFile(this.ns.path(`${sandboxName(a.networkId)}.json`), JSON.stringify(record));
@@ -351,7 +365,7 @@ export class OverlayDriver implements TaskNetworking {
     }
     const sb: Sandbox = { record, path, vxlan, tasks: new Set(), programmed: new Map() };
     this.sandboxes.set(a.networkId, sb);
-    this.log.info({ network: a.networkId, name: a.network.name, vni: record.vni, mtu: this.mtu }, 'network namespace made');
+    this.log.info({ network: a.networkId, name: a.network.name, vni: record.vni, mtu }, 'network namespace made');
     await this.program(sb);
     return sb;
   }
@@ -474,15 +488,20 @@ export class OverlayDriver implements TaskNetworking {
     throw new NetError('exhausted', `the gateway bridge's subnet has no free address for another task`);
   }
 
+  private async overlayMtu(): Promise<number> {
+    if (this.mtu === null) this.mtu = (await this.underlayMtu()) - VXLAN_OVERHEAD_BYTES;
+    return this.mtu;
+  }
+
   private async underlayMtu(): Promise<number> {
     const res = await inNetns(this.log, this.host, 'ip', ['-j', 'addr', 'show'], { allowFailure: true });
     for (const link of parseJsonArray(res.stdout)) {
       const infos = link['addr_info'];
       if (!Array.isArray(infos)) continue;
-      const hit = infos.some((i: unknown) => typeof i === 'object' && i !== null && (i as Record<string, unknown>)['local'] === this.opts.underlayAddr);
+      const hit = infos.some((i: unknown) => typeof i === 'object' && i !== null && (i as Record<string, unknown>)['local'] === this.underlay);
       if (hit && typeof link['mtu'] === 'number') return link['mtu'];
     }
-    this.log.warn({ underlay: this.opts.underlayAddr }, 'no interface holds the underlay address; assuming MTU 1500');
+    this.log.warn({ underlay: this.underlay }, 'no interface holds the underlay address; assuming MTU 1500');
     return 1500;
   }
 }
