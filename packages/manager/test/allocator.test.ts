@@ -1,0 +1,120 @@
+// The leader's allocator: VXLAN ids and subnets for networks, an address per network for each new task, through
+// the store like every reconciler; and the IPAM arithmetic under it.
+
+import test from 'ava';
+import type { Network, Op } from '@swarm/store';
+import { allocateNetwork, cutSubnet, formatCidr, IpamError, nextHost, parseCidr, parseIp, checkSubnet, gatewayFor } from '../src/index.js';
+import { Harness } from './harness.js';
+
+function network(id: string, name: string, subnet = '', extra: Partial<Network['spec']> = {}): Omit<Network, 'meta'> {
+  return {
+    id,
+    spec: { name, labels: {}, driver: 'overlay', driverOptions: {}, ipam: { driver: 'default', configs: subnet === '' ? [] : [{ subnet, range: '', gateway: '' }] }, internal: false, attachable: false, ingress: false, ...extra },
+    allocation: null,
+  };
+}
+
+function addNetwork(h: Harness, n: Omit<Network, 'meta'>): void {
+  h.commit([{ op: 'create', kind: 'network', object: n } as Op]);
+  h.nowMs += 1;
+}
+
+function net(h: Harness, id: string): Network {
+  const n = h.store.view((tx) => tx.get('network', id));
+  if (n === undefined) throw new Error(`no network ${id}`);
+  return n;
+}
+
+test('CIDRs are parsed strictly, and a subnet with host bits set is refused with the one meant', (t) => {
+  t.deepEqual(parseCidr('10.0.1.0/24'), { base: parseIp('10.0.1.0'), prefix: 24 });
+  t.throws(() => parseCidr('10.0.1.5/24'), { instanceOf: IpamError, message: /did you mean 10\.0\.1\.0\/24/ });
+  t.throws(() => parseCidr('10.0.1.0'), { message: /not a CIDR/ });
+  t.throws(() => parseCidr('10.0.300.0/24'), { message: /not an IPv4 address/ });
+  t.throws(() => checkSubnet('10.0.0.0/30'), { message: /between \/8 and \/29/ });
+  t.throws(() => gatewayFor(parseCidr('10.0.1.0/24'), '10.0.2.1'), { message: /not a host address of subnet 10\.0\.1\.0\/24/ });
+  t.is(gatewayFor(parseCidr('10.0.1.0/24'), ''), '10.0.1.1');
+});
+
+test('subnets are cut from the pools around the ones in use, and null when the pools are full', (t) => {
+  const used = [parseCidr('10.0.0.0/24'), parseCidr('10.0.2.0/23')];
+  t.is(formatCidr(cutSubnet(['10.0.0.0/8'], 24, used) ?? { base: 0, prefix: 0 }), '10.0.1.0/24');
+  t.is(formatCidr(cutSubnet(['10.0.0.0/8'], 24, [...used, parseCidr('10.0.1.0/24')]) ?? { base: 0, prefix: 0 }), '10.0.4.0/24', 'jumps past the /23');
+  t.is(cutSubnet(['192.168.0.0/24'], 24, [parseCidr('192.168.0.0/16')]), null);
+  t.is(formatCidr(cutSubnet(['192.168.0.0/24', '172.30.0.0/16'], 24, [parseCidr('192.168.0.0/24')]) ?? { base: 0, prefix: 0 }), '172.30.0.0/24', 'the next pool');
+});
+
+test('the next task address follows the cursor, skips the network, gateway, broadcast and used ones, and wraps', (t) => {
+  const s = parseCidr('10.0.9.0/29'); // hosts .1-.6; .1 is the gateway
+  const gw = parseIp('10.0.9.1');
+  t.is(nextHost(s, gw, 1, new Set()), 2);
+  t.is(nextHost(s, gw, 2, new Set([3])), 4);
+  t.is(nextHost(s, gw, 6, new Set()), 2, 'wraps past broadcast, network and gateway');
+  t.is(nextHost(s, gw, 4, new Set([5, 6, 2, 3, 4])), null, 'full');
+});
+
+test('networks get VXLAN ids from 4096 (ingress first) and /24s from the default pool; a given subnet is kept', (t) => {
+  const h = new Harness();
+  addNetwork(h, network('n-ing', 'ingress', '10.0.0.0/24', { ingress: true }));
+  addNetwork(h, network('n-a', 'a'));
+  addNetwork(h, network('n-b', 'b', '192.168.50.0/24'));
+  addNetwork(h, network('n-c', 'c'));
+  h.settle();
+  t.like(net(h, 'n-ing').allocation, { vni: 4096, subnet: '10.0.0.0/24', gateway: '10.0.0.1' });
+  t.like(net(h, 'n-a').allocation, { vni: 4097, subnet: '10.0.1.0/24', gateway: '10.0.1.1' });
+  t.like(net(h, 'n-b').allocation, { vni: 4098, subnet: '192.168.50.0/24' });
+  t.like(net(h, 'n-c').allocation, { vni: 4099, subnet: '10.0.2.0/24' });
+});
+
+test('an overlapping subnet is refused with the network it overlaps named, and left unallocated by the reconciler', (t) => {
+  const h = new Harness();
+  addNetwork(h, network('n-a', 'a', '10.10.0.0/16'));
+  h.settle();
+  const clash = { ...network('n-x', 'x', '10.10.5.0/24'), meta: net(h, 'n-a').meta };
+  t.throws(() => allocateNetwork(clash, [net(h, 'n-a')], ['10.0.0.0/8'], 24), { instanceOf: IpamError, message: 'subnet 10.10.5.0/24 overlaps network a (10.10.0.0/16)' });
+  addNetwork(h, network('n-x', 'x', '10.10.5.0/24'));
+  h.settle();
+  t.is(net(h, 'n-x').allocation, null);
+});
+
+test('each new task gets a distinct address on each of its networks before it is scheduled, and waits for a missing network', (t) => {
+  const h = new Harness();
+  h.addNodes(2);
+  addNetwork(h, network('n-a', 'a', '10.20.0.0/24'));
+  addNetwork(h, network('n-b', 'b', '10.21.0.0/24', { internal: true }));
+  const web = h.addService('web', (s) => {
+    s.spec.mode = { replicated: { replicas: 4 } };
+    s.spec.taskTemplate.networks = [{ target: 'n-a', aliases: ['w'] }, { target: 'b', aliases: [] }];
+  });
+  h.settle();
+  const tasks = h.live(web);
+  t.is(tasks.length, 4);
+  t.true(tasks.every((x) => x.status.state === 'running'));
+  const onA = tasks.map((x) => x.networksAttachments.find((a) => a.networkId === 'n-a')?.addresses[0]).sort();
+  t.deepEqual(onA, ['10.20.0.2/24', '10.20.0.3/24', '10.20.0.4/24', '10.20.0.5/24']);
+  const onB = tasks.map((x) => x.networksAttachments[1]);
+  t.true(onB.every((a) => a?.networkId === 'n-b' && a.network.internal && a.network.vni === net(h, 'n-b').allocation?.vni));
+  t.deepEqual(tasks[0]?.networksAttachments[0]?.aliases, ['w']);
+  t.is(net(h, 'n-a').allocation?.lastHost, 5, 'the cursor moved');
+
+  const orphan = h.addService('orphan', (s) => (s.spec.taskTemplate.networks = [{ target: 'nope', aliases: [] }]));
+  h.settle();
+  const [waiting] = h.live(orphan);
+  t.is(waiting?.status.state, 'new');
+  t.is(waiting?.status.message, 'network nope not found');
+});
+
+test("a replaced task's address is not handed out again until the subnet wraps", (t) => {
+  const h = new Harness();
+  h.addNodes(1);
+  addNetwork(h, network('n-a', 'a', '10.30.0.0/24'));
+  const web = h.addService('web', (s) => (s.spec.taskTemplate.networks = [{ target: 'n-a', aliases: [] }]));
+  h.settle();
+  const first = h.live(web)[0];
+  t.is(first?.networksAttachments[0]?.addresses[0], '10.30.0.2/24');
+  h.nowMs += 10_000;
+  h.end(first?.id ?? '', 'failed');
+  h.nowMs += 10_000;
+  h.settle();
+  const second = h.live(web).find((x) => x.id !== first?.id);
+  t.is(second?.networksAttachments[0]?.addresses[0], '10.30.0.3/24');
+});
