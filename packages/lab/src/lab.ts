@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { destroyNetState } from '@swarm/netdriver';
 import { destroyRuncRoot } from '@swarm/runtime';
 import { componentLogger, type Logger } from '@swarm/wire';
 import { LabError, assert } from './errors.js';
@@ -672,6 +673,8 @@ export async function destroyLab(labName: string, opts: LabOptions = {}): Promis
     // Containers the hosts' daemons ran (runc keeps them under the data dir): gone before their files are.
     for (const h of s.hosts) {
       await attempt(`containers of ${h.name}`, () => destroyRuncRoot(join(h.dataDir, 'runc'), log));
+      // Their network namespaces are files bind-mounted under the data dir: let go of them before it is removed.
+      await attempt(`network namespaces of ${h.name}`, () => destroyNetState(join(h.dataDir, 'net'), log));
     }
     for (const ns of [...s.made.namespaces].reverse()) {
       await attempt(`namespace ${ns}`, async () => {

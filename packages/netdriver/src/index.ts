@@ -5,5 +5,5 @@ export { OverlayDriver, DEFAULT_DATA_PATH_PORT, DEFAULT_GATEWAY_SUBNET, GATEWAY_
 export { EndpointTable, macForIp, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable, type RemoteEndpoint } from './endpoints.js';
 export { EndpointGossip, endpointTopic, parseMessage, DEFAULT_REPUBLISH_MS, ENDPOINT_TOPIC_PREFIX, type EndpointGossipOptions } from './gossip.js';
 export { NetError, type NetErrorCode } from './errors.js';
-export { NetnsDir, ipBatch, bridgeBatch, inNetns, type Netns } from './netns.js';
+export { NetnsDir, ipBatch, bridgeBatch, inNetns, destroyNetState, type Netns } from './netns.js';
 export { runTool, systemTool, type ToolOptions, type ToolResult } from './tool.js';

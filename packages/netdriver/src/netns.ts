@@ -68,3 +68,16 @@ export async function bridgeBatch(log: Logger, netns: Netns, lines: readonly str
 export async function inNetns(log: Logger, netns: Netns, name: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolResult> {
   return netns === null ? await runTool(log, name, args, opts) : await runTool(log, 'nsenter', [`--net=${netns}`, name.startsWith('/') ? name : systemTool(name), ...args], opts);
 }
+
+/**
+ * Lets go of every namespace file under a node's network state directory and removes the directory: for a node's
+ * data dir being deleted (the lab's `down`), when no daemon runs there any more. The devices inside go with them.
+ */
+export async function destroyNetState(dir: string, log: Logger): Promise<void> {
+  const ns = new NetnsDir(dir, log);
+  for (const f of await ns.list()) {
+    if (f.endsWith('.json')) await rm(ns.path(f), { force: true });
+    else await ns.remove(f);
+  }
+  await rm(dir, { recursive: true, force: true });
+}
