@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
 import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from './services.js';
-import type { InfoDocument, JoinTokenDocument, MemberDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from './types.js';
+import type { InfoDocument, JoinTokenDocument, MemberDocument, NetworkCreateRequest, NetworkDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from './types.js';
 
 /** Init waits for an election and an fsync'd commit; a few seconds normally, so a minute means something is wrong. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -113,6 +113,24 @@ export class ApiClient {
   async rollbackService(ref: string, spec: ServiceSpecDocument, version?: number): Promise<void> {
     const query = version === undefined ? '?rollback=previous' : `?version=${version}&rollback=previous`;
     await this.call('POST', `/services/${encodeURIComponent(ref)}/update${query}`, spec);
+  }
+
+  /** Answers once the leader has allocated the network (its VXLAN id and subnet); Warning is '' or Docker's note. */
+  createNetwork(request: NetworkCreateRequest): Promise<{ Id: string; Warning: string }> {
+    return this.call('POST', '/networks/create', request) as Promise<{ Id: string; Warning: string }>;
+  }
+
+  listNetworks(): Promise<NetworkDocument[]> {
+    return this.call('GET', '/networks') as Promise<NetworkDocument[]>;
+  }
+
+  /** By id, name or unique id prefix. */
+  inspectNetwork(ref: string): Promise<NetworkDocument> {
+    return this.call('GET', `/networks/${encodeURIComponent(ref)}`) as Promise<NetworkDocument>;
+  }
+
+  async removeNetwork(ref: string): Promise<void> {
+    await this.call('DELETE', `/networks/${encodeURIComponent(ref)}`);
   }
 
   listVolumes(): Promise<VolumeDocument[]> {

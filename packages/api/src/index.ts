@@ -7,3 +7,4 @@ export { parseHostPort, isWildcardHost, formatHostPort, type HostPort } from './
 export { buildApiApp, startApiServer, MAX_REQUEST_BODY_BYTES, type ApiServer, type ApiServerOptions } from './server.js';
 export { ApiClient, DEFAULT_REQUEST_TIMEOUT_MS, MAX_RESPONSE_BYTES, type ApiClientOptions, type SwarmInitOptions, type SwarmJoinOptions } from './client.js';
 export * from './services.js';
+export { attachedTasks, networkDocument, resolveNetwork, sortNetworks, taskContainerName, NETWORK_NAME_PATTERN } from './networks.js';

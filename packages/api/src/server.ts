@@ -12,8 +12,9 @@ import type { NodeRole } from '@swarm/store';
 import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
 import { resolveService, serviceDocument, serviceSpecSchema, serviceStatus, taskDocument, type ServiceSpecDocument } from './services.js';
+import { networkCreateSchema, networkDocument, networkParamsSchema, resolveNetwork, sortNetworks } from './networks.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
-import { DEFAULT_LISTEN_PORT, type ApiBackend, type ImageProgressLine, type NodeUpdateRequest, type ServiceWriteOptions, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
+import { DEFAULT_LISTEN_PORT, type ApiBackend, type ImageProgressLine, type NetworkCreateRequest, type NodeUpdateRequest, type ServiceWriteOptions, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
 
 /** Requests are small control messages; anything bigger is a mistake or an attack. */
 export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -407,6 +408,28 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
 
   app.delete<{ Params: { id: string } }>('/services/:id', { schema: { params: nodeParamsSchema } }, async (request, reply) => {
     await backend.removeService(request.params.id);
+    return reply.code(204).send();
+  });
+
+  // ---- overlay networks: cluster objects, so every document can list the endpoints of every node.
+
+  app.post<{ Body: NetworkCreateRequest }>('/networks/create', { schema: { body: networkCreateSchema } }, async (request, reply) => {
+    const { ID, Warning } = await backend.createNetwork(request.body);
+    return reply.code(201).send({ Id: ID, Warning });
+  });
+
+  app.get('/networks', async () => {
+    const { networks, tasks, nodes } = await backend.listNetworks();
+    return sortNetworks(networks).map((n) => networkDocument(n, tasks, nodes));
+  });
+
+  app.get<{ Params: { id: string } }>('/networks/:id', { schema: { params: networkParamsSchema } }, async (request) => {
+    const { networks, tasks, nodes } = await backend.listNetworks();
+    return networkDocument(resolveNetwork(networks, request.params.id), tasks, nodes);
+  });
+
+  app.delete<{ Params: { id: string } }>('/networks/:id', { schema: { params: networkParamsSchema } }, async (request, reply) => {
+    await backend.removeNetwork(request.params.id);
     return reply.code(204).send();
   });
 

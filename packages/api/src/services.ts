@@ -33,11 +33,21 @@ export interface ServiceSpecDocument {
     Resources?: { Limits?: ResourcesDocument; Reservations?: ResourcesDocument };
     RestartPolicy?: { Condition?: 'none' | 'on-failure' | 'any'; Delay?: number; MaxAttempts?: number; Window?: number };
     Placement?: { Constraints?: string[]; Preferences?: Array<{ Spread: { SpreadDescriptor: string } }>; MaxReplicas?: number };
+    /** Overlay networks: Target is a network id, name or unique id prefix; the service stores the id. */
+    Networks?: NetworkAttachmentDocument[];
     ForceUpdate?: number;
   };
+  /** Deprecated in Docker's API in favour of TaskTemplate.Networks; still taken, as Docker does. */
+  Networks?: NetworkAttachmentDocument[];
   Mode?: { Replicated?: { Replicas?: number }; Global?: Record<string, never> };
   UpdateConfig?: UpdateConfigDocument;
   RollbackConfig?: UpdateConfigDocument;
+}
+
+/** Docker's NetworkAttachmentConfig (without DriverOpts). */
+export interface NetworkAttachmentDocument {
+  Target: string;
+  Aliases?: string[];
 }
 
 /** Docker's HealthConfig: Test is ["NONE"], ["CMD", arg...] or ["CMD-SHELL", command]; times in ns. */
@@ -107,6 +117,12 @@ export interface TaskDocument {
     ContainerStatus?: { ContainerID: string; PID: number; ExitCode: number };
   };
   DesiredState: string;
+  /** The task's addresses on its overlay networks, once the allocator gave them (Docker's shape, abridged). */
+  NetworksAttachments?: Array<{
+    Network: { ID: string; Spec: { Name: string; Internal: boolean; Ingress: boolean } };
+    Addresses: string[];
+    Aliases?: string[];
+  }>;
 }
 
 // ---------------------------------------------------------------- schema
@@ -115,6 +131,19 @@ const stringMap = { type: 'object', maxProperties: 256, additionalProperties: { 
 const stringList = (maxItems: number) => ({ type: 'array', maxItems, items: { type: 'string', maxLength: 4096 } }) as const;
 const nonNegative = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
 const resources = { type: 'object', additionalProperties: false, properties: { NanoCPUs: nonNegative, MemoryBytes: nonNegative, Pids: nonNegative } } as const;
+const networkAttachments = {
+  type: 'array',
+  maxItems: 64,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['Target'],
+    properties: {
+      Target: { type: 'string', minLength: 1, maxLength: 256 },
+      Aliases: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[^\\s,]+$' } },
+    },
+  },
+} as const;
 const capabilityList = { type: 'array', maxItems: 64, items: { type: 'string', pattern: '^[A-Za-z_]+$', maxLength: 64 } } as const;
 const mount = {
   type: 'object',
@@ -220,9 +249,11 @@ export const serviceSpecSchema = {
             MaxReplicas: nonNegative,
           },
         },
+        Networks: networkAttachments,
         ForceUpdate: nonNegative,
       },
     },
+    Networks: networkAttachments,
     Mode: {
       type: 'object',
       additionalProperties: false,
@@ -281,6 +312,10 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
     maxReplicas: t.Placement?.MaxReplicas ?? 0,
     platforms: [],
   };
+  if ((doc.Networks ?? []).length > 0 && (t.Networks ?? []).length > 0) {
+    throw new ApiError('invalid_argument', 'Networks: give the networks in TaskTemplate.Networks only (the top-level Networks is deprecated)');
+  }
+  const networks = (t.Networks ?? doc.Networks ?? []).map((n) => ({ target: n.Target, aliases: [...(n.Aliases ?? [])] }));
   const taskTemplate: TaskSpec = {
     containerSpec: {
       image: c.Image,
@@ -311,7 +346,7 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
     },
     restartPolicy: restart,
     placement,
-    networks: [],
+    networks,
     forceUpdate: t.ForceUpdate ?? 0,
   };
   return {
@@ -411,6 +446,7 @@ function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] 
       Preferences: t.placement.preferences.map((p) => ({ Spread: { SpreadDescriptor: p.spread } })),
       MaxReplicas: t.placement.maxReplicas,
     },
+    ...(t.networks.length > 0 ? { Networks: t.networks.map((n) => ({ Target: n.target, ...(n.aliases.length > 0 ? { Aliases: [...n.aliases] } : {}) })) } : {}),
     ForceUpdate: t.forceUpdate,
   };
 }
@@ -473,6 +509,13 @@ export function taskDocument(task: Task): TaskDocument {
   if (task.status.err !== '') doc.Status.Err = task.status.err;
   const cs = task.status.containerStatus;
   if (cs !== null) doc.Status.ContainerStatus = { ContainerID: cs.containerId, PID: cs.pid, ExitCode: cs.exitCode };
+  if (task.networksAttachments.length > 0) {
+    doc.NetworksAttachments = task.networksAttachments.map((a) => ({
+      Network: { ID: a.networkId, Spec: { Name: a.network.name, Internal: a.network.internal, Ingress: a.network.ingress } },
+      Addresses: [...a.addresses],
+      ...(a.aliases.length > 0 ? { Aliases: [...a.aliases] } : {}),
+    }));
+  }
   return doc;
 }
 

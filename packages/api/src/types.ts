@@ -247,6 +247,43 @@ export interface NetworkCreateRequest {
   IPAM?: { Driver?: string; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string }> };
 }
 
+/** One task's endpoint on a network, in `network inspect`'s Containers (keyed by task id). */
+export interface NetworkEndpointDocument {
+  /** The task's container name, as Docker's: service.slot.taskid (service.nodeid.taskid for a global service). */
+  Name: string;
+  EndpointID: string;
+  /** Docker's rule: 02:42 and the four bytes of the IPv4 address. */
+  MacAddress: string;
+  /** CIDR, e.g. 10.0.1.5/24. */
+  IPv4Address: string;
+  IPv6Address: string;
+}
+
+/** Docker's network document (`GET /networks`, `network inspect`) for a swarm overlay network. */
+export interface NetworkDocument {
+  Name: string;
+  Id: string;
+  /** RFC 3339. */
+  Created: string;
+  Scope: 'swarm';
+  Driver: string;
+  EnableIPv6: false;
+  /** Config: the allocated subnet and gateway, or the spec's until the allocator has run. */
+  IPAM: { Driver: string; Options: null; Config: Array<{ Subnet: string; Gateway: string }> };
+  Internal: boolean;
+  Attachable: boolean;
+  Ingress: boolean;
+  ConfigFrom: { Network: string };
+  ConfigOnly: false;
+  /** Every task in the cluster that holds an address on it now (its state is not an end state), by task id. */
+  Containers: Record<string, NetworkEndpointDocument>;
+  /** The spec's driver options, and the VXLAN id once allocated (Docker's vxlanid_list). */
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
+  /** The nodes those tasks run on. */
+  Peers: Array<{ Name: string; IP: string }>;
+}
+
 export interface ServiceWriteOptions {
   /** Pin an image given by tag to its registry digest (Docker's default; --no-resolve-image turns it off). */
   resolveImage: boolean;

@@ -6,15 +6,16 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Cluster, Node, NodeRole, Service, Task } from '@swarm/store';
+import type { Cluster, Network, Node, NodeRole, Service, Task } from '@swarm/store';
 import { defaultClusterSpec } from '@swarm/store';
 import { pollUntil, silentLogger } from '@swarm/wire';
 import { ApiClient } from '../src/client.js';
 import { ApiError, DaemonUnreachableError } from '../src/errors.js';
 import { buildApiApp, startApiServer } from '../src/server.js';
 import { resolveNode } from '../src/documents.js';
+import { resolveNetwork } from '../src/networks.js';
 import type { ServiceSpecDocument } from '../src/services.js';
-import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from '../src/types.js';
+import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NetworkCreateRequest, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
   return {
@@ -164,6 +165,39 @@ class FakeBackend implements ApiBackend {
     const path = join(dir, 'images.tar');
     await writeFile(path, 'TARBYTES');
     return { path, cleanup: async () => void (this.saveCleanups++, await rm(dir, { recursive: true, force: true })) };
+  }
+  networkRequests: NetworkCreateRequest[] = [];
+  networks: Network[] = [];
+  tasks: Task[] = [];
+  async createNetwork(request: NetworkCreateRequest): Promise<{ ID: string; Warning: string }> {
+    this.networkRequests.push(request);
+    if (this.networks.some((n) => n.spec.name === request.Name)) throw new ApiError('conflict', `network with name ${request.Name} already exists`);
+    const id = `net${this.networks.length + 1}${'0'.repeat(20)}`;
+    const config = request.IPAM?.Config?.[0];
+    this.networks.push({
+      id,
+      meta: { version: { index: 5 }, createdAtMs: 1_700_000_000_000, updatedAtMs: 1_700_000_000_000 },
+      spec: {
+        name: request.Name,
+        labels: request.Labels ?? {},
+        driver: request.Driver ?? 'overlay',
+        driverOptions: request.Options ?? {},
+        ipam: { driver: 'default', configs: config === undefined ? [] : [{ subnet: config.Subnet ?? '', range: '', gateway: config.Gateway ?? '' }] },
+        internal: request.Internal ?? false,
+        attachable: request.Attachable ?? false,
+        ingress: request.Ingress ?? false,
+      },
+      allocation: null,
+    });
+    return { ID: id, Warning: '' };
+  }
+  async listNetworks(): Promise<{ networks: Network[]; tasks: Task[]; nodes: Node[] }> {
+    return { networks: this.networks, tasks: this.tasks, nodes: this.nodes };
+  }
+  async removeNetwork(ref: string): Promise<void> {
+    const n = resolveNetwork(this.networks, ref);
+    if (n.spec.name === 'busy') throw new ApiError('conflict', 'network busy is in use by service web');
+    this.networks = this.networks.filter((x) => x.id !== n.id);
   }
   leaves: boolean[] = [];
   async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {

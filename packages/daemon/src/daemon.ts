@@ -7,11 +7,15 @@ import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
-import { ConstraintError, INGRESS_SUBNET, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
+import { allocateNetwork, checkSubnet, ConstraintError, ENCRYPTED_OPTION, gatewayFor, INGRESS_SUBNET, IpamError, isLive, parseConstraints, shutdownOp, VXLANID_OPTION, type Cidr } from '@swarm/manager';
 import { familiarReference, parseReference, repositoryName, RuntimeError, type ImageInspect, type LayerStatus, type PullProgress, type Volume } from '@swarm/runtime';
 import {
   ApiError,
+  attachedTasks,
   formatHostPort,
+  NETWORK_NAME_PATTERN,
+  resolveNetwork,
+  type NetworkCreateRequest,
   resolveNode,
   startApiServer,
   type ApiBackend,
@@ -53,8 +57,8 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { deepEqual, defaultClusterSpec, type RegistryAuth, type Cluster, type Network, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
-import type { Logger } from '@swarm/wire';
+import { deepEqual, defaultClusterSpec, type RegistryAuth, type Cluster, type IpamConfig, type Network, type NetworkSpec, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
+import { pollUntil, type Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ClusterRuntime } from './cluster-runtime.js';
@@ -155,6 +159,70 @@ function checkServiceSpec(spec: Service['spec']): void {
     if (err instanceof ConstraintError) throw new ApiError('invalid_argument', `TaskTemplate.Placement.Constraints: ${err.message}`);
     throw err;
   }
+}
+
+/** How long `network create` waits for the leader's allocator before answering that it has not run. */
+const NETWORK_ALLOCATION_DEADLINE_MS = 10_000;
+
+const invalid = (message: string): ApiError => new ApiError('invalid_argument', message);
+
+/**
+ * A `network create` request as the store's spec, with what can be judged without the cluster: Docker's name rule,
+ * the overlay driver only, at most one IPv4 subnet (a CIDR of a size we serve) with its gateway inside it, no
+ * IP range, no VXLAN id of the user's choosing, and no attachable ingress.
+ */
+export function networkSpecOf(r: NetworkCreateRequest): NetworkSpec {
+  if (r.Name === '') throw invalid('Name: a network needs a name');
+  if (!NETWORK_NAME_PATTERN.test(r.Name)) {
+    throw invalid(`Name: ${JSON.stringify(r.Name)} is not a valid network name: use letters, digits, '_', '.' and '-', starting with a letter or digit`);
+  }
+  const driver = r.Driver === undefined || r.Driver === '' ? 'overlay' : r.Driver;
+  if (driver !== 'overlay') {
+    throw invalid(`Driver: swarm makes overlay networks only, not ${JSON.stringify(driver)} (bridge, host and the other drivers make a single host's networks): use -d overlay or leave it out`);
+  }
+  const ipamDriver = r.IPAM?.Driver ?? 'default';
+  if (ipamDriver !== '' && ipamDriver !== 'default') throw invalid(`IPAM.Driver: only the default IPAM driver is supported, not ${JSON.stringify(ipamDriver)}`);
+  const requested = r.IPAM?.Config ?? [];
+  if (requested.length > 1) throw invalid(`IPAM.Config: a swarm network takes at most one subnet (IPv4), got ${requested.length}`);
+  const configs: IpamConfig[] = [];
+  const c = requested[0];
+  if (c !== undefined) {
+    const subnetText = c.Subnet ?? '';
+    const gateway = c.Gateway ?? '';
+    if ((c.IPRange ?? '') !== '') throw invalid('IPAM.Config[0].IPRange: not supported: tasks take addresses from the whole subnet; give a smaller --subnet instead');
+    if (subnetText === '' && gateway !== '') throw invalid('IPAM.Config[0].Gateway: a gateway needs the subnet it is in (--subnet)');
+    if (subnetText !== '') {
+      let subnet: Cidr;
+      try {
+        subnet = checkSubnet(subnetText);
+      } catch (err) {
+        if (err instanceof IpamError) throw invalid(`IPAM.Config[0].Subnet: ${err.message}`);
+        throw err;
+      }
+      try {
+        gatewayFor(subnet, gateway);
+      } catch (err) {
+        if (err instanceof IpamError) throw invalid(`IPAM.Config[0].Gateway: ${err.message}`);
+        throw err;
+      }
+      configs.push({ subnet: subnetText, range: '', gateway });
+    }
+  }
+  const options = { ...(r.Options ?? {}) };
+  if (Object.hasOwn(options, VXLANID_OPTION)) throw invalid(`Options: ${VXLANID_OPTION} is chosen by the cluster (from 4096 up), not given`);
+  const ingress = r.Ingress ?? false;
+  const attachable = r.Attachable ?? false;
+  if (ingress && attachable) throw invalid('Attachable: an ingress network cannot be attachable');
+  return {
+    name: r.Name,
+    labels: { ...(r.Labels ?? {}) },
+    driver,
+    driverOptions: options,
+    ipam: { driver: 'default', configs },
+    internal: r.Internal ?? false,
+    attachable,
+    ingress,
+  };
 }
 
 export interface Daemon {
@@ -753,6 +821,115 @@ class NodeDaemon implements ApiBackend, Daemon {
     }));
   }
 
+  // ------------------------------------------------------------ networks (cluster objects, through Raft)
+
+  async createNetwork(request: NetworkCreateRequest): Promise<{ ID: string; Warning: string }> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    const spec = networkSpecOf(request);
+    await runtime.readBarrier();
+    const id = newId();
+    const { networks, cluster } = runtime.store.view((tx) => ({ networks: tx.list('network'), cluster: tx.get('cluster', runtime.state.clusterId) }));
+    // The store refuses a taken name too; saying it here names the network that has it.
+    const taken = networks.find((n) => n.spec.name.toLowerCase() === spec.name.toLowerCase());
+    if (taken !== undefined) throw new ApiError('conflict', `network with name ${taken.spec.name} already exists (${taken.id})`);
+    const ingress = networks.find((n) => n.spec.ingress);
+    if (spec.ingress && ingress !== undefined) throw new ApiError('conflict', `ingress network already exists (${ingress.spec.name}): remove it first to make another`);
+    // The allocator's verdict foreseen (an overlap, full pools), so the user hears it now rather than finding the
+    // network never allocated. The allocator itself allocates from what is committed: this result is thrown away.
+    try {
+      allocateNetwork({ id, meta: { version: { index: 0 }, createdAtMs: 0, updatedAtMs: 0 }, spec, allocation: null }, networks, cluster?.defaultAddrPool ?? [], cluster?.subnetSize ?? 0);
+    } catch (err) {
+      if (err instanceof IpamError) throw new ApiError('conflict', `${spec.ipam.configs.length > 0 ? 'IPAM.Config[0].Subnet' : 'IPAM'}: ${err.message}`);
+      throw err;
+    }
+    await runtime.propose([{ op: 'create', kind: 'network', object: { id, spec, allocation: null } }]);
+    const network = await this.networkAllocated(runtime, id, spec.name);
+    assert(network.allocation !== null, 'an allocated network has its allocation');
+    this.logger.info({ network: id, name: spec.name, vni: network.allocation.vni, subnet: network.allocation.subnet }, 'network created');
+    const warning = Object.hasOwn(spec.driverOptions, ENCRYPTED_OPTION)
+      ? `network ${spec.name}: the ${ENCRYPTED_OPTION} option is recorded, but this version's overlay does not encrypt traffic between hosts`
+      : '';
+    return { ID: id, Warning: warning };
+  }
+
+  /** Polls this node's store (a follower's too: the leader's write is replicated) until the allocator has run. */
+  private async networkAllocated(runtime: ClusterRuntime, id: string, name: string): Promise<Network> {
+    try {
+      return await pollUntil(
+        `network ${name} allocated`,
+        () => {
+          const n = runtime.store.view((tx) => tx.get('network', id));
+          if (n === undefined) throw new ApiError('not_found', `network ${name} was removed before the cluster allocated it`);
+          return n.allocation !== null ? n : undefined;
+        },
+        { deadlineMs: NETWORK_ALLOCATION_DEADLINE_MS, intervalMs: 20 },
+      );
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError(
+        'unavailable',
+        `network ${name} (${id}) was created, but the leader has not allocated it a subnet and VXLAN id within ${NETWORK_ALLOCATION_DEADLINE_MS / 1000} s; tasks cannot use it until it does (see \`swarm network inspect ${name}\`, or remove it)`,
+      );
+    }
+  }
+
+  async listNetworks(): Promise<{ networks: Network[]; tasks: Task[]; nodes: Node[] }> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    return runtime.store.view((tx) => ({ networks: tx.list('network'), tasks: tx.list('task'), nodes: tx.list('node') }));
+  }
+
+  async removeNetwork(ref: string): Promise<void> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const { network, services, tasks } = runtime.store.view((tx) => ({ network: resolveNetwork(tx.list('network'), ref), services: tx.list('service'), tasks: tx.list('task') }));
+    const name = network.spec.name;
+    const user = services.find((s) => s.spec.taskTemplate.networks.some((n) => n.target === network.id));
+    if (user !== undefined) {
+      throw new ApiError('conflict', `network ${name} is in use by service ${user.spec.name}: remove the service, or \`swarm service update --network-rm ${name} ${user.spec.name}\`, first`);
+    }
+    if (network.spec.ingress) {
+      const publisher = services.find((s) => s.spec.endpointSpec.ports.some((p) => p.publishMode === 'ingress'));
+      if (publisher !== undefined) {
+        throw new ApiError('conflict', `network ${name} is the routing mesh of service ${publisher.spec.name}, which publishes ports in ingress mode: remove those ports (or the service) first`);
+      }
+    }
+    // Docker waits for the endpoints to go; we refuse, so that no task ever holds an address on a deleted network.
+    const attached = attachedTasks(network.id, tasks);
+    if (attached.length > 0) throw new ApiError('conflict', `network ${name} still has ${attached.length} task(s) attached: wait for them to stop`);
+    await runtime.propose([{ op: 'delete', kind: 'network', id: network.id, version: network.meta.version }]);
+    this.logger.info({ network: network.id, name }, 'network removed');
+  }
+
+  /**
+   * TaskTemplate.Networks' targets (id, name or unique id prefix) as network ids, each once (aliases merged), as
+   * the store keeps them. The ingress network is refused: it comes with published ports, never by name.
+   */
+  private resolveServiceNetworks(runtime: ClusterRuntime, spec: Service['spec']): void {
+    const wanted = spec.taskTemplate.networks;
+    if (wanted.length === 0) return;
+    const networks = runtime.store.view((tx) => tx.list('network'));
+    const resolved: Service['spec']['taskTemplate']['networks'] = [];
+    wanted.forEach((w, i) => {
+      let network: Network;
+      try {
+        network = resolveNetwork(networks, w.target);
+      } catch (err) {
+        if (err instanceof ApiError) throw new ApiError(err.code, `TaskTemplate.Networks[${i}].Target: ${err.message}`);
+        throw err;
+      }
+      if (network.spec.ingress) throw invalid(`TaskTemplate.Networks[${i}].Target: service cannot be explicitly attached to the ingress network ${JSON.stringify(network.spec.name)}`);
+      const same = resolved.find((r) => r.target === network.id);
+      if (same === undefined) resolved.push({ target: network.id, aliases: [...new Set(w.aliases)] });
+      else same.aliases = [...new Set([...same.aliases, ...w.aliases])];
+    });
+    assert(resolved.length <= wanted.length, 'resolving networks never adds one');
+    spec.taskTemplate.networks = resolved;
+  }
+
   // ------------------------------------------------------------ services
 
   async createService(doc: ServiceSpecDocument, options: ServiceWriteOptions): Promise<{ ID: string; Warnings: string[] }> {
@@ -762,6 +939,10 @@ class NodeDaemon implements ApiBackend, Daemon {
     // Docker makes up a name when none is given; ours is short and says what it is.
     const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
     checkServiceSpec(spec);
+    if (spec.taskTemplate.networks.length > 0) {
+      await runtime.readBarrier();
+      this.resolveServiceNetworks(runtime, spec);
+    }
     if (options.withRegistryAuth) spec.taskTemplate.containerSpec.registryAuth = this.registryAuthFor(spec.taskTemplate.containerSpec.image);
     const warnings = await this.pinImage(spec, options);
     const service: Omit<Service, 'meta'> = {
@@ -823,6 +1004,8 @@ class NodeDaemon implements ApiBackend, Daemon {
     let warnings: string[] = [];
     if ('rollback' in change) {
       if (service.previousSpec === null) throw new ApiError('invalid_argument', `service ${service.spec.name} has no previous spec to roll back to`);
+      // Its networks may have been removed since: refused now, rather than tasks that wait for them forever.
+      this.resolveServiceNetworks(runtime, structuredClone(service.previousSpec));
       const rollingOut = !deepEqual(service.previousSpec.taskTemplate, service.spec.taskTemplate);
       next = {
         ...service,
@@ -837,6 +1020,7 @@ class NodeDaemon implements ApiBackend, Daemon {
         throw new ApiError('invalid_argument', `Mode: service ${service.spec.name} is ${service.spec.mode.global !== undefined ? 'global' : 'replicated'}; the mode of a service cannot change`);
       }
       checkServiceSpec(spec);
+      this.resolveServiceNetworks(runtime, spec);
       // As Docker's: without --with-registry-auth an update keeps the login the service already carries.
       spec.taskTemplate.containerSpec.registryAuth = options.withRegistryAuth
         ? this.registryAuthFor(spec.taskTemplate.containerSpec.image)
