@@ -2,6 +2,7 @@
 // network's first local task arrives, removed with its last), per task a namespace with one veth leg on each of its
 // networks and one on the host's gateway bridge, and the static FDB/neighbour entries that send frames to peers.
 
+import { createHash } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { NetworkAttachment } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
@@ -18,6 +19,8 @@ export const DEFAULT_DATA_PATH_PORT = 4789;
 export const GATEWAY_BRIDGE = 'swarm_gwbridge';
 export const DEFAULT_GATEWAY_SUBNET = '172.18.0.0/16';
 const NFT_TABLE = 'swarm_gwbridge';
+/** The lock key that orders gateway bridge changes (network ids are never empty). */
+const GATEWAY_LOCK = '';
 
 export interface OverlayDriverOptions {
   /** Where this node keeps its namespace files and records (the daemon's data dir/net). */
@@ -91,7 +94,8 @@ export class OverlayDriver implements TaskNetworking {
   /** One chain of operations per network: a sandbox is made, used and removed in order. */
   private readonly locks = new Map<string, Promise<void>>();
   private readonly gatewayHosts = new Set<number>();
-  private gatewayReady: Promise<void> | null = null;
+  /** The gateway bridge and its nft table exist (made with the first task that needs them, removed with the last). */
+  private gatewayUp = false;
   private readonly listeners = new Set<LocalChangeListener>();
   private underlay: string;
   /** The overlay MTU: the underlay interface's less VXLAN's overhead; read when a network namespace is first made. */
@@ -160,7 +164,10 @@ export class OverlayDriver implements TaskNetworking {
       if (f.endsWith('.json') || known.has(f)) continue;
       await this.ns.remove(f);
     }
-    if (this.tasks.size > 0 && [...this.tasks.values()].some((t) => t.gateway !== null)) await this.ensureGateway();
+    await this.withNetwork(GATEWAY_LOCK, async () => {
+      if (this.needsGateway()) await this.makeGateway();
+      else await this.removeGateway();
+    });
     this.log.info({ kept: kept.length, removed: removed.length, networks: this.sandboxes.size }, 'overlay state recovered');
     return { kept, removed };
   }
@@ -214,18 +221,20 @@ export class OverlayDriver implements TaskNetworking {
         taskLines.push(`link set ${leg.ifname} address ${leg.mac}`, `addr add ${leg.ip}/${leg.prefix} dev ${leg.ifname}`, `link set ${leg.ifname} up`);
       }
       if (attachments.some((a) => !a.network.internal)) {
-        await this.ensureGateway();
-        const hostNumber = this.takeGatewayHost();
-        const gw = { ifname: `eth${attachments.length}`, peerName: vethName('gw', taskId, 0), ip: intToIp(this.gatewayBase + hostNumber) };
-        rec.gateway = gw;
-        await ipBatch(this.log, this.host, [
-          `link add ${gw.peerName} type veth peer name ${gw.ifname} netns ${path}`,
-          `link set ${gw.peerName} master ${GATEWAY_BRIDGE}`,
-          // Isolated ports reach the host but not each other: tasks of different networks never meet here.
-          `link set ${gw.peerName} type bridge_slave isolated on`,
-          `link set ${gw.peerName} up`,
-        ]);
-        taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`, `route add default via ${intToIp(this.gatewayBase + 1)}`);
+        await this.withNetwork(GATEWAY_LOCK, async () => {
+          await this.makeGateway();
+          const hostNumber = this.takeGatewayHost();
+          const gw = { ifname: `eth${attachments.length}`, peerName: vethName('gw', taskId, 0), ip: intToIp(this.gatewayBase + hostNumber) };
+          rec.gateway = gw;
+          await ipBatch(this.log, this.host, [
+            `link add ${gw.peerName} type veth peer name ${gw.ifname} netns ${path}`,
+            `link set ${gw.peerName} master ${GATEWAY_BRIDGE}`,
+            // Isolated ports reach the host but not each other: tasks of different networks never meet here.
+            `link set ${gw.peerName} type bridge_slave isolated on`,
+            `link set ${gw.peerName} up`,
+          ]);
+          taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`, `route add default via ${intToIp(this.gatewayBase + 1)}`);
+        });
       }
       await ipBatch(this.log, path, taskLines);
       await writeFile(this.ns.path(`${taskNsName(taskId)}.json`), JSON.stringify(rec));
@@ -246,6 +255,11 @@ export class OverlayDriver implements TaskNetworking {
     }
     this.tasks.delete(taskId);
     await this.destroyTask(rec);
+    if (rec.gateway !== null) {
+      await this.withNetwork(GATEWAY_LOCK, async () => {
+        if (!this.needsGateway()) await this.removeGateway();
+      });
+    }
     for (const leg of rec.legs) {
       await this.withNetwork(leg.networkId, async () => {
         const sb = this.sandboxes.get(leg.networkId);
@@ -299,9 +313,7 @@ export class OverlayDriver implements TaskNetworking {
       await rm(this.ns.path(f), { force: true });
     }
     for (const f of await this.ns.list()) await this.ns.remove(f);
-    await ipBatch(this.log, this.host, [`link del ${GATEWAY_BRIDGE}`], { force: true });
-    await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', NFT_TABLE], { allowFailure: true });
-    this.gatewayReady = null;
+    await this.removeGateway();
     this.gatewayHosts.clear();
   }
 
@@ -444,18 +456,21 @@ export class OverlayDriver implements TaskNetworking {
     this.log.info({ network: sr.networkId, vni: sr.vni }, 'network namespace removed');
   }
 
-  /** The gateway bridge with its address, masquerade for what leaves through it, and forwarding on. Once. */
-  private ensureGateway(): Promise<void> {
-    if (this.gatewayReady === null) {
-      this.gatewayReady = this.makeGateway().catch((err: unknown) => {
-        this.gatewayReady = null;
-        throw err;
-      });
-    }
-    return this.gatewayReady;
+  private needsGateway(): boolean {
+    return [...this.tasks.values()].some((t) => t.gateway !== null);
   }
 
+  /** The bridge and the nft table go when the last task with a way out goes: nothing is left behind. Call under GATEWAY_LOCK. */
+  private async removeGateway(): Promise<void> {
+    await ipBatch(this.log, this.host, [`link del ${GATEWAY_BRIDGE}`], { force: true });
+    await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', NFT_TABLE], { allowFailure: true });
+    if (this.gatewayUp) this.log.info({ bridge: GATEWAY_BRIDGE }, 'gateway bridge removed');
+    this.gatewayUp = false;
+  }
+
+  /** The gateway bridge with its address, masquerade for what leaves through it, and forwarding on. Call under GATEWAY_LOCK. */
   private async makeGateway(): Promise<void> {
+    if (this.gatewayUp) return;
     const gatewayIp = intToIp(this.gatewayBase + 1);
     const subnet = `${intToIp(this.gatewayBase)}/${this.gatewayPrefix}`;
     const exists = await inNetns(this.log, this.host, 'ip', ['link', 'show', GATEWAY_BRIDGE], { allowFailure: true });
@@ -474,6 +489,7 @@ export class OverlayDriver implements TaskNetworking {
     ].join('\n');
     await inNetns(this.log, this.host, 'nft', ['-f', '-'], { input: ruleset + '\n' });
     await inNetns(this.log, this.host, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    this.gatewayUp = true;
     this.log.info({ bridge: GATEWAY_BRIDGE, subnet }, 'gateway bridge ready');
   }
 
@@ -521,9 +537,12 @@ function vxlanName(vni: number): string {
   return `vx-${vni}`;
 }
 
-/** `ve`/`gw`, ten characters of the task id, the leg's index: unique within the namespace it lives in. */
+/**
+ * `ve`/`gw`, ten hex digits of a hash of the task id, the leg's index: unique within the namespace it lives in
+ * (task ids may share a prefix; 40 bits of hash do not collide among the tasks of one host).
+ */
 function vethName(kind: 've' | 'gw', taskId: string, index: number): string {
-  const name = `${kind}${taskId.replace(/[^a-zA-Z0-9]/g, '').slice(0, 10)}${index}`;
+  const name = `${kind}${createHash('sha256').update(taskId).digest('hex').slice(0, 10)}${index}`;
   assert(name.length <= 15, `interface name ${name} fits`);
   return name;
 }
