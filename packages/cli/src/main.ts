@@ -7,6 +7,7 @@ import { ApiError, DaemonUnreachableError } from '@swarm/api/client';
 import { CliError } from './context.js';
 import { registerDaemonCommand } from './daemon-command.js';
 import { registerLabCommands } from './lab.js';
+import { registerNetworkCommands } from './network-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerServiceCommands } from './service-commands.js';
 import { registerSwarmCommands } from './swarm-commands.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerSwarmCommands(program);
   registerNodeCommands(program);
   registerServiceCommands(program);
+  registerNetworkCommands(program);
   registerVolumeCommands(program);
   registerImageCommands(program);
   registerLabCommands(program);

@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, type ApiClient, type MountDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
+import { ApiError, type ApiClient, type MountDocument, type NetworkAttachmentDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -106,6 +106,32 @@ export interface CreateFlags extends SpecFlags {
   mount: string[];
   capAdd: string[];
   capDrop: string[];
+  network: string[];
+}
+
+/**
+ * Docker's --network: a network's name or id, or the long form `name=web,alias=w1[,alias=w2]` (name|target).
+ * driver-opt is refused by name: the overlay takes none per attachment.
+ */
+export function parseNetwork(value: string, flag = '--network'): NetworkAttachmentDocument {
+  if (!value.includes('=')) {
+    if (value === '' || value.includes(',')) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: a network name or id, or name=NAME,alias=ALIAS`);
+    return { Target: value };
+  }
+  let target = '';
+  const aliases: string[] = [];
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    const key = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+    const v = eq < 0 ? '' : part.slice(eq + 1).trim();
+    if (v === '') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: ${key === '' ? 'empty field' : `${key} needs a value`}`);
+    if (key === 'name' || key === 'target') target = v;
+    else if (key === 'alias') {
+      if (!aliases.includes(v)) aliases.push(v);
+    } else throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: unknown field ${JSON.stringify(key)} (use name and alias)`);
+  }
+  if (target === '') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: name is required`);
+  return aliases.length > 0 ? { Target: target, Aliases: aliases } : { Target: target };
 }
 
 /**
@@ -290,6 +316,7 @@ export function specFromFlags(image: string, args: readonly string[], f: CreateF
   if (f.mount.length > 0) c.Mounts = f.mount.map((m) => parseMount(m));
   if (f.capAdd.length > 0) c.CapabilityAdd = capabilityNames(f.capAdd, '--cap-add');
   if (f.capDrop.length > 0) c.CapabilityDrop = capabilityNames(f.capDrop, '--cap-drop');
+  if (f.network.length > 0) spec.TaskTemplate.Networks = f.network.map((n) => parseNetwork(n));
   applySpecFlags(spec, f);
   const preferences = preferencesOf(f.placementPref, '--placement-pref');
   if (f.constraint.length > 0 || preferences.length > 0) {
@@ -316,6 +343,9 @@ export interface UpdateFlags extends SpecFlags {
   mountRm: string[];
   capAdd: string[];
   capDrop: string[];
+  networkAdd: string[];
+  /** Network names or ids; the service stores ids, so the command adds the ids of the names before calling updatedSpec. */
+  networkRm: string[];
   force?: boolean;
 }
 
@@ -365,6 +395,13 @@ export function updatedSpec(current: ServiceSpecDocument, f: UpdateFlags): Servi
     const drop = capabilityNames(f.capDrop, '--cap-drop');
     c.CapabilityAdd = [...(c.CapabilityAdd ?? []).filter((x) => !drop.includes(x)), ...add.filter((x) => !(c.CapabilityAdd ?? []).includes(x))];
     c.CapabilityDrop = [...(c.CapabilityDrop ?? []).filter((x) => !add.includes(x)), ...drop.filter((x) => !(c.CapabilityDrop ?? []).includes(x))];
+  }
+  if (f.networkAdd.length > 0 || f.networkRm.length > 0) {
+    // As Docker's: an added network replaces an attachment to the same target (the daemon merges the same network
+    // named two ways); --network-rm takes attachments off by target.
+    const added = f.networkAdd.map((n) => parseNetwork(n, '--network-add'));
+    const drop = new Set([...f.networkRm, ...added.map((n) => n.Target)]);
+    t.Networks = [...(t.Networks ?? []).filter((n) => !drop.has(n.Target)), ...added];
   }
   applySpecFlags(spec, f);
   // --force: a new ForceUpdate value changes the template, so every task is replaced even if nothing else changed.
@@ -620,7 +657,8 @@ export function registerServiceCommands(program: Command): void {
     .option('-e, --env <KEY=value>', 'environment variable (repeatable)', collect, [])
     .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
     .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
-    .option('--mount <mount>', 'type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64M] (repeatable)', collect, []);
+    .option('--mount <mount>', 'type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64M] (repeatable)', collect, [])
+    .option('--network <network>', 'attach to an overlay network: NAME, or name=NAME,alias=ALIAS (repeatable)', collect, []);
   specOptions(create)
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .passThroughOptions()
@@ -742,6 +780,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect, [])
     .option('--mount-add <mount>', 'add or replace a mount (same syntax as --mount; repeatable)', collect, [])
     .option('--mount-rm <target>', 'remove the mount at a target path (repeatable)', collect, [])
+    .option('--network-add <network>', 'attach to a network: NAME, or name=NAME,alias=ALIAS (repeatable)', collect, [])
+    .option('--network-rm <network>', 'detach from a network, by name or id (repeatable)', collect, [])
     .option('--force', 'replace every task even if nothing changed')
     .option('--rollback', 'roll back to the previous spec (as `service rollback`)');
   specOptions(update)
@@ -752,7 +792,10 @@ export function registerServiceCommands(program: Command): void {
       if (opts.rollback === true) {
         await client.rollbackService(s.ID, s.Spec, s.Version.Index);
       } else {
-        const warnings = await client.updateService(s.ID, updatedSpec(s.Spec, opts), s.Version.Index, { resolveImage: opts.resolveImage !== false, withRegistryAuth: opts.withRegistryAuth === true });
+        // The spec holds network ids: a name given to --network-rm is looked up (an unknown one is an error, as Docker's).
+        const networkRm = [...opts.networkRm];
+        for (const ref of opts.networkRm) networkRm.push((await client.inspectNetwork(ref)).Id);
+        const warnings = await client.updateService(s.ID, updatedSpec(s.Spec, { ...opts, networkRm }), s.Version.Index, { resolveImage: opts.resolveImage !== false, withRegistryAuth: opts.withRegistryAuth === true });
         for (const w of warnings) process.stderr.write(`${w}\n`);
       }
       writeOut(s.Spec.Name);
