@@ -1,6 +1,6 @@
 // The network driver's typed error: a code for callers and a message that says what to do.
 
-export type NetErrorCode = 'tool_missing' | 'command_failed' | 'timeout' | 'invalid' | 'exhausted' | 'closed';
+export type NetErrorCode = 'tool_missing' | 'command_failed' | 'timeout' | 'invalid' | 'exhausted' | 'closed' | 'unsupported';
 
 export class NetError extends Error {
   constructor(

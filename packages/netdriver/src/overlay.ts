@@ -200,6 +200,11 @@ export class OverlayDriver implements TaskNetworking {
     assert(!this.tasks.has(taskId), `task ${taskId} is attached once`);
     const mtu = await this.overlayMtu();
     assert(attachments.length > 0, 'a task without networks uses the host network');
+    const encrypted = attachments.find((a) => a.network.encrypted);
+    if (encrypted !== undefined) {
+      // Never send in the clear what was asked to be encrypted: refused until the data plane can encrypt.
+      throw new NetError('unsupported', `network ${encrypted.network.name} is encrypted, and this node cannot encrypt overlay traffic yet (docs/networks.md): use a network without --opt encrypted`);
+    }
     const rec: TaskRecord = { taskId, legs: [], gateway: null };
     const path = await this.ns.create(taskNsName(taskId));
     this.tasks.set(taskId, rec);

@@ -169,3 +169,10 @@ serial('detaching every task leaves no namespace, device, record, gateway bridge
     t.is(tables.stdout.trim(), '');
   }
 });
+
+serial('a task on an encrypted network is refused rather than sent in the clear, and nothing is left of it', async (t) => {
+  const enc = attachment('netenc', 5009, '10.90.9.0/24', '10.90.9.2/24');
+  const err = await t.throwsAsync(d1.attach('taskenc0001', [{ ...enc, network: { ...enc.network, encrypted: true } }]));
+  t.regex(err?.message ?? '', /network netenc is encrypted, and this node cannot encrypt overlay traffic yet/);
+  t.deepEqual(readdirSync(join(root, 'd1')), []);
+});
