@@ -449,3 +449,57 @@ test('images over the socket: ls, pull progress (an error part way is the last l
   t.is(Buffer.concat(chunks).toString(), 'TARBYTES');
   await pollUntil('the saved file removed', () => backend.saveCleanups === 1, { deadlineMs: 5_000, intervalMs: 10 });
 });
+
+test('networks: create answers 201 {Id, Warning}; the schema names a bad field; ls sorted by name; inspect by name or prefix, 404 naming it; rm 204 or the backend\'s conflict', async (t) => {
+  const backend = new FakeBackend();
+  const a = app(t, backend);
+  const create = await a.inject({ method: 'POST', url: '/networks/create', payload: { Name: 'web', IPAM: { Config: [{ Subnet: '10.9.0.0/24' }] }, Options: { encrypted: '' } } });
+  t.is(create.statusCode, 201);
+  t.deepEqual(create.json(), { Id: `net1${'0'.repeat(20)}`, Warning: '' });
+  t.deepEqual(backend.networkRequests[0], { Name: 'web', IPAM: { Config: [{ Subnet: '10.9.0.0/24' }] }, Options: { encrypted: '' } });
+  await a.inject({ method: 'POST', url: '/networks/create', payload: { Name: 'busy' } });
+  await a.inject({ method: 'POST', url: '/networks/create', payload: { Name: 'app' } });
+
+  const bad: Array<[unknown, RegExp]> = [
+    [{ Name: 'x', Subnet: '10.0.0.0/24' }, /unknown field "Subnet"/],
+    [{ Name: 'x', IPAM: { Config: [{ Subnet: 5 }] } }, /body\.IPAM\.Config\.0\.Subnet must be string/],
+    [{ Driver: 'overlay' }, /missing field "Name"/],
+    [{ Name: 'x', Internal: 'yes' }, /body\.Internal must be boolean/],
+  ];
+  for (const [payload, message] of bad) {
+    const res = await a.inject({ method: 'POST', url: '/networks/create', payload: payload as Record<string, unknown> });
+    t.is(res.statusCode, 400, JSON.stringify(payload));
+    t.regex(res.json<{ error: { message: string } }>().error.message, message);
+  }
+  t.is(backend.networkRequests.length, 3, 'nothing refused by the schema reached the backend');
+
+  const ls = await a.inject({ method: 'GET', url: '/networks' });
+  t.deepEqual(ls.json<Array<{ Name: string; Scope: string }>>().map((n) => `${n.Name}/${n.Scope}`), ['app/swarm', 'busy/swarm', 'web/swarm']);
+  const byName = await a.inject({ method: 'GET', url: '/networks/web' });
+  t.like(byName.json(), { Name: 'web', Driver: 'overlay', IPAM: { Driver: 'default', Options: null, Config: [{ Subnet: '10.9.0.0/24', Gateway: '' }] } });
+  t.is((await a.inject({ method: 'GET', url: '/networks/net3' })).json<{ Name: string }>().Name, 'app');
+  const missing = await a.inject({ method: 'GET', url: '/networks/cache' });
+  t.is(missing.statusCode, 404);
+  t.deepEqual(missing.json(), { error: { code: 'not_found', message: 'network cache not found' } });
+  const ambiguous = await a.inject({ method: 'GET', url: '/networks/net' });
+  t.is(ambiguous.statusCode, 409);
+
+  t.is((await a.inject({ method: 'DELETE', url: '/networks/busy' })).statusCode, 409);
+  t.is((await a.inject({ method: 'DELETE', url: '/networks/web' })).statusCode, 204);
+  t.deepEqual(backend.networks.map((n) => n.spec.name), ['busy', 'app']);
+});
+
+test('networks through the client over a socket: create, ls, inspect, rm; errors come back as ApiError with their code', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const socketPath = join(root, 'api.sock');
+  const server = await startApiServer({ socketPath, backend: new FakeBackend(), logger: silentLogger() });
+  t.teardown(() => server.close());
+  const client = new ApiClient({ socketPath });
+  const { Id } = await client.createNetwork({ Name: 'web', Labels: { a: 'b' } });
+  t.deepEqual((await client.listNetworks()).map((n) => n.Id), [Id]);
+  t.deepEqual((await client.inspectNetwork('web')).Labels, { a: 'b' });
+  t.is((await t.throwsAsync(client.createNetwork({ Name: 'web' }), { instanceOf: ApiError }))?.code, 'conflict');
+  await client.removeNetwork(Id);
+  t.is((await t.throwsAsync(client.removeNetwork('web'), { instanceOf: ApiError }))?.code, 'not_found');
+});

@@ -283,6 +283,60 @@ test('node update/promote/demote/rm and leave on a one-manager swarm: Docker\'s 
   t.is((await run(e.socketPath, init)).code, 0);
 });
 
+test('network verbs end to end: create prints the id, ls shows Docker\'s columns with ingress, inspect the JSON array, service --network, rm refused while used then removes several', async (t) => {
+  const e = await env(t);
+  await e.startDaemon();
+  // 127.0.0.3: the other tests of this file run at the same time and hold 127.0.0.1 and 127.0.0.2.
+  t.is((await run(e.socketPath, ['init', '--advertise-addr', '127.0.0.3', '--listen-addr', '127.0.0.3:2377'])).code, 0);
+
+  const created = await run(e.socketPath, ['network', 'create', '--subnet', '10.70.0.0/24', '--label', 'tier=db', 'backend']);
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stdout, /^[0-9a-z]{25}\n$/);
+  const id = created.stdout.trim();
+  t.is((await run(e.socketPath, ['network', 'create', 'spare'])).code, 0);
+
+  const ls = await run(e.socketPath, ['network', 'ls']);
+  const lines = ls.stdout.trimEnd().split('\n');
+  t.regex(lines[0] ?? '', /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/);
+  t.deepEqual(lines.slice(1).map((l) => l.split(/\s+/).slice(1)), [['backend', 'overlay', 'swarm'], ['ingress', 'overlay', 'swarm'], ['spare', 'overlay', 'swarm']]);
+  t.is(lines[1]?.slice(0, 12), id.slice(0, 12));
+  t.is((await run(e.socketPath, ['network', 'ls', '-q', '--filter', 'label=tier=db'])).stdout, `${id.slice(0, 12)}\n`);
+
+  const inspect = JSON.parse((await run(e.socketPath, ['network', 'inspect', 'backend'])).stdout) as Array<{ Id: string; IPAM: { Config: Array<{ Subnet: string; Gateway: string }> } }>;
+  t.is(inspect[0]?.Id, id);
+  t.deepEqual(inspect[0]?.IPAM.Config, [{ Subnet: '10.70.0.0/24', Gateway: '10.70.0.1' }]);
+
+  const bridge = await run(e.socketPath, ['network', 'create', '-d', 'bridge', 'local']);
+  t.is(bridge.code, 1);
+  t.regex(bridge.stderr, /^swarm: invalid --driver "bridge": swarm makes overlay networks only/);
+  const overlap = await run(e.socketPath, ['network', 'create', '--subnet', '10.70.0.0/16', 'other']);
+  t.is(overlap.stderr, 'swarm: IPAM.Config[0].Subnet: subnet 10.70.0.0/16 overlaps network backend (10.70.0.0/24)\n');
+
+  const svc = await run(e.socketPath, ['service', 'create', '--detach', '--name', 'db', '--network', 'name=backend,alias=store', 'busybox', 'sleep', '600']);
+  t.is(svc.code, 0, svc.stderr);
+  const spec = JSON.parse((await run(e.socketPath, ['service', 'inspect', 'db'])).stdout) as Array<{ Spec: { TaskTemplate: { Networks?: unknown } } }>;
+  t.deepEqual(spec[0]?.Spec.TaskTemplate.Networks, [{ Target: id, Aliases: ['store'] }]);
+
+  const refused = await run(e.socketPath, ['network', 'rm', 'spare', 'backend']);
+  t.is(refused.code, 1);
+  t.is(refused.stdout, 'spare\n');
+  t.regex(refused.stderr, /^swarm: network backend is in use by service db/);
+
+  const detached = await run(e.socketPath, ['service', 'update', '--detach', '--network-rm', 'backend', 'db']);
+  t.is(detached.code, 0, detached.stderr);
+  t.is((JSON.parse((await run(e.socketPath, ['service', 'inspect', 'db'])).stdout) as typeof spec)[0]?.Spec.TaskTemplate.Networks, undefined);
+  t.is((await run(e.socketPath, ['service', 'rm', 'db'])).code, 0);
+  // The old tasks give their addresses back as they stop; then the network goes.
+  const removed = await until('network backend removed', async () => {
+    const r = await run(e.socketPath, ['network', 'rm', 'backend']);
+    return r.code === 0 ? r : undefined;
+  }, 30_000);
+  t.is(removed.stdout, 'backend\n');
+  const missing = await run(e.socketPath, ['network', 'inspect', 'backend']);
+  t.is(missing.code, 1);
+  t.is(missing.stderr, 'swarm: network backend not found\n');
+});
+
 test('image verbs end to end: load, ls, tag, push to a real registry, rm, pull back, inspect, save; login to an htpasswd registry; a bad pull is one line', async (t) => {
   if (process.getuid?.() !== 0) return t.fail('needs root: layers keep their owners (CI runs as root)');
   const e = await env(t);

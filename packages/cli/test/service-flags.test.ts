@@ -3,9 +3,9 @@
 
 import test from 'ava';
 import type { ServiceSpecDocument, TaskDocument } from '@swarm/api/client';
-import { parseMount, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
+import { parseMount, parseNetwork, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
 
-const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [] };
+const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [], network: [] };
 const noUpdate: UpdateFlags = {
   envAdd: [],
   envRm: [],
@@ -21,6 +21,8 @@ const noUpdate: UpdateFlags = {
   mountRm: [],
   capAdd: [],
   capDrop: [],
+  networkAdd: [],
+  networkRm: [],
 };
 
 test('create: update, rollback and health flags become UpdateConfig, RollbackConfig and Healthcheck in ns', (t) => {
@@ -140,4 +142,24 @@ test('update: --mount-add replaces the mount at its target, --mount-rm removes b
   t.deepEqual(c.CapabilityAdd, ['NET_RAW']);
   t.deepEqual(c.CapabilityDrop, ['CHOWN']);
   t.deepEqual(current.TaskTemplate.ContainerSpec.Mounts?.length, 2, 'the current spec is not changed in place');
+});
+
+test('--network: a name, or the long form with aliases; update adds (replacing the same target) and removes by target', (t) => {
+  t.deepEqual(parseNetwork('web'), { Target: 'web' });
+  t.deepEqual(parseNetwork('name=web,alias=w1,alias=w2'), { Target: 'web', Aliases: ['w1', 'w2'] });
+  t.deepEqual(parseNetwork('target=web'), { Target: 'web' });
+  t.throws(() => parseNetwork('alias=w1'), { message: 'invalid --network "alias=w1": name is required' });
+  t.throws(() => parseNetwork('name=web,driver-opt=x=y'), { message: /unknown field "driver-opt"/ });
+  t.throws(() => parseNetwork('a,b'), { message: /a network name or id/ });
+
+  const spec = specFromFlags('busybox', [], { ...none, network: ['front', 'name=back,alias=db'] });
+  t.deepEqual(spec.TaskTemplate.Networks, [{ Target: 'front' }, { Target: 'back', Aliases: ['db'] }]);
+  t.is(specFromFlags('busybox', [], none).TaskTemplate.Networks, undefined);
+
+  // The service stores ids; update's --network-rm is given them (the command looks names up).
+  const current: ServiceSpecDocument = { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'id-front' }, { Target: 'id-back', Aliases: ['db'] }] } };
+  const updated = updatedSpec(current, { ...noUpdate, networkAdd: ['name=id-back,alias=store', 'extra'], networkRm: ['front', 'id-front'] });
+  t.deepEqual(updated.TaskTemplate.Networks, [{ Target: 'id-back', Aliases: ['store'] }, { Target: 'extra' }]);
+  t.deepEqual(current.TaskTemplate.Networks?.length, 2, 'the current spec is left as it was');
+  t.deepEqual(updatedSpec(current, noUpdate).TaskTemplate.Networks, current.TaskTemplate.Networks);
 });

@@ -848,7 +848,7 @@ class NodeDaemon implements ApiBackend, Daemon {
     assert(network.allocation !== null, 'an allocated network has its allocation');
     this.logger.info({ network: id, name: spec.name, vni: network.allocation.vni, subnet: network.allocation.subnet }, 'network created');
     const warning = Object.hasOwn(spec.driverOptions, ENCRYPTED_OPTION)
-      ? `network ${spec.name}: the ${ENCRYPTED_OPTION} option is recorded, but this version's overlay does not encrypt traffic between hosts`
+      ? `network ${spec.name} is encrypted, and this version's overlay cannot encrypt traffic between hosts yet: nodes that wire overlays (runc) refuse its tasks rather than send them in the clear; use a network without --opt ${ENCRYPTED_OPTION}`
       : '';
     return { ID: id, Warning: warning };
   }
