@@ -2,7 +2,7 @@
 // endpoint in the cluster, which Docker's own inspect cannot list), and resolving a user's network reference.
 
 import { createHash } from 'node:crypto';
-import { VXLANID_OPTION } from '@swarm/manager';
+import { VXLANID_OPTION } from '@swarm/netdriver';
 import { macForIp } from '@swarm/netdriver';
 import { isTerminalTaskState, type Network, type Node, type Task } from '@swarm/store';
 import { ApiError, assert } from './errors.js';

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
-import { allocateNetwork, checkSubnet, ConstraintError, ENCRYPTED_OPTION, gatewayFor, INGRESS_SUBNET, IpamError, isLive, parseConstraints, shutdownOp, VXLANID_OPTION, type Cidr } from '@swarm/manager';
+import { allocateNetwork, ConstraintError, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
+import { checkSubnet, ENCRYPTED_OPTION, gatewayFor, INGRESS_SUBNET, IpamError, VXLANID_OPTION, type Cidr } from '@swarm/netdriver';
 import { familiarReference, parseReference, repositoryName, RuntimeError, type ImageInspect, type LayerStatus, type PullProgress, type Volume } from '@swarm/runtime';
 import {
   ApiError,

@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import { ApiError, type NetworkDocument, type TaskDocument } from '@swarm/api';
-import { VXLANID_OPTION } from '@swarm/manager';
+import { VXLANID_OPTION } from '@swarm/netdriver';
 import { eventually, form } from './local-cluster.js';
 
 /** 10.0.1.5 -> its number, to check an address is inside a subnet. */

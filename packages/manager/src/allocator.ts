@@ -2,19 +2,13 @@
 // default pools), and each new task an address on every network it attaches to, before it may be scheduled.
 
 import { isTerminalTaskState, type AttachedNetwork, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
-import { checkSubnet, cutSubnet, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from './ipam.js';
+import { checkSubnet, cutSubnet, ENCRYPTED_OPTION, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from '@swarm/netdriver';
 import { isLive } from './orchestrator.js';
 import { assert, type Reconciler } from './reconciler.js';
 
 /** Docker's defaults when a cluster object carries none. */
 const FALLBACK_POOLS = ['10.0.0.0/8'];
 const FALLBACK_SUBNET_SIZE = 24;
-
-/** The driver option that asks for an encrypted overlay (`--opt encrypted`), as Docker spells it. */
-export const ENCRYPTED_OPTION = 'encrypted';
-
-/** A network's VXLAN id as Docker's inspect shows it. */
-export const VXLANID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 
 /** What the allocator needs of the spec of a network; the rest does not change its addresses. */
 export function attachedNetwork(n: Network): AttachedNetwork | null {

@@ -3,7 +3,8 @@
 
 import test from 'ava';
 import type { Network, Op } from '@swarm/store';
-import { allocateNetwork, cutSubnet, formatCidr, IpamError, nextHost, parseCidr, parseIp, checkSubnet, gatewayFor } from '../src/index.js';
+import { cutSubnet, formatCidr, IpamError, nextHost, parseCidr, parseIp, checkSubnet, gatewayFor } from '@swarm/netdriver';
+import { allocateNetwork } from '../src/index.js';
 import { Harness } from './harness.js';
 
 function network(id: string, name: string, subnet = '', extra: Partial<Network['spec']> = {}): Omit<Network, 'meta'> {

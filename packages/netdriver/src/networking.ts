@@ -9,3 +9,9 @@ export interface TaskNetworking {
   /** Removes what attach made; a task never attached (or already detached) is fine. */
   detach(taskId: string): Promise<void>;
 }
+
+/** The driver option that asks for an encrypted overlay (`--opt encrypted`), as Docker spells it. */
+export const ENCRYPTED_OPTION = 'encrypted';
+
+/** A network's VXLAN id as Docker's `network inspect` shows it among the options. */
+export const VXLANID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';

@@ -8,6 +8,7 @@ import type { NetworkAttachment } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { macForIp, type Endpoint, type RemoteEndpoint } from './endpoints.js';
 import { assert, NetError } from './errors.js';
+import { formatIp, parseCidr, parseIp } from './ipam.js';
 import { bridgeBatch, inNetns, ipBatch, NetnsDir, type Netns } from './netns.js';
 import type { TaskNetworking } from './networking.js';
 
@@ -107,7 +108,7 @@ export class OverlayDriver implements TaskNetworking {
     this.ns = new NetnsDir(opts.stateDir, opts.logger);
     this.port = opts.dataPathPort ?? DEFAULT_DATA_PATH_PORT;
     this.host = opts.hostNetns ?? null;
-    const [base, prefix] = parseV4Cidr(opts.gatewaySubnet ?? DEFAULT_GATEWAY_SUBNET);
+    const { base, prefix } = parseCidr(opts.gatewaySubnet ?? DEFAULT_GATEWAY_SUBNET);
     this.gatewayBase = base;
     this.gatewayPrefix = prefix;
     assert(prefix >= 8 && prefix <= 28, `gateway subnet prefix /${prefix}`);
@@ -144,7 +145,7 @@ export class OverlayDriver implements TaskNetworking {
         continue;
       }
       this.tasks.set(rec.taskId, rec);
-      if (rec.gateway !== null) this.gatewayHosts.add(ipToInt(rec.gateway.ip) - this.gatewayBase);
+      if (rec.gateway !== null) this.gatewayHosts.add(parseIp(rec.gateway.ip) - this.gatewayBase);
       for (const leg of rec.legs) {
         let sb = this.sandboxes.get(leg.networkId);
         if (sb === undefined) {
@@ -229,7 +230,7 @@ export class OverlayDriver implements TaskNetworking {
         await this.withNetwork(GATEWAY_LOCK, async () => {
           await this.makeGateway();
           const hostNumber = this.takeGatewayHost();
-          const gw = { ifname: `eth${attachments.length}`, peerName: vethName('gw', taskId, 0), ip: intToIp(this.gatewayBase + hostNumber) };
+          const gw = { ifname: `eth${attachments.length}`, peerName: vethName('gw', taskId, 0), ip: formatIp(this.gatewayBase + hostNumber) };
           rec.gateway = gw;
           await ipBatch(this.log, this.host, [
             `link add ${gw.peerName} type veth peer name ${gw.ifname} netns ${path}`,
@@ -238,7 +239,7 @@ export class OverlayDriver implements TaskNetworking {
             `link set ${gw.peerName} type bridge_slave isolated on`,
             `link set ${gw.peerName} up`,
           ]);
-          taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`, `route add default via ${intToIp(this.gatewayBase + 1)}`);
+          taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`, `route add default via ${formatIp(this.gatewayBase + 1)}`);
         });
       }
       await ipBatch(this.log, path, taskLines);
@@ -445,7 +446,7 @@ export class OverlayDriver implements TaskNetworking {
     }
     if (rec.gateway !== null) {
       await ipBatch(this.log, this.host, [`link del ${rec.gateway.peerName}`], { force: true });
-      this.gatewayHosts.delete(ipToInt(rec.gateway.ip) - this.gatewayBase);
+      this.gatewayHosts.delete(parseIp(rec.gateway.ip) - this.gatewayBase);
     }
     await this.ns.remove(taskNsName(rec.taskId));
     await rm(this.ns.path(`${taskNsName(rec.taskId)}.json`), { force: true });
@@ -476,8 +477,8 @@ export class OverlayDriver implements TaskNetworking {
   /** The gateway bridge with its address, masquerade for what leaves through it, and forwarding on. Call under GATEWAY_LOCK. */
   private async makeGateway(): Promise<void> {
     if (this.gatewayUp) return;
-    const gatewayIp = intToIp(this.gatewayBase + 1);
-    const subnet = `${intToIp(this.gatewayBase)}/${this.gatewayPrefix}`;
+    const gatewayIp = formatIp(this.gatewayBase + 1);
+    const subnet = `${formatIp(this.gatewayBase)}/${this.gatewayPrefix}`;
     const exists = await inNetns(this.log, this.host, 'ip', ['link', 'show', GATEWAY_BRIDGE], { allowFailure: true });
     if (exists.code !== 0) {
       await ipBatch(this.log, this.host, [`link add ${GATEWAY_BRIDGE} type bridge`, `addr add ${gatewayIp}/${this.gatewayPrefix} dev ${GATEWAY_BRIDGE}`, `link set ${GATEWAY_BRIDGE} up`]);
@@ -558,18 +559,6 @@ function splitCidr(cidr: string): [string, string] {
   return [cidr.slice(0, slash), cidr.slice(slash + 1)];
 }
 
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
-}
-
-function intToIp(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-
-function parseV4Cidr(cidr: string): [number, number] {
-  const [ip, prefix] = splitCidr(cidr);
-  return [ipToInt(ip), Number(prefix)];
-}
 
 async function readJson<T>(path: string): Promise<T | null> {
   try {

@@ -1,5 +1,6 @@
 // Address management for overlay networks, as pure functions over IPv4 numbers: CIDR parsing and overlap, cutting
-// subnets from the cluster's default pools, VXLAN ids, and the next free task address in a subnet.
+// subnets from the cluster's default pools, VXLAN ids, and the next free task address in a subnet. The leader's
+// allocator (in @swarm/manager) decides with them; the data plane uses the same arithmetic.
 
 import type { Vni } from '@swarm/store';
 
