@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { allocateNetwork, ConstraintError, isLive, parseConstraints, shutdownOp } from '@swarm/manager';
-import { checkSubnet, ENCRYPTED_OPTION, gatewayFor, INGRESS_SUBNET, IpamError, VXLANID_OPTION, type Cidr } from '@swarm/netdriver';
+import { checkSubnet, ENCRYPTED_OPTION, gatewayFor, HOST_NETWORK, INGRESS_SUBNET, IpamError, VXLANID_OPTION, type Cidr } from '@swarm/netdriver';
 import { familiarReference, parseReference, repositoryName, RuntimeError, type ImageInspect, type LayerStatus, type PullProgress, type Volume } from '@swarm/runtime';
 import {
   ApiError,
@@ -177,6 +177,7 @@ export function networkSpecOf(r: NetworkCreateRequest): NetworkSpec {
   if (!NETWORK_NAME_PATTERN.test(r.Name)) {
     throw invalid(`Name: ${JSON.stringify(r.Name)} is not a valid network name: use letters, digits, '_', '.' and '-', starting with a letter or digit`);
   }
+  if (r.Name === HOST_NETWORK) throw new ApiError('conflict', `Name: network with name ${HOST_NETWORK} already exists (it is the hosts' own network stack, as in Docker)`);
   const driver = r.Driver === undefined || r.Driver === '' ? 'overlay' : r.Driver;
   if (driver !== 'overlay') {
     throw invalid(`Driver: swarm makes overlay networks only, not ${JSON.stringify(driver)} (bridge, host and the other drivers make a single host's networks): use -d overlay or leave it out`);
@@ -912,6 +913,12 @@ class NodeDaemon implements ApiBackend, Daemon {
   private resolveServiceNetworks(runtime: ClusterRuntime, spec: Service['spec']): void {
     const wanted = spec.taskTemplate.networks;
     if (wanted.length === 0) return;
+    // `--network host`: the tasks use their node's own network stack; that cannot be combined with an overlay.
+    if (wanted.some((w) => w.target === HOST_NETWORK)) {
+      if (wanted.some((w) => w.target !== HOST_NETWORK)) throw invalid(`TaskTemplate.Networks: the ${HOST_NETWORK} network cannot be combined with other networks`);
+      spec.taskTemplate.networks = [{ target: HOST_NETWORK, aliases: [] }];
+      return;
+    }
     const networks = runtime.store.view((tx) => tx.list('network'));
     const resolved: Service['spec']['taskTemplate']['networks'] = [];
     wanted.forEach((w, i) => {

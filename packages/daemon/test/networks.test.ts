@@ -170,3 +170,22 @@ test("a service's tasks get distinct addresses inside its network's subnet, list
   });
   t.deepEqual((await c.listNetworks()).map((n) => n.Name), ['ingress']);
 });
+
+test("--network host: the tasks use their node's own stack (no attachment, nothing allocated); it cannot be combined with an overlay, nor created", async (t) => {
+  const { managers } = await form(t, 1, 0);
+  const c = managers[0]?.client;
+  if (c === undefined) throw new Error('no manager');
+  await c.createNetwork({ Name: 'app' });
+  const mixed = await t.throwsAsync(c.createService({ Name: 'x', TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'host' }, { Target: 'app' }] } }), { instanceOf: ApiError });
+  t.is(mixed?.message, 'TaskTemplate.Networks: the host network cannot be combined with other networks');
+  const named = await t.throwsAsync(c.createNetwork({ Name: 'host' }), { instanceOf: ApiError });
+  t.is(named?.code, 'conflict');
+
+  await c.createService({ Name: 'hostnet', TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep', '600'] }, Networks: [{ Target: 'host' }, { Target: 'host' }] } });
+  t.deepEqual((await c.inspectService('hostnet')).Spec.TaskTemplate.Networks, [{ Target: 'host' }]);
+  const [task] = await eventually('the task runs', 30_000, async () => {
+    const r = running(await c.listTasks({ service: 'hostnet' }));
+    return r.length === 1 ? r : undefined;
+  });
+  t.deepEqual(task?.NetworksAttachments ?? [], []);
+});

@@ -2,7 +2,7 @@
 // default pools), and each new task an address on every network it attaches to, before it may be scheduled.
 
 import { isTerminalTaskState, type AttachedNetwork, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
-import { checkSubnet, cutSubnet, ENCRYPTED_OPTION, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from '@swarm/netdriver';
+import { checkSubnet, cutSubnet, ENCRYPTED_OPTION, HOST_NETWORK, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from '@swarm/netdriver';
 import { isLive } from './orchestrator.js';
 import { assert, type Reconciler } from './reconciler.js';
 
@@ -117,6 +117,7 @@ function attachmentsFor(t: Task, networks: Map<string, Network>, used: Map<strin
   const out: NetworkAttachment[] = [];
   const seen = new Set<string>();
   for (const target of t.spec.networks) {
+    if (target.target === HOST_NETWORK) continue; // the node's own stack: nothing to allocate
     const n = networks.get(target.target) ?? [...networks.values()].find((x) => x.spec.name === target.target);
     if (n === undefined) return `network ${target.target} not found`;
     if (seen.has(n.id)) continue;

@@ -15,3 +15,6 @@ export const ENCRYPTED_OPTION = 'encrypted';
 
 /** A network's VXLAN id as Docker's `network inspect` shows it among the options. */
 export const VXLANID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+
+/** `--network host`: not a network object but the node's own stack; a task on it gets no attachment. */
+export const HOST_NETWORK = 'host';
