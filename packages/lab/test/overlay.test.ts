@@ -1,0 +1,231 @@
+// Overlay networks on a real lab (3 hosts, real daemons, runc containers of the lab's swarm/httpd image): tasks of
+// one network on three hosts ping and talk HTTP to each other over VXLAN, a task of another network cannot reach
+// them, a killed host's endpoints leave every peer's FDB, a restarted host's tasks are reachable again, and removing
+// the services and networks leaves no namespace, device, nft table or file behind on any host.
+
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pollUntil } from '@swarm/wire';
+import { cliLab, labSerial, missingPrerequisite } from './prerequisites.js';
+
+// Apart from the other lab tests' subnets: ava runs test files at the same time.
+const SUBNET = '10.251.46.0/24';
+const BUSYBOX = '/usr/bin/busybox';
+
+const missing = missingPrerequisite({ tools: [['ip', '-V'], ['nft', '--version'], ['runc', '--version'], ['conmon', '--version'], ['docker-registry', '--version']], needCli: true });
+const serial = labSerial(missing);
+const { name, root, swarm, on } = cliLab('ov', missing);
+
+interface Host {
+  name: string;
+  ip: string;
+  netns: string;
+  dataDir: string;
+}
+
+function hosts(): Host[] {
+  return (JSON.parse(readFileSync(join(root, name, 'state.json'), 'utf8')) as { hosts: Host[] }).hosts;
+}
+
+function host(node: string): Host {
+  const h = hosts().find((x) => x.name === node);
+  if (h === undefined) throw new Error(`no host ${node}`);
+  return h;
+}
+
+interface Endpoint {
+  taskId: string;
+  ip: string;
+  /** The host whose data dir holds the task's network namespace. */
+  node: string;
+}
+
+function run(file: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr }));
+  });
+}
+
+/** The network's endpoints as `network inspect` lists them (every task in the cluster), with where each runs. */
+async function endpoints(network: string): Promise<Endpoint[]> {
+  const res = await on('node-1', ['network', 'inspect', network]);
+  if (res.code !== 0) throw new Error(`network inspect ${network}: ${res.stderr}`);
+  const [doc] = JSON.parse(res.stdout) as Array<{ Containers: Record<string, { IPv4Address: string }> }>;
+  return Object.entries(doc?.Containers ?? {}).map(([taskId, c]) => {
+    const where = hosts().find((h) => existsSync(join(h.dataDir, 'net', `t-${taskId}`)));
+    return { taskId, ip: c.IPv4Address.slice(0, c.IPv4Address.indexOf('/')), node: where?.name ?? '' };
+  });
+}
+
+async function networkId(network: string): Promise<{ id: string; vni: number; subnet: string }> {
+  const res = await on('node-1', ['network', 'inspect', network]);
+  const [doc] = JSON.parse(res.stdout) as Array<{ Id: string; Options: Record<string, string>; IPAM: { Config: Array<{ Subnet: string }> } }>;
+  return { id: doc?.Id ?? '', vni: Number(doc?.Options['com.docker.network.driver.overlay.vxlanid_list']), subnet: doc?.IPAM.Config[0]?.Subnet ?? '' };
+}
+
+function taskNs(e: Endpoint): string {
+  return join(host(e.node).dataDir, 'net', `t-${e.taskId}`);
+}
+
+async function ping(from: Endpoint, ip: string): Promise<boolean> {
+  return (await run('nsenter', [`--net=${taskNs(from)}`, BUSYBOX, 'ping', '-c', '1', '-W', '1', ip])).code === 0;
+}
+
+async function reaches(from: Endpoint, ip: string): Promise<boolean> {
+  try {
+    return await pollUntil(`${from.taskId} reaches ${ip}`, () => ping(from, ip), { deadlineMs: 10_000, intervalMs: 200 });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * GET /cgi-bin/host of the swarm/httpd task at `ip`, from inside `from`'s network namespace: its hostname. With
+ * busybox nc: Debian's static busybox wget dies with SIGSEGV here, even for an address.
+ */
+let lastHttp = '';
+async function hostnameAt(from: Endpoint, ip: string): Promise<string> {
+  const res = await new Promise<string>((resolve) => {
+    const child = execFile('nsenter', [`--net=${taskNs(from)}`, BUSYBOX, 'nc', '-w', '3', ip, '80'], { timeout: 10_000 }, (err, stdout, stderr) => {
+      lastHttp = `${err?.message ?? 'ok'} | ${stdout} | ${stderr}`;
+      resolve(stdout);
+    });
+    child.stdin?.end('GET /cgi-bin/host HTTP/1.0\r\n\r\n');
+  });
+  // The CGI script ends its headers with a bare newline.
+  const body = res.split(/\r?\n\r?\n/)[1] ?? '';
+  return res.startsWith('HTTP/1.') ? body.trim() : '';
+}
+
+/** The underlay addresses the host's VXLAN device for a network sends to (its static FDB entries). */
+async function fdbPeers(node: string, net: { id: string; vni: number }): Promise<string[]> {
+  const sandbox = join(host(node).dataDir, 'net', `n-${net.id}`);
+  if (!existsSync(sandbox)) return [];
+  const res = await run('nsenter', [`--net=${sandbox}`, 'bridge', '-j', 'fdb', 'show', 'dev', `vx-${net.vni}`]);
+  const entries = JSON.parse(res.stdout || '[]') as Array<{ dst?: string }>;
+  return [...new Set(entries.flatMap((e) => (e.dst === undefined ? [] : [e.dst])))].sort();
+}
+
+const eventually = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false>): Promise<T> =>
+  pollUntil(what, check, { deadlineMs: timeoutMs, intervalMs: 300, retryErrors: true });
+
+async function running(service: string): Promise<number> {
+  const res = await on('node-1', ['service', 'ps', '--format', 'json', service]);
+  return res.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { DesiredState: string; CurrentState: string })
+    .filter((r) => r.DesiredState === 'Running' && r.CurrentState.startsWith('Running')).length;
+}
+
+serial('tasks of one network on three hosts ping and talk HTTP to each other over VXLAN; another network cannot reach them', async (t) => {
+  const up = await swarm(['lab', 'up', '--name', name, '--nodes', '3', '--managers', '1', '--subnet', SUBNET], 240_000);
+  t.is(up.code, 0, up.stderr);
+  const ls = await on('node-1', ['network', 'ls']);
+  t.regex(ls.stdout, /ingress\s+overlay\s+swarm/);
+  t.is((await on('node-1', ['network', 'create', '-d', 'overlay', '--subnet', '10.77.1.0/24', 'front'])).code, 0);
+  const back = await on('node-1', ['network', 'create', '-d', 'overlay', 'back']);
+  t.is(back.code, 0, back.stderr);
+  const backNet = await networkId('back');
+  t.regex(backNet.subnet, /^10\.0\.\d+\.0\/24$/, 'cut from the default pool');
+  t.true(backNet.vni > 4096);
+
+  const web = await on('node-1', ['service', 'create', '--name', 'web', '--replicas', '3', '--network', 'front', 'swarm/httpd'], 180_000);
+  t.is(web.code, 0, web.stderr);
+  const other = await on('node-1', ['service', 'create', '--name', 'other', '--network', 'back', 'swarm/httpd'], 180_000);
+  t.is(other.code, 0, other.stderr);
+
+  const eps = await eventually('three web endpoints on three hosts', 30_000, async () => {
+    const e = await endpoints('front');
+    return e.length === 3 && new Set(e.map((x) => x.node)).size === 3 && e.every((x) => x.node !== '') ? e : undefined;
+  });
+  t.true(eps.every((e) => e.ip.startsWith('10.77.1.')));
+  for (const a of eps) {
+    for (const b of eps) {
+      if (a === b) continue;
+      t.true(await reaches(a, b.ip), `${a.node} -> ${b.node} ping`);
+      // Running means started, not yet listening: the server gets a moment to bind its port.
+      const name = await eventually(`${a.node} -> ${b.node} HTTP`, 10_000, async () => (await hostnameAt(a, b.ip)) || undefined).catch(() => '');
+      t.is(name, b.taskId.slice(0, 12), `${a.node} -> ${b.node} HTTP (${a.taskId} -> ${b.taskId} ${b.ip}): ${lastHttp}`);
+    }
+  }
+  const [stranger] = await endpoints('back');
+  if (stranger === undefined) throw new Error('no task on back');
+  for (const e of eps) {
+    t.false(await ping(stranger, e.ip), `back cannot reach front's ${e.ip}`);
+    t.false(await ping(e, stranger.ip), `front cannot reach back's ${stranger.ip}`);
+  }
+  t.is(await hostnameAt(stranger, eps[0]?.ip ?? ''), '');
+});
+
+serial("a killed host's endpoints leave every peer's FDB; the tasks come back elsewhere, reachable", async (t) => {
+  const front = await networkId('front');
+  const victim = host('node-3');
+  t.deepEqual(await fdbPeers('node-1', front), [host('node-2').ip, victim.ip].sort());
+  t.is((await swarm(['lab', 'kill', `${name}/node-3`])).code, 0);
+  for (const peer of ['node-1', 'node-2']) {
+    const left = await eventually(`${peer} drops node-3's endpoints`, 30_000, async () => {
+      const p = await fdbPeers(peer, front);
+      return p.includes(victim.ip) ? undefined : p;
+    });
+    t.false(left.includes(victim.ip));
+  }
+  const eps = await eventually('three web endpoints again, none on node-3', 60_000, async () => {
+    const e = (await endpoints('front')).filter((x) => x.node !== '');
+    return (await running('web')) === 3 && e.length === 3 && e.every((x) => x.node !== 'node-3') ? e : undefined;
+  });
+  for (const a of eps) for (const b of eps) if (a !== b) t.true(await reaches(a, b.ip), `${a.node} -> ${b.ip}`);
+});
+
+serial("a restarted host's tasks are reachable again, and it learns the whole table", async (t) => {
+  t.is((await swarm(['lab', 'restart', `${name}/node-3`])).code, 0);
+  await eventually('node-3 ready', 30_000, async () => (await on('node-1', ['node', 'ls'])).stdout.split('\n').some((l) => l.includes('node-3') && l.includes('Ready')) || undefined);
+  // A forced rolling update places the tasks anew, spread: node-3 gets one; it must reach, and be reached by, the others.
+  const update = await on('node-1', ['service', 'update', '--force', 'web'], 180_000);
+  t.is(update.code, 0, update.stderr);
+  const eps = await eventually('a web task on node-3 again', 90_000, async () => {
+    const e = (await endpoints('front')).filter((x) => x.node !== '');
+    return (await running('web')) === 3 && e.length === 3 && e.some((x) => x.node === 'node-3') ? e : undefined;
+  });
+  const back = eps.find((e) => e.node === 'node-3');
+  if (back === undefined) throw new Error('no task on node-3');
+  for (const e of eps) {
+    if (e === back) continue;
+    t.true(await reaches(back, e.ip), `node-3 -> ${e.node}`);
+    t.true(await reaches(e, back.ip), `${e.node} -> node-3`);
+  }
+  const front = await networkId('front');
+  t.deepEqual(await fdbPeers('node-3', front), [host('node-1').ip, host('node-2').ip].sort().filter((ip) => eps.some((e) => host(e.node).ip === ip)));
+});
+
+serial('service rm and network rm leave no namespace, device, nft table or file behind on any host', async (t) => {
+  t.is((await on('node-1', ['network', 'rm', 'front'])).code, 1, 'refused while web uses it');
+  for (const s of ['web', 'other']) t.is((await on('node-1', ['service', 'rm', s])).code, 0);
+  for (const net of ['front', 'back']) {
+    let last = '';
+    // The services' tasks take a moment to stop (httpd as pid 1 ignores SIGTERM: the 10 s grace runs out first).
+    await eventually(`network rm ${net}`, 60_000, async () => {
+      const rm = await on('node-1', ['network', 'rm', net]);
+      last = rm.stderr;
+      return rm.code === 0 || undefined;
+    }).catch((err: unknown) => t.fail(`${(err as Error).message}: ${last}`));
+  }
+  const ls = await on('node-1', ['network', 'ls', '--format', 'json']);
+  t.deepEqual(
+    ls.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { Name: string }).Name),
+    ['ingress'],
+  );
+  for (const h of hosts()) {
+    const clean = await eventually(`${h.name} clean`, 30_000, async () => {
+      const files = existsSync(join(h.dataDir, 'net')) ? readdirSync(join(h.dataDir, 'net')) : [];
+      const links = JSON.parse((await run('ip', ['-n', h.netns, '-j', 'link', 'show'])).stdout) as Array<{ ifname: string }>;
+      const names = links.map((l) => l.ifname).sort();
+      const tables = (await run('ip', ['netns', 'exec', h.netns, '/usr/sbin/nft', 'list', 'tables'])).stdout;
+      return files.length === 0 && !names.some((n) => n.startsWith('vx-') || n.startsWith('gw') || n === 'swarm_gwbridge') && !tables.includes('swarm_gwbridge') ? names : undefined;
+    });
+    t.deepEqual(clean, ['eth0', 'lo']);
+  }
+});
