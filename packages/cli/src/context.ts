@@ -45,3 +45,20 @@ export async function forEachRef(refs: readonly string[], fn: (ref: string) => P
   }
   if (errors.length > 0) throw new CliError(errors.join('\nswarm: '));
 }
+
+/** commander's collector for a repeatable option (`--label a --label b`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `key=value` items of a repeatable flag as a record; `key` alone means an empty value, as in Docker. */
+export function parseKeyValues(items: readonly string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (key === '') throw new CliError(`invalid ${flag} ${JSON.stringify(item)}: use key=value`);
+    out[key] = eq < 0 ? '' : item.slice(eq + 1);
+  }
+  return out;
+}

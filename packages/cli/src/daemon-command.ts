@@ -4,14 +4,11 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { componentLogger } from '@swarm/wire';
-import { CliError, socketPath } from './context.js';
+import { CliError, socketPath, collect } from './context.js';
 
 /** A shutdown that hangs (a stuck disk, say) must not keep the process alive forever after a signal. */
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 function parsePort(value: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new CliError(`--gossip-port ${JSON.stringify(value)} is not a port number (0-65535)`);

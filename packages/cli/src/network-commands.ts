@@ -3,23 +3,10 @@
 
 import type { Command } from 'commander';
 import type { NetworkCreateRequest, NetworkDocument } from '@swarm/api/client';
-import { clientFor, CliError, forEachRef, parseFormat } from './context.js';
+import { clientFor, CliError, forEachRef, parseFormat, collect, parseKeyValues } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
-function keyValues(items: readonly string[], flag: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const eq = item.indexOf('=');
-    const key = eq < 0 ? item : item.slice(0, eq);
-    if (key === '') throw new CliError(`invalid ${flag} ${JSON.stringify(item)}: use key=value`);
-    out[key] = eq < 0 ? '' : item.slice(eq + 1);
-  }
-  return out;
-}
 
 export interface NetworkCreateFlags {
   driver: string;
@@ -52,8 +39,8 @@ export function networkRequestFromFlags(name: string, f: NetworkCreateFlags): Ne
   if (f.attachable === true) request.Attachable = true;
   if (f.internal === true) request.Internal = true;
   if (f.ingress === true) request.Ingress = true;
-  if (f.opt.length > 0) request.Options = keyValues(f.opt, '--opt');
-  if (f.label.length > 0) request.Labels = keyValues(f.label, '--label');
+  if (f.opt.length > 0) request.Options = parseKeyValues(f.opt, '--opt');
+  if (f.label.length > 0) request.Labels = parseKeyValues(f.label, '--label');
   return request;
 }
 

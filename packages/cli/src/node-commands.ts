@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { ApiError, type ApiClient, type NodeDocument, type NodeUpdateRequest } from '@swarm/api/client';
-import { clientFor, CliError, parseFormat } from './context.js';
+import { clientFor, CliError, parseFormat, collect } from './context.js';
 import { bytesSize, capitalize, jsonLines, table, writeOut } from './output.js';
 
 /** The row of `node ls --format json`: Docker's NodeContext fields. */
@@ -169,9 +169,6 @@ export function registerNodeCommands(program: Command): void {
     });
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 /** The flags of `node update` as API changes; a malformed flag names itself. */
 export function parseNodeUpdate(opts: { availability?: string; labelAdd: string[]; labelRm: string[]; role?: string }): NodeUpdateRequest {

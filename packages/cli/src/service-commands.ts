@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { ApiError, type ApiClient, type MountDocument, type NetworkAttachmentDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
-import { clientFor, CliError, parseFormat } from './context.js';
+import { clientFor, CliError, parseFormat, collect, parseKeyValues } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
 /** How long `create`/`scale` wait for convergence before giving up (the service stays; only the wait ends). */
@@ -41,16 +41,6 @@ export function parseCpus(value: string, flag: string): number {
   return Math.round(Number(value) * 1e9);
 }
 
-function parseKeyValues(items: readonly string[], flag: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const eq = item.indexOf('=');
-    const key = eq < 0 ? item : item.slice(0, eq);
-    if (key === '') throw new CliError(`invalid ${flag} ${JSON.stringify(item)}: use key=value`);
-    out[key] = eq < 0 ? '' : item.slice(eq + 1);
-  }
-  return out;
-}
 
 /** Flags that set one value of the spec: the same on create and update (update changes only what is given). */
 export interface SpecFlags {
@@ -565,9 +555,6 @@ async function waitConverged(client: ApiClient, ref: string, timeoutMs = CONVERG
 
 // ---------------------------------------------------------------- commands
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 /** The options of SpecFlags, shared by create and update. */
 function specOptions(command: Command): Command {

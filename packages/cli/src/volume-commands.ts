@@ -4,23 +4,10 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import type { VolumeDocument } from '@swarm/api/client';
-import { clientFor, CliError, forEachRef, parseFormat } from './context.js';
+import { clientFor, CliError, forEachRef, parseFormat, collect, parseKeyValues } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
-function labelsOf(items: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const eq = item.indexOf('=');
-    const key = eq < 0 ? item : item.slice(0, eq);
-    if (key === '') throw new CliError(`invalid --label ${JSON.stringify(item)}: use key=value`);
-    out[key] = eq < 0 ? '' : item.slice(eq + 1);
-  }
-  return out;
-}
 
 
 export function registerVolumeCommands(program: Command): void {
@@ -34,7 +21,7 @@ export function registerVolumeCommands(program: Command): void {
     .option('-l, --label <key=value>', 'volume label (repeatable)', collect, [])
     .action(async (name: string | undefined, opts: { driver: string; label: string[] }, command: Command) => {
       const client = clientFor(command);
-      const v = await client.createVolume({ Name: name ?? randomBytes(32).toString('hex'), Driver: opts.driver, Labels: labelsOf(opts.label) });
+      const v = await client.createVolume({ Name: name ?? randomBytes(32).toString('hex'), Driver: opts.driver, Labels: parseKeyValues(opts.label, '--label') });
       writeOut(v.Name);
     });
 

@@ -18,6 +18,7 @@ export interface ToolOptions {
   timeoutMs?: number;
   /** Return a non-zero exit instead of throwing it. */
   allowFailure?: boolean;
+  env?: NodeJS.ProcessEnv;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -44,13 +45,14 @@ export function systemTool(name: string): string {
   return name;
 }
 
-/** Runs `name args…` (a system tool by name). */
+/** Runs `name args…`: a system tool by name, or any program by absolute path. */
 export async function runTool(log: Logger, name: string, args: readonly string[], opts: ToolOptions = {}): Promise<ToolResult> {
-  const file = systemTool(name);
+  const file = name.startsWith('/') ? name : systemTool(name);
+  const base = name.slice(name.lastIndexOf('/') + 1);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   log.debug({ cmd: [name, ...args], input: opts.input }, 'run');
   return await new Promise<ToolResult>((resolve, reject) => {
-    const child = spawn(file, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, [...args], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let bytes = 0;
@@ -63,7 +65,7 @@ export async function runTool(log: Logger, name: string, args: readonly string[]
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (e.code === 'ENOENT') reject(new NetError('tool_missing', `${name} is not installed: overlay networks need it (apt-get install ${PACKAGES[name] ?? name})`));
+      if (e.code === 'ENOENT') reject(new NetError('tool_missing', `${name} is not installed: overlay networks need it (apt-get install ${PACKAGES[base] ?? base})`));
       else reject(e);
     });
     child.on('close', (code, signal) => {
