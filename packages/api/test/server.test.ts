@@ -313,6 +313,17 @@ test('backend errors keep their code and status; unexpected errors are 500 witho
   t.is(route.json<{ error: { code: string } }>().error.code, 'not_found');
 });
 
+/** The API server on a socket in a fresh directory, over a fake backend, and a client for it; gone after the test. */
+async function overSocket(t: ExecutionContext): Promise<{ client: ApiClient; backend: FakeBackend; socketPath: string }> {
+  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const socketPath = join(root, 'api.sock');
+  const backend = new FakeBackend();
+  const server = await startApiServer({ socketPath, backend, logger: silentLogger() });
+  t.teardown(() => server.close());
+  return { client: new ApiClient({ socketPath }), backend, socketPath };
+}
+
 test('the client over a real socket: typed results, ApiError from error bodies, DaemonUnreachableError when nobody listens', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
@@ -390,12 +401,7 @@ test('POST /services/create checks the spec by schema and names the bad field; a
 });
 
 test('service logs stream as NDJSON over the socket; an unknown service is an ApiError, not a broken stream', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const socketPath = join(root, 'api.sock');
-  const server = await startApiServer({ socketPath, backend: new FakeBackend(), logger: silentLogger() });
-  t.teardown(() => server.close());
-  const client = new ApiClient({ socketPath });
+  const { client } = await overSocket(t);
   const lines: string[] = [];
   await client.serviceLogs('web', {}, (l) => lines.push(`${l.TaskName}@${l.Hostname} | ${l.Line}`));
   t.deepEqual(lines, ['web.1@alpha | line 1', 'web.1@alpha | line 2', 'web.1@alpha | line 3']);
@@ -407,12 +413,7 @@ test('service logs stream as NDJSON over the socket; an unknown service is an Ap
 });
 
 test('volumes over the socket: create (201, Docker\'s document), ls, inspect, rm; a bad driver is refused naming the field', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const socketPath = join(root, 'api.sock');
-  const server = await startApiServer({ socketPath, backend: new FakeBackend(), logger: silentLogger() });
-  t.teardown(() => server.close());
-  const client = new ApiClient({ socketPath });
+  const { client } = await overSocket(t);
   const created = await client.createVolume({ Name: 'data', Labels: { app: 'kv' } });
   t.is(created.Mountpoint, '/v/data/_data');
   t.deepEqual((await client.listVolumes()).map((v) => v.Name), ['data']);
@@ -426,13 +427,7 @@ test('volumes over the socket: create (201, Docker\'s document), ls, inspect, rm
 });
 
 test('images over the socket: ls, pull progress (an error part way is the last line and rejects), rm, load streams the body, save streams a file', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const socketPath = join(root, 'api.sock');
-  const backend = new FakeBackend();
-  const server = await startApiServer({ socketPath, backend, logger: silentLogger() });
-  t.teardown(() => server.close());
-  const client = new ApiClient({ socketPath });
+  const { client, backend } = await overSocket(t);
   t.is((await client.listImages())[0]?.Repository, 'busybox');
   const lines: string[] = [];
   await client.pullImage('busybox', (l) => lines.push(`${l.id ?? ''} ${l.status ?? ''}`.trim()));
@@ -490,12 +485,7 @@ test('networks: create answers 201 {Id, Warning}; the schema names a bad field; 
 });
 
 test('networks through the client over a socket: create, ls, inspect, rm; errors come back as ApiError with their code', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'swarm-api-test-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const socketPath = join(root, 'api.sock');
-  const server = await startApiServer({ socketPath, backend: new FakeBackend(), logger: silentLogger() });
-  t.teardown(() => server.close());
-  const client = new ApiClient({ socketPath });
+  const { client } = await overSocket(t);
   const { Id } = await client.createNetwork({ Name: 'web', Labels: { a: 'b' } });
   t.deepEqual((await client.listNetworks()).map((n) => n.Id), [Id]);
   t.deepEqual((await client.inspectNetwork('web')).Labels, { a: 'b' });
