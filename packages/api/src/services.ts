@@ -91,7 +91,12 @@ export interface ServiceDocument {
   UpdatedAt: string;
   Spec: Required<Pick<ServiceSpecDocument, 'Name' | 'Labels' | 'TaskTemplate' | 'Mode'>> & Pick<ServiceSpecDocument, 'UpdateConfig' | 'RollbackConfig'>;
   PreviousSpec?: ServiceDocument['Spec'];
-  Endpoint: { Spec: { Mode: 'vip' | 'dnsrr' }; Ports?: Array<{ Protocol: string; TargetPort: number; PublishedPort: number; PublishMode: string }> };
+  Endpoint: {
+    Spec: { Mode: 'vip' | 'dnsrr' };
+    Ports?: Array<{ Protocol: string; TargetPort: number; PublishedPort: number; PublishMode: string }>;
+    /** One per network the service attaches to in vip mode (Docker's field names). */
+    VirtualIPs?: Array<{ NetworkID: string; Addr: string }>;
+  };
   UpdateStatus?: { State: string; StartedAt: string; CompletedAt?: string; Message: string };
   /** With `?status=true`, as Docker: tasks running and desired. */
   ServiceStatus?: { RunningTasks: number; DesiredTasks: number; CompletedTasks: number };
@@ -475,6 +480,7 @@ export function serviceDocument(service: Service, status?: ServiceDocument['Serv
     Endpoint: { Spec: { Mode: service.endpoint.spec.mode } },
   };
   if (service.previousSpec !== null) doc.PreviousSpec = specDocument(service.previousSpec);
+  if (service.endpoint.virtualIps.length > 0) doc.Endpoint.VirtualIPs = service.endpoint.virtualIps.map((v) => ({ NetworkID: v.networkId, Addr: v.addr }));
   if (service.endpoint.ports.length > 0) {
     doc.Endpoint.Ports = service.endpoint.ports.map((p) => ({ Protocol: p.protocol, TargetPort: p.targetPort, PublishedPort: p.publishedPort, PublishMode: p.publishMode }));
   }

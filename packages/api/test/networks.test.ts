@@ -56,7 +56,7 @@ function task(id: string, slot: number, nodeId: string, state: Task['status']['s
     networksAttachments:
       address === null
         ? []
-        : [{ networkId: 'net1', network: { name: 'backend', vni: 4097, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internal: false, encrypted: true, ingress: false }, addresses: [address], aliases: ['db'] }],
+        : [{ networkId: 'net1', network: { name: 'backend', vni: 4097, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internal: false, encrypted: true, ingress: false }, addresses: [address], aliases: ['db'], virtualIp: '' }],
     endpoint: null,
   };
 }

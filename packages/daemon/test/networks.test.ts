@@ -139,6 +139,12 @@ test("a service's tasks get distinct addresses inside its network's subnet, list
     return a[0]?.Addresses[0] ?? '';
   });
   t.is(new Set(addresses).size, 3, 'distinct addresses');
+  // The service's virtual IP on the network (vip mode): in the subnet, no task's, carried by every task.
+  const vips = (await c.inspectService('web')).Endpoint.VirtualIPs ?? [];
+  t.is(vips.length, 1);
+  t.is(vips[0]?.NetworkID, Id);
+  t.true(inside('10.50.0.0/24', vips[0]?.Addr ?? ''));
+  t.false(addresses.includes(vips[0]?.Addr ?? ''));
   for (const a of addresses) {
     t.regex(a, /\/24$/);
     t.true(inside('10.50.0.0/24', a), `${a} inside 10.50.0.0/24`);

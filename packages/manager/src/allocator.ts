@@ -1,7 +1,7 @@
 // The leader's allocator: gives each overlay network a VXLAN id and a subnet (its own or one cut from the cluster's
 // default pools), and each new task an address on every network it attaches to, before it may be scheduled.
 
-import { isTerminalTaskState, type AttachedNetwork, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
+import { deepEqual, isTerminalTaskState, type AttachedNetwork, type Service, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
 import { checkSubnet, cutSubnet, ENCRYPTED_OPTION, HOST_NETWORK, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from '@swarm/netdriver';
 import { isLive } from './orchestrator.js';
 import { assert, type Reconciler } from './reconciler.js';
@@ -80,15 +80,28 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
     }
   }
   const used = new Map<string, Set<number>>();
+  const markUsed = (networkId: string, addr: string): void => {
+    const n = networks.get(networkId);
+    if (n?.allocation == null) return;
+    const base = parseCidr(n.allocation.subnet).base;
+    let set = used.get(networkId);
+    if (set === undefined) used.set(networkId, (set = new Set()));
+    set.add(parseIp(addr.slice(0, addr.indexOf('/'))) - base);
+  };
   for (const t of tx.list('task')) {
     if (!holdsAddresses(t)) continue;
-    for (const a of t.networksAttachments) {
-      const n = networks.get(a.networkId);
-      if (n?.allocation == null) continue;
-      const base = parseCidr(n.allocation.subnet).base;
-      let set = used.get(a.networkId);
-      if (set === undefined) used.set(a.networkId, (set = new Set()));
-      for (const addr of a.addresses) set.add(parseIp(addr.slice(0, addr.indexOf('/'))) - base);
+    for (const a of t.networksAttachments) for (const addr of a.addresses) markUsed(a.networkId, addr);
+  }
+  const services = tx.list('service').sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const s of services) for (const v of s.endpoint.virtualIps) markUsed(v.networkId, v.addr);
+  // Services' virtual IPs first, so the tasks made in this pass carry them.
+  const vips = new Map<string, Service['endpoint']['virtualIps']>();
+  for (const s of services) {
+    const next = virtualIpsFor(s, networks, used);
+    vips.set(s.id, next);
+    if (!deepEqual(next, s.endpoint.virtualIps)) {
+      for (const v of next) touched.add(v.networkId);
+      ops.push({ op: 'update', kind: 'service', object: { ...s, endpoint: { ...s.endpoint, virtualIps: next } } });
     }
   }
   const newTasks = tx
@@ -96,7 +109,7 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
     .filter((t) => t.status.state === 'new' && isLive(t))
     .sort((a, b) => a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : 1));
   for (const t of newTasks) {
-    const result = attachmentsFor(t, networks, used);
+    const result = attachmentsFor(t, networks, used, vips.get(t.serviceId) ?? []);
     if (typeof result === 'string') {
       if (t.status.message !== result) ops.push(taskOp({ ...t, status: { ...t.status, timestampMs: nowMs, message: result } }));
       continue;
@@ -112,28 +125,63 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
   return ops;
 }
 
+/** The network a spec target names (an id, or a name from before names were resolved to ids). */
+function targetNetwork(target: string, networks: Map<string, Network>): Network | undefined {
+  return networks.get(target) ?? [...networks.values()].find((x) => x.spec.name === target);
+}
+
+/** The next free address of an allocated network, taken from `used`, the network's cursor moved; or why not. */
+function takeAddress(n: Network, networks: Map<string, Network>, used: Map<string, Set<number>>): string | { error: string } {
+  assert(n.allocation !== null, 'addresses come from an allocated network');
+  const subnet = parseCidr(n.allocation.subnet);
+  let set = used.get(n.id);
+  if (set === undefined) used.set(n.id, (set = new Set()));
+  const host = nextHost(subnet, parseIp(n.allocation.gateway), n.allocation.lastHost, set);
+  if (host === null) return { error: `network ${n.spec.name} has no free address left in ${n.allocation.subnet}` };
+  assert(host > 0 && host < size(subnet) - 1, `host ${host} inside ${n.allocation.subnet}`);
+  set.add(host);
+  networks.set(n.id, { ...n, allocation: { ...n.allocation, lastHost: host } });
+  return `${formatIp(subnet.base + host)}/${subnet.prefix}`;
+}
+
+/**
+ * A service's virtual IPs: one on each allocated network it attaches to, in endpoint mode vip (Docker's default);
+ * the ones it has are kept, new networks get one, networks it left give theirs back.
+ */
+function virtualIpsFor(s: Service, networks: Map<string, Network>, used: Map<string, Set<number>>): Service['endpoint']['virtualIps'] {
+  if (s.spec.endpointSpec.mode !== 'vip') return [];
+  const out: Service['endpoint']['virtualIps'] = [];
+  for (const target of s.spec.taskTemplate.networks) {
+    if (target.target === HOST_NETWORK) continue;
+    const n = targetNetwork(target.target, networks);
+    if (n?.allocation == null || out.some((v) => v.networkId === n.id)) continue;
+    const have = s.endpoint.virtualIps.find((v) => v.networkId === n.id);
+    if (have !== undefined) {
+      out.push(have);
+      continue;
+    }
+    const addr = takeAddress(n, networks, used);
+    if (typeof addr === 'string') out.push({ networkId: n.id, addr });
+  }
+  return out;
+}
+
 /** The task's attachments, or why it must wait. Takes the addresses from `used` and moves the networks' cursors. */
-function attachmentsFor(t: Task, networks: Map<string, Network>, used: Map<string, Set<number>>): NetworkAttachment[] | string {
+function attachmentsFor(t: Task, networks: Map<string, Network>, used: Map<string, Set<number>>, vips: Service['endpoint']['virtualIps']): NetworkAttachment[] | string {
   const out: NetworkAttachment[] = [];
   const seen = new Set<string>();
   for (const target of t.spec.networks) {
     if (target.target === HOST_NETWORK) continue; // the node's own stack: nothing to allocate
-    const n = networks.get(target.target) ?? [...networks.values()].find((x) => x.spec.name === target.target);
+    const n = targetNetwork(target.target, networks);
     if (n === undefined) return `network ${target.target} not found`;
     if (seen.has(n.id)) continue;
     seen.add(n.id);
     if (n.allocation === null) return `network ${n.spec.name} has no addresses yet`;
-    const subnet = parseCidr(n.allocation.subnet);
-    let set = used.get(n.id);
-    if (set === undefined) used.set(n.id, (set = new Set()));
-    const host = nextHost(subnet, parseIp(n.allocation.gateway), n.allocation.lastHost, set);
-    if (host === null) return `network ${n.spec.name} has no free address left in ${n.allocation.subnet}`;
-    assert(host > 0 && host < size(subnet) - 1, `host ${host} inside ${n.allocation.subnet}`);
+    const addr = takeAddress(n, networks, used);
+    if (typeof addr !== 'string') return addr.error;
     const attached = attachedNetwork(n);
     assert(attached !== null, 'an allocated network has an attachment form');
-    set.add(host);
-    networks.set(n.id, { ...n, allocation: { ...n.allocation, lastHost: host } });
-    out.push({ networkId: n.id, network: attached, addresses: [`${formatIp(subnet.base + host)}/${subnet.prefix}`], aliases: [...target.aliases] });
+    out.push({ networkId: n.id, network: attached, addresses: [addr], aliases: [...target.aliases], virtualIp: vips.find((v) => v.networkId === n.id)?.addr ?? '' });
   }
   return out;
 }

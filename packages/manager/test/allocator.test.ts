@@ -91,11 +91,13 @@ test('each new task gets a distinct address on each of its networks before it is
   t.is(tasks.length, 4);
   t.true(tasks.every((x) => x.status.state === 'running'));
   const onA = tasks.map((x) => x.networksAttachments.find((a) => a.networkId === 'n-a')?.addresses[0]).sort();
-  t.deepEqual(onA, ['10.20.0.2/24', '10.20.0.3/24', '10.20.0.4/24', '10.20.0.5/24']);
+  // .2 is the service's virtual IP (vip mode, Docker's default).
+  t.is(h.service(web).endpoint.virtualIps[0]?.addr, '10.20.0.2/24');
+  t.deepEqual(onA, ['10.20.0.3/24', '10.20.0.4/24', '10.20.0.5/24', '10.20.0.6/24']);
   const onB = tasks.map((x) => x.networksAttachments[1]);
   t.true(onB.every((a) => a?.networkId === 'n-b' && a.network.internal && a.network.vni === net(h, 'n-b').allocation?.vni));
   t.deepEqual(tasks[0]?.networksAttachments[0]?.aliases, ['w']);
-  t.is(net(h, 'n-a').allocation?.lastHost, 5, 'the cursor moved');
+  t.is(net(h, 'n-a').allocation?.lastHost, 6, 'the cursor moved');
 
   const orphan = h.addService('orphan', (s) => (s.spec.taskTemplate.networks = [{ target: 'nope', aliases: [] }]));
   h.settle();
@@ -111,11 +113,41 @@ test("a replaced task's address is not handed out again until the subnet wraps",
   const web = h.addService('web', (s) => (s.spec.taskTemplate.networks = [{ target: 'n-a', aliases: [] }]));
   h.settle();
   const first = h.live(web)[0];
-  t.is(first?.networksAttachments[0]?.addresses[0], '10.30.0.2/24');
+  t.is(first?.networksAttachments[0]?.addresses[0], '10.30.0.3/24', '.2 is the virtual IP');
   h.nowMs += 10_000;
   h.end(first?.id ?? '', 'failed');
   h.nowMs += 10_000;
   h.settle();
   const second = h.live(web).find((x) => x.id !== first?.id);
-  t.is(second?.networksAttachments[0]?.addresses[0], '10.30.0.3/24');
+  t.is(second?.networksAttachments[0]?.addresses[0], '10.30.0.4/24');
+});
+
+test('a vip-mode service gets a virtual IP on each of its networks, its tasks carry it, and it never collides with a task address', (t) => {
+  const h = new Harness();
+  h.addNodes(2);
+  addNetwork(h, network('n-a', 'a', '10.40.0.0/24'));
+  addNetwork(h, network('n-b', 'b', '10.41.0.0/24'));
+  const web = h.addService('web', (s) => {
+    s.spec.mode = { replicated: { replicas: 2 } };
+    s.spec.taskTemplate.networks = [{ target: 'n-a', aliases: [] }, { target: 'n-b', aliases: [] }];
+  });
+  const rr = h.addService('rr', (s) => {
+    s.spec.endpointSpec = { mode: 'dnsrr', ports: [] };
+    s.spec.taskTemplate.networks = [{ target: 'n-a', aliases: [] }];
+  });
+  h.settle();
+  const vips = h.service(web).endpoint.virtualIps;
+  t.deepEqual(vips.map((v) => v.networkId), ['n-a', 'n-b']);
+  t.deepEqual(h.service(rr).endpoint.virtualIps, [], 'dnsrr: no virtual IP');
+  const onA = [...h.live(web), ...h.live(rr)].map((x) => x.networksAttachments[0]?.addresses[0]);
+  t.is(new Set([...onA, vips[0]?.addr]).size, onA.length + 1, 'the VIP is not a task address');
+  for (const task of h.live(web)) {
+    t.deepEqual(task.networksAttachments.map((a) => a.virtualIp), vips.map((v) => v.addr));
+  }
+  t.true(h.live(rr).every((x) => x.networksAttachments[0]?.virtualIp === ''));
+
+  // Leaving a network gives its VIP back; the other is kept as it was.
+  h.updateService(web, (s) => (s.spec.taskTemplate.networks = [{ target: 'n-b', aliases: [] }]));
+  h.settle();
+  t.deepEqual(h.service(web).endpoint.virtualIps, [vips[1]]);
 });

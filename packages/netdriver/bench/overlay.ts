@@ -23,7 +23,7 @@ const UNDERLAY = ['10.252.88.1', '10.252.88.2'] as const;
 const log = silentLogger();
 
 function attachment(address: string): NetworkAttachment {
-  return { networkId: 'benchnet', network: { name: 'bench', vni: 6001, subnet: '10.91.0.0/16', gateway: '10.91.0.1', internal: false, encrypted: false, ingress: false }, addresses: [address], aliases: [] };
+  return { networkId: 'benchnet', network: { name: 'bench', vni: 6001, subnet: '10.91.0.0/16', gateway: '10.91.0.1', internal: false, encrypted: false, ingress: false }, addresses: [address], aliases: [], virtualIp: '' };
 }
 
 function quantile(sorted: number[], q: number): number {

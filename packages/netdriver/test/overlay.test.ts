@@ -29,7 +29,7 @@ let d1: OverlayDriver;
 let d2: OverlayDriver;
 
 function attachment(networkId: string, vni: number, subnet: string, address: string, internal = false): NetworkAttachment {
-  return { networkId, network: { name: networkId, vni, subnet, gateway: '', internal, encrypted: false, ingress: false }, addresses: [address], aliases: [] };
+  return { networkId, network: { name: networkId, vni, subnet, gateway: '', internal, encrypted: false, ingress: false }, addresses: [address], aliases: [], virtualIp: '' };
 }
 
 async function ping(netns: string, ip: string): Promise<boolean> {

@@ -342,6 +342,8 @@ export interface NetworkAttachment {
   /** CIDR addresses, e.g. '10.0.1.5/24'. */
   addresses: string[];
   aliases: string[];
+  /** The task's service's virtual IP on this network (CIDR), or '' (endpoint mode dnsrr, or a node's attachment). */
+  virtualIp: string;
 }
 
 /** A network as an attachment carries it to the node that runs the task. */
