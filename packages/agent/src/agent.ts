@@ -292,8 +292,11 @@ export class Agent {
       const check = healthCommand(task.spec.containerSpec.healthcheck);
       if (!this.wantsStop(rec)) {
         if (check !== null) this.watchHealth(rec, check);
-        else if (taskStateRank(task.status.state) < RANK_RUNNING) {
-          this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid: rec.pid, exitCode: 0 } });
+        else {
+          if (taskStateRank(task.status.state) < RANK_RUNNING) {
+            this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid: rec.pid, exitCode: 0 } });
+          }
+          this.setReady(rec, true);
         }
       }
       this.watchExit(rec);
@@ -402,7 +405,10 @@ export class Agent {
       rec.pid = pid;
       const check = healthCommand(rec.task.spec.containerSpec.healthcheck);
       // With a health check a task stays STARTING until the check first passes, as in Docker.
-      if (check === null) this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid, exitCode: 0 } });
+      if (check === null) {
+        this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid, exitCode: 0 } });
+        this.setReady(rec, true);
+      }
       else this.watchHealth(rec, check);
       this.watchExit(rec);
     } finally {
@@ -471,6 +477,7 @@ export class Agent {
         if (!healthy) {
           healthy = true;
           this.advance(rec, 'running', { message: 'started', containerStatus: { containerId: id, pid: rec.pid, exitCode: 0 } });
+          this.setReady(rec, true);
         }
       } else if (healthy || this.nowMs() - startedAtMs >= check.startPeriodMs) {
         failures += 1;
@@ -479,6 +486,7 @@ export class Agent {
           const output = result.output.trim().split('\n').slice(-1)[0] ?? '';
           rec.unhealthy = `health check failed ${failures} times in a row (last: ${what}${output === '' ? '' : `: ${output.slice(0, 200)}`})`;
           this.log.info({ task: id, reason: rec.unhealthy }, 'task unhealthy; stopping it');
+          this.setReady(rec, false);
           if (!rec.busy) {
             rec.stopIssued = true;
             this.track(rec, () => this.stopTask(rec));
@@ -497,6 +505,8 @@ export class Agent {
   }
 
   private async stopTask(rec: TaskRecord): Promise<void> {
+    // Out of DNS answers before it is told to stop, so no new client picks a task that is going away.
+    this.setReady(rec, false);
     const grace = rec.task.spec.containerSpec.stopGracePeriodMs;
     try {
       await this.runtime.stop(rec.task.id, grace);
@@ -512,6 +522,11 @@ export class Agent {
     rec.runtime = 'removed';
   }
 
+  /** Tells the network driver whether the task may be in DNS answers (only tasks with overlay attachments are there). */
+  private setReady(rec: TaskRecord, ready: boolean): void {
+    if (this.networking !== null && rec.task.networksAttachments.length > 0) this.networking.setReady(rec.task.id, ready);
+  }
+
   /**
    * The task's container config, with its network namespace made first when it has overlay attachments: eth0…
    * carry its addresses, and /etc/hosts names it by the first of them, as Docker's does.
@@ -519,10 +534,12 @@ export class Agent {
   private async containerConfig(task: Task): Promise<ContainerConfig> {
     const config = containerConfigFor(task);
     if (this.networking === null || task.networksAttachments.length === 0) return config;
-    const { netnsPath } = await this.networking.attach(task.id, task.networksAttachments);
+    const { netnsPath, nameserver } = await this.networking.attach(task.id, task.networksAttachments, { service: task.serviceName, task: config.name });
     const first = task.networksAttachments[0]?.addresses[0];
     const ownAddress = first === undefined ? [] : [`${first.slice(0, first.indexOf('/'))} ${config.hostname}`];
-    return { ...config, networkNamespacePath: netnsPath, extraHosts: [...ownAddress, ...config.extraHosts] };
+    // The embedded DNS answers the swarm's names and passes the rest on; ndots:0 asks it for `web` as it is.
+    const resolvConf = nameserver === null ? config.resolvConf : `nameserver ${nameserver}\noptions ndots:0\n`;
+    return { ...config, networkNamespacePath: netnsPath, extraHosts: [...ownAddress, ...config.extraHosts], resolvConf };
   }
 
   private markStarted(id: string): void {
@@ -574,6 +591,7 @@ export class Agent {
     };
     rec.status = status;
     rec.lastReported = state;
+    if (isTerminalTaskState(state)) this.setReady(rec, false);
     this.pending.push({ taskId: rec.task.id, status });
     this.scheduleFlush();
     return true;

@@ -37,6 +37,8 @@ function host(node: string): Host {
 
 interface Endpoint {
   taskId: string;
+  /** The task's name, `web.1.<task id>`. */
+  name: string;
   ip: string;
   /** The host whose data dir holds the task's network namespace. */
   node: string;
@@ -52,10 +54,10 @@ function run(file: string, args: string[], timeoutMs = 10_000): Promise<{ code: 
 async function endpoints(network: string): Promise<Endpoint[]> {
   const res = await on('node-1', ['network', 'inspect', network]);
   if (res.code !== 0) throw new Error(`network inspect ${network}: ${res.stderr}`);
-  const [doc] = JSON.parse(res.stdout) as Array<{ Containers: Record<string, { IPv4Address: string }> }>;
+  const [doc] = JSON.parse(res.stdout) as Array<{ Containers: Record<string, { IPv4Address: string; Name: string }> }>;
   return Object.entries(doc?.Containers ?? {}).map(([taskId, c]) => {
     const where = hosts().find((h) => existsSync(join(h.dataDir, 'net', `t-${taskId}`)));
-    return { taskId, ip: c.IPv4Address.slice(0, c.IPv4Address.indexOf('/')), node: where?.name ?? '' };
+    return { taskId, name: c.Name, ip: c.IPv4Address.slice(0, c.IPv4Address.indexOf('/')), node: where?.name ?? '' };
   });
 }
 
@@ -97,6 +99,13 @@ async function hostnameAt(from: Endpoint, ip: string): Promise<string> {
   // The CGI script ends its headers with a bare newline.
   const body = res.split(/\r?\n\r?\n/)[1] ?? '';
   return res.startsWith('HTTP/1.') ? body.trim() : '';
+}
+
+/** Asks the embedded DNS (the nameserver of the task's resolv.conf) for A records, from inside the task's namespace. */
+async function lookup(from: Endpoint, name: string): Promise<string[]> {
+  const script = `const r = new (require('node:dns').promises.Resolver)(); r.setServers(['172.18.0.1']); r.resolve4(${JSON.stringify(name)}).then((a) => console.log(JSON.stringify(a.sort())), (e) => console.log(JSON.stringify(e.code)))`;
+  const res = await run('nsenter', [`--net=${taskNs(from)}`, process.execPath, '-e', script]);
+  return JSON.parse(res.stdout.trim() || '[]') as string[];
 }
 
 /** The underlay addresses the host's VXLAN device for a network sends to (its static FDB entries). */
@@ -152,6 +161,16 @@ serial('tasks of one network on three hosts ping and talk HTTP to each other ove
       t.is(name, b.taskId.slice(0, 12), `${a.node} -> ${b.node} HTTP (${a.taskId} -> ${b.taskId} ${b.ip}): ${lastHttp}`);
     }
   }
+  // The embedded DNS, asked from inside a task: its service's ready tasks by name, each task by its own name.
+  const first = eps[0];
+  if (first === undefined) throw new Error('no endpoint');
+  const resolvConf = readFileSync(join(host(first.node).dataDir, 'runc', 'containers', first.taskId, 'etc', 'resolv.conf'), 'utf8');
+  t.regex(resolvConf, /^nameserver 172\.18\.0\.1$/m);
+  const all = eps.map((e) => e.ip).sort();
+  t.deepEqual(await lookup(first, 'tasks.web'), all);
+  t.deepEqual(await lookup(first, 'web'), all, 'until the VIP load balancer lands, the service name gives its tasks');
+  t.deepEqual(await lookup(first, eps[1]?.name ?? ''), [eps[1]?.ip]);
+
   const [stranger] = await endpoints('back');
   if (stranger === undefined) throw new Error('no task on back');
   for (const e of eps) {

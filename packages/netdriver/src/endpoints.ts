@@ -9,6 +9,14 @@ export interface Endpoint {
   ip: string;
   mac: string;
   taskId: string;
+  /** What the embedded DNS answers for it: its service's name, its own name (`web.1.<task id>`), its aliases. */
+  service: string;
+  task: string;
+  aliases: readonly string[];
+  /** Its service's virtual IP on this network, without prefix; '' in endpoint mode dnsrr. */
+  vip: string;
+  /** Running (and healthy, with a health check): only ready endpoints are in DNS answers. */
+  ready: boolean;
 }
 
 /** An endpoint of another host, with where VXLAN must send its frames. */
@@ -88,7 +96,7 @@ export class EndpointTable {
         byIp.set(e.ip, { ...e, host: held.host, seq: held.seq, publisher });
       }
     }
-    return [...byIp.values()].map(({ ip, mac, taskId, host }) => ({ ip, mac, taskId, host })).sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+    return [...byIp.values()].map(({ seq: _seq, publisher: _publisher, ...e }) => e).sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
   }
 
   /** Publishers that hold at least one endpoint on the network. */
@@ -99,7 +107,7 @@ export class EndpointTable {
 
 function key(h: Held): string {
   if (h.endpoints.length === 0) return '';
-  return `${h.host}|${[...h.endpoints].map((e) => `${e.ip}/${e.mac}/${e.taskId}`).sort().join(',')}`;
+  return `${h.host}|${[...h.endpoints].map((e) => JSON.stringify([e.ip, e.mac, e.taskId, e.service, e.task, e.aliases, e.vip, e.ready])).sort().join(',')}`;
 }
 
 /** Docker's rule: 02:42 followed by the four bytes of the IPv4 address, so a MAC never has to be looked up. */

@@ -99,7 +99,7 @@ export class EndpointGossip {
 
   private publish(networkId: string, endpoints: readonly Endpoint[]): void {
     this.seq += 1;
-    this.send(networkId, { kind: 'table', table: { networkId, seq: this.seq, host: this.opts.underlayAddr, endpoints: endpoints.map((e) => ({ ip: e.ip, mac: e.mac, taskId: e.taskId })) } });
+    this.send(networkId, { kind: 'table', table: { networkId, seq: this.seq, host: this.opts.underlayAddr, endpoints: endpoints.map((e) => ({ ...e, aliases: [...e.aliases] })) } });
   }
 
   private send(networkId: string, msg: EndpointMessage): void {
@@ -151,6 +151,15 @@ export class EndpointGossip {
   }
 }
 
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+/** Aliases per endpoint, and a DNS name's length: bounds on what a peer can make us hold. */
+const MAX_ALIASES = 32;
+const MAX_NAME_LENGTH = 255;
+
+function isName(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= MAX_NAME_LENGTH;
+}
+
 /** Outside data: anything not exactly an endpoint message is null, never thrown. */
 export function parseMessage(data: Uint8Array): EndpointMessage | null {
   let raw: unknown;
@@ -172,9 +181,13 @@ export function parseMessage(data: Uint8Array): EndpointMessage | null {
     if (typeof e !== 'object' || e === null) return null;
     const r = e as Record<string, unknown>;
     if (typeof r['ip'] !== 'string' || typeof r['mac'] !== 'string' || typeof r['taskId'] !== 'string') return null;
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(r['ip']) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(r['mac'])) return null;
-    out.push({ ip: r['ip'], mac: r['mac'], taskId: r['taskId'] });
+    if (!IPV4.test(r['ip']) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(r['mac'])) return null;
+    const aliases = r['aliases'];
+    if (!isName(r['service']) || !isName(r['task']) || typeof r['ready'] !== 'boolean') return null;
+    if (!Array.isArray(aliases) || aliases.length > MAX_ALIASES || !aliases.every(isName)) return null;
+    if (typeof r['vip'] !== 'string' || (r['vip'] !== '' && !IPV4.test(r['vip']))) return null;
+    out.push({ ip: r['ip'], mac: r['mac'], taskId: r['taskId'], service: r['service'], task: r['task'], aliases: aliases as string[], vip: r['vip'], ready: r['ready'] });
   }
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(t['host'])) return null;
+  if (!IPV4.test(t['host'])) return null;
   return { kind: 'table', table: { networkId: t['networkId'], seq: t['seq'], host: t['host'], endpoints: out } };
 }

@@ -1,7 +1,8 @@
 // Public surface of @swarm/netdriver: the TaskNetworking interface the agent uses, the overlay driver (kernel
 // VXLAN data plane), the endpoint tables and their gossip. Everything else in src/ is internal.
 export { ENCRYPTED_OPTION, HOST_NETWORK, VXLANID_OPTION, type TaskNetworking } from './networking.js';
-export { OverlayDriver, DEFAULT_DATA_PATH_PORT, DEFAULT_GATEWAY_SUBNET, GATEWAY_BRIDGE, VXLAN_OVERHEAD_BYTES, type OverlayDriverOptions } from './overlay.js';
+export { EmbeddedDns, resolveName, upstreamServers, type EmbeddedDnsOptions } from './dns.js';
+export { OverlayDriver, DEFAULT_DATA_PATH_PORT, DEFAULT_GATEWAY_SUBNET, GATEWAY_BRIDGE, VXLAN_OVERHEAD_BYTES, type OverlayDriverOptions, type TaskNames } from './overlay.js';
 export { EndpointTable, macForIp, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable, type RemoteEndpoint } from './endpoints.js';
 export { EndpointGossip, endpointTopic, parseMessage, DEFAULT_REPUBLISH_MS, ENDPOINT_TOPIC_PREFIX, type EndpointGossipOptions } from './gossip.js';
 export { NetError, type NetErrorCode } from './errors.js';

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { NetworkAttachment } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
+import { EmbeddedDns } from './dns.js';
 import { macForIp, type Endpoint, type RemoteEndpoint } from './endpoints.js';
 import { assert, NetError } from './errors.js';
 import { formatIp, parseCidr, parseIp } from './ipam.js';
@@ -40,6 +41,13 @@ export interface OverlayDriverOptions {
    * default) is the daemon's own namespace.
    */
   hostNetns?: Netns;
+  /**
+   * Run the embedded DNS on the gateway bridge's address (default: when the host namespace is the daemon's own;
+   * the socket must be opened in the host namespace, which only then is this process's).
+   */
+  dns?: boolean;
+  /** Resolvers for names the swarm does not know (default: the host's resolv.conf). */
+  upstreamDns?: readonly string[];
 }
 
 /** A task's leg on one overlay network. */
@@ -53,11 +61,25 @@ interface Leg {
   ip: string;
   prefix: number;
   mac: string;
+  /** DNS: the task's aliases on this network, and its service's virtual IP here ('' without one). */
+  aliases: string[];
+  vip: string;
+}
+
+/** The names the embedded DNS knows a task by. */
+export interface TaskNames {
+  /** Its service's name. */
+  service: string;
+  /** Its own name, `web.1.<task id>`. */
+  task: string;
 }
 
 /** What is kept on disk per task, so a restarted daemon knows what it made. */
 interface TaskRecord {
   taskId: string;
+  names: TaskNames;
+  /** Running and healthy: only then is it in DNS answers (kept in memory; a restart starts it false). */
+  ready: boolean;
   legs: Leg[];
   /** The leg on the gateway bridge, when the task has a network that is not internal. */
   gateway: { ifname: string; peerName: string; ip: string } | null;
@@ -76,10 +98,13 @@ interface Sandbox {
   /** Local tasks with a leg on it. */
   tasks: Set<string>;
   /** Remote endpoints programmed into its VXLAN device, by address. */
-  programmed: Map<string, RemoteEndpoint>;
+  programmed: Map<string, Programmed>;
 }
 
 type LocalChangeListener = (networkId: string) => void;
+
+/** What the kernel holds of a remote endpoint: its neighbour and FDB entries. */
+type Programmed = Pick<RemoteEndpoint, 'ip' | 'mac' | 'host'>;
 
 export class OverlayDriver implements TaskNetworking {
   private readonly log: Logger;
@@ -98,6 +123,7 @@ export class OverlayDriver implements TaskNetworking {
   /** The gateway bridge and its nft table exist (made with the first task that needs them, removed with the last). */
   private gatewayUp = false;
   private readonly listeners = new Set<LocalChangeListener>();
+  private readonly dns: EmbeddedDns | null;
   private underlay: string;
   /** The overlay MTU: the underlay interface's less VXLAN's overhead; read when a network namespace is first made. */
   private mtu: number | null = null;
@@ -113,6 +139,8 @@ export class OverlayDriver implements TaskNetworking {
     this.gatewayPrefix = prefix;
     assert(prefix >= 8 && prefix <= 28, `gateway subnet prefix /${prefix}`);
     this.underlay = opts.underlayAddr ?? '';
+    const dnsOn = opts.dns ?? this.host === null;
+    this.dns = dnsOn ? new EmbeddedDns({ view: (ip) => this.dnsView(ip), logger: opts.logger.child({ component: 'dns' }), ...(opts.upstreamDns === undefined ? {} : { upstream: opts.upstreamDns }) }) : null;
   }
 
   /** This host's underlay address (the swarm's advertise address); a change applies to networks made after it. */
@@ -143,6 +171,13 @@ export class OverlayDriver implements TaskNetworking {
         await this.destroyTask(rec);
         removed.push(rec.taskId);
         continue;
+      }
+      // Records of an earlier version lack the DNS fields; readiness is the agent's to tell again.
+      rec.names ??= { service: '', task: '' };
+      rec.ready = false;
+      for (const leg of rec.legs) {
+        leg.aliases ??= [];
+        leg.vip ??= '';
       }
       this.tasks.set(rec.taskId, rec);
       if (rec.gateway !== null) this.gatewayHosts.add(parseIp(rec.gateway.ip) - this.gatewayBase);
@@ -190,12 +225,16 @@ export class OverlayDriver implements TaskNetworking {
     const out: Endpoint[] = [];
     for (const taskId of sb.tasks) {
       const rec = this.tasks.get(taskId);
-      for (const leg of rec?.legs ?? []) if (leg.networkId === networkId) out.push({ ip: leg.ip, mac: leg.mac, taskId });
+      if (rec === undefined) continue;
+      for (const leg of rec.legs) {
+        if (leg.networkId !== networkId) continue;
+        out.push({ ip: leg.ip, mac: leg.mac, taskId, service: rec.names.service, task: rec.names.task, aliases: [...leg.aliases], vip: leg.vip, ready: rec.ready });
+      }
     }
     return out.sort((a, b) => (a.ip < b.ip ? -1 : 1));
   }
 
-  async attach(taskId: string, attachments: readonly NetworkAttachment[]): Promise<{ netnsPath: string }> {
+  async attach(taskId: string, attachments: readonly NetworkAttachment[], names: TaskNames = { service: '', task: '' }): Promise<{ netnsPath: string; nameserver: string | null }> {
     this.checkOpen();
     if (this.underlay === '') throw new NetError('invalid', 'this node has no underlay address yet: it is not in a swarm');
     assert(!this.tasks.has(taskId), `task ${taskId} is attached once`);
@@ -206,14 +245,15 @@ export class OverlayDriver implements TaskNetworking {
       // Never send in the clear what was asked to be encrypted: refused until the data plane can encrypt.
       throw new NetError('unsupported', `network ${encrypted.network.name} is encrypted, and this node cannot encrypt overlay traffic yet (docs/networks.md): use a network without --opt encrypted`);
     }
-    const rec: TaskRecord = { taskId, legs: [], gateway: null };
+    const rec: TaskRecord = { taskId, names, ready: false, legs: [], gateway: null };
     const path = await this.ns.create(taskNsName(taskId));
     this.tasks.set(taskId, rec);
     try {
       const taskLines = ['link set lo up'];
       for (const [i, a] of attachments.entries()) {
         const [ip, prefixText] = splitCidr(a.addresses[0] ?? '');
-        const leg: Leg = { networkId: a.networkId, vni: a.network.vni, ifname: `eth${i}`, peerName: vethName('ve', taskId, i), ip, prefix: Number(prefixText), mac: macForIp(ip) };
+        const vip = a.virtualIp === '' ? '' : a.virtualIp.slice(0, a.virtualIp.indexOf('/'));
+        const leg: Leg = { networkId: a.networkId, vni: a.network.vni, ifname: `eth${i}`, peerName: vethName('ve', taskId, i), ip, prefix: Number(prefixText), mac: macForIp(ip), aliases: [...a.aliases], vip };
         await this.withNetwork(a.networkId, async () => {
           const sb = await this.ensureSandbox(a);
           await ipBatch(this.log, sb.path, [
@@ -249,7 +289,26 @@ export class OverlayDriver implements TaskNetworking {
       throw err;
     }
     for (const leg of rec.legs) this.emit(leg.networkId);
-    return { netnsPath: path };
+    // The embedded DNS answers on the gateway bridge's address, which only a task with a leg there reaches.
+    return { netnsPath: path, nameserver: rec.gateway !== null && this.dns?.address() != null ? formatIp(this.gatewayBase + 1) : null };
+  }
+
+  /** A task turned ready (running, healthy) or stopped being so: its endpoints enter or leave DNS answers. */
+  setReady(taskId: string, ready: boolean): void {
+    const rec = this.tasks.get(taskId);
+    if (rec === undefined || rec.ready === ready) return;
+    rec.ready = ready;
+    for (const leg of rec.legs) this.emit(leg.networkId);
+  }
+
+  /**
+   * What the embedded DNS may tell the task whose gateway-bridge address is `askerIp`: for each of its networks,
+   * in its order, every endpoint on it (this host's and the peers'); null for an address that is no task's.
+   */
+  dnsView(askerIp: string): Endpoint[][] | null {
+    const rec = [...this.tasks.values()].find((r) => r.gateway?.ip === askerIp);
+    if (rec === undefined) return null;
+    return rec.legs.map((leg) => [...this.localEndpoints(leg.networkId), ...(this.wantedPeers.get(leg.networkId) ?? [])]);
   }
 
   /** Removes the task's namespace and legs, and each network's namespace it was the last local task of. Idempotent. */
@@ -292,13 +351,14 @@ export class OverlayDriver implements TaskNetworking {
   }
 
   /** The remote endpoints programmed on this host for a network (tests and `network inspect` on a node). */
-  programmedPeers(networkId: string): RemoteEndpoint[] {
+  programmedPeers(networkId: string): Programmed[] {
     return [...(this.sandboxes.get(networkId)?.programmed.values() ?? [])].sort((a, b) => (a.ip < b.ip ? -1 : 1));
   }
 
   /** Stops taking work; what exists stays (tasks keep running across a daemon restart). */
   close(): void {
     this.closed = true;
+    void this.dns?.stop();
   }
 
   /**
@@ -412,15 +472,15 @@ export class OverlayDriver implements TaskNetworking {
     // force: a delete of an entry already gone (the device was remade) must not stop the rest.
     await ipBatch(this.log, sb.path, neigh, { force: true });
     await bridgeBatch(this.log, sb.path, fdb, { force: true });
-    sb.programmed = new Map(wanted);
+    sb.programmed = new Map([...wanted].map(([ip, w]) => [ip, { ip, mac: w.mac, host: w.host }]));
     this.log.debug({ network: sb.record.networkId, peers: wanted.size, changes: neigh.length }, 'peers programmed');
   }
 
   /** What an earlier run programmed, read back from the kernel. */
-  private async readProgrammed(sr: SandboxRecord): Promise<Map<string, RemoteEndpoint>> {
+  private async readProgrammed(sr: SandboxRecord): Promise<Map<string, Programmed>> {
     const path = this.ns.path(sandboxName(sr.networkId));
     const vxlan = vxlanName(sr.vni);
-    const out = new Map<string, RemoteEndpoint>();
+    const out = new Map<string, Programmed>();
     const neigh = await inNetns(this.log, path, 'ip', ['-j', 'neigh', 'show', 'dev', vxlan], { allowFailure: true });
     const fdb = await inNetns(this.log, path, 'bridge', ['-j', 'fdb', 'show', 'dev', vxlan], { allowFailure: true });
     const hostByMac = new Map<string, string>();
@@ -432,7 +492,7 @@ export class OverlayDriver implements TaskNetworking {
       const mac = e['lladdr'];
       if (typeof ip !== 'string' || typeof mac !== 'string') continue;
       const host = hostByMac.get(mac);
-      if (host !== undefined) out.set(ip, { ip, mac, host, taskId: '' });
+      if (host !== undefined) out.set(ip, { ip, mac, host });
     }
     return out;
   }
@@ -468,6 +528,7 @@ export class OverlayDriver implements TaskNetworking {
 
   /** The bridge and the nft table go when the last task with a way out goes: nothing is left behind. Call under GATEWAY_LOCK. */
   private async removeGateway(): Promise<void> {
+    await this.dns?.stop();
     await ipBatch(this.log, this.host, [`link del ${GATEWAY_BRIDGE}`], { force: true });
     await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', NFT_TABLE], { allowFailure: true });
     if (this.gatewayUp) this.log.info({ bridge: GATEWAY_BRIDGE }, 'gateway bridge removed');
@@ -497,6 +558,12 @@ export class OverlayDriver implements TaskNetworking {
     await inNetns(this.log, this.host, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     this.gatewayUp = true;
     this.log.info({ bridge: GATEWAY_BRIDGE, subnet }, 'gateway bridge ready');
+    try {
+      await this.dns?.start(gatewayIp);
+    } catch (err) {
+      // Tasks then keep the host's resolv.conf: no swarm names, but a working resolver.
+      this.log.warn({ err: (err as Error).message, address: gatewayIp }, 'the embedded DNS could not listen; tasks use the host resolvers');
+    }
   }
 
   private takeGatewayHost(): number {

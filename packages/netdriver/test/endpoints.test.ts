@@ -5,7 +5,7 @@ import { encode } from '@swarm/wire';
 import { EndpointTable, macForIp, parseMessage, type PublishedTable } from '../src/index.js';
 
 function table(networkId: string, seq: number, host: string, ips: string[]): PublishedTable {
-  return { networkId, seq, host, endpoints: ips.map((ip, i) => ({ ip, mac: macForIp(ip), taskId: `t${i}` })) };
+  return { networkId, seq, host, endpoints: ips.map((ip, i) => ({ ip, mac: macForIp(ip), taskId: `t${i}`, service: 'web', task: `web.${i + 1}.t${i}`, aliases: [], vip: '', ready: true })) };
 }
 
 test("Docker's MAC rule: 02:42 and the address's four bytes", (t) => {
@@ -69,8 +69,13 @@ test('endpoint messages from the wire are checked: anything malformed is null, n
   t.deepEqual(parseMessage(encode({ kind: 'table', table: good })), { kind: 'table', table: good });
   t.is(parseMessage(new Uint8Array([0xc1, 0xff])), null);
   t.is(parseMessage(encode({ kind: 'table', table: { ...good, host: '10.1.0.1\nlink del eth0' } })), null, 'no second command line can ride in a host');
-  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ip: '10.0.1.2 ; x', mac: '02:42:0a:00:01:02', taskId: 't' }] } })), null);
-  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ip: '10.0.1.2', mac: 'zz', taskId: 't' }] } })), null);
+  const e = good.endpoints[0];
+  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ...e, ip: '10.0.1.2 ; x' }] } })), null);
+  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ...e, mac: 'zz' }] } })), null);
+  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ...e, vip: 'x' }] } })), null);
+  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ...e, ready: 'yes' }] } })), null);
+  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ...e, aliases: Array.from({ length: 33 }, () => 'a') }] } })), null, 'bounded aliases');
+  t.is(parseMessage(encode({ kind: 'table', table: { ...good, endpoints: [{ ...e, service: 'x'.repeat(256) }] } })), null, 'bounded names');
   t.is(parseMessage(encode({ kind: 'table', table: { ...good, seq: 'x' } })), null);
   t.is(parseMessage(encode({ kind: 'other' })), null);
   t.is(parseMessage(encode(null)), null);

@@ -156,6 +156,26 @@ serial('a restarted driver keeps the namespaces of tasks still running and remov
   d2 = again;
 });
 
+serial("a task's endpoint carries its names, VIP and readiness; the DNS view of a task is its networks' local and remote endpoints", async (t) => {
+  const vipd = { ...attachment('neta', 5001, '10.90.1.0/24', '10.90.1.20/24'), aliases: ['www'], virtualIp: '10.90.1.9/24' };
+  await d1.attach('tasknames01', [vipd], { service: 'web', task: 'web.3.tasknames01' });
+  t.teardown(() => d1.detach('tasknames01'));
+  const mine = (): unknown => d1.localEndpoints('neta').find((e) => e.taskId === 'tasknames01');
+  t.like(mine(), { ip: '10.90.1.20', service: 'web', task: 'web.3.tasknames01', aliases: ['www'], vip: '10.90.1.9', ready: false });
+  const changed: string[] = [];
+  const off = d1.onLocalChange((n) => changed.push(n));
+  d1.setReady('tasknames01', true);
+  off();
+  t.like(mine(), { ready: true });
+  t.deepEqual(changed, ['neta'], 'readiness is a local change: gossip republishes');
+  const gw = await inNetns(log, join(root, 'd1', 't-tasknames01'), 'ip', ['-4', '-o', 'addr', 'show', 'eth1']);
+  const gwIp = /inet (\S+)\//.exec(gw.stdout)?.[1] ?? '';
+  const view = d1.dnsView(gwIp);
+  t.is(view?.length, 1);
+  t.deepEqual(view?.[0]?.map((e) => e.ip).sort(), ['10.90.1.2', '10.90.1.20', '10.90.1.3'], 'this host\'s two and the peer\'s one');
+  t.is(d1.dnsView('172.18.255.254'), null, 'no task has that address');
+});
+
 serial('detaching every task leaves no namespace, device, record, gateway bridge or nft table behind', async (t) => {
   await d1.detach('taskone0001');
   await d2.detach('tasktwo0002');
