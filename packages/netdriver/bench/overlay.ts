@@ -12,12 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { createServer, connect } from 'node:net';
 import type { NetworkAttachment } from '@swarm/store';
 import { silentLogger, writeDocBlock } from '@swarm/wire';
-import { inNetns, ipBatch, NetnsDir, OverlayDriver, systemTool } from '../src/index.js';
+import { createSocket } from 'node:dgram';
+import { decode, encode } from 'dns-packet';
+import { EmbeddedDns, inNetns, ipBatch, NetnsDir, OverlayDriver, systemTool, type Endpoint } from '../src/index.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const ATTACHES = Number(process.env['BENCH_ATTACHES'] ?? 50);
 const PINGS = Number(process.env['BENCH_PINGS'] ?? 2000);
+const DNS_QUERIES = Number(process.env['BENCH_DNS_QUERIES'] ?? 20000);
 const DOC = process.env['BENCH_DOC'] ?? join(fileURLToPath(new URL('../../../../docs/benchmarks.md', import.meta.url)));
 const UNDERLAY = ['10.252.88.1', '10.252.88.2'] as const;
 const log = silentLogger();
@@ -78,6 +81,62 @@ async function echoClient(ip: string, n: number): Promise<void> {
   process.stdout.write(JSON.stringify(times));
 }
 
+/**
+ * The embedded DNS on loopback with one network of 100 tasks in 10 services: one query at a time for latency, then
+ * 64 in flight for throughput. Question names cycle over services, `tasks.` names and task names.
+ */
+async function dnsBench(): Promise<{ p50: number; p99: number; perSecond: number }> {
+  const endpoints: Endpoint[] = Array.from({ length: 100 }, (_, i) => ({
+    ip: `10.92.0.${i + 2}`,
+    mac: '02:42:00:00:00:00',
+    taskId: `task${i}`,
+    service: `svc${i % 10}`,
+    task: `svc${i % 10}.${Math.floor(i / 10) + 1}.task${i}`,
+    aliases: [],
+    vip: '',
+    ready: true,
+  }));
+  const dns = new EmbeddedDns({ view: () => [endpoints], logger: log, upstream: [] });
+  await dns.start('127.0.0.1', 0);
+  const port = dns.address()?.port ?? 0;
+  const client = createSocket('udp4');
+  await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
+  const waiting = new Map<number, () => void>();
+  client.on('message', (m) => {
+    const id = decode(m).id ?? -1;
+    waiting.get(id)?.();
+    waiting.delete(id);
+  });
+  const names = ['svc3', 'tasks.svc7', 'svc5.4.task45'];
+  let nextId = 0;
+  const ask = (): Promise<void> =>
+    new Promise((resolve) => {
+      const id = (nextId = (nextId + 1) % 65536);
+      waiting.set(id, resolve);
+      client.send(encode({ type: 'query', id, flags: 256, questions: [{ type: 'A', name: names[id % names.length] ?? 'svc3', class: 'IN' }] }), port, '127.0.0.1');
+    });
+  const times: number[] = [];
+  for (let i = 0; i < DNS_QUERIES; i++) {
+    const t0 = process.hrtime.bigint();
+    await ask();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  const t0 = performance.now();
+  let sent = 0;
+  const worker = async (): Promise<void> => {
+    while (sent < DNS_QUERIES) {
+      sent += 1;
+      await ask();
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, () => worker()));
+  const perSecond = DNS_QUERIES / ((performance.now() - t0) / 1000);
+  client.close();
+  await dns.stop();
+  return { p50: quantile(times, 0.5), p99: quantile(times, 0.99), perSecond };
+}
+
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'swarm-bench-overlay-'));
   const hosts = new NetnsDir(join(root, 'hosts'), log);
@@ -121,6 +180,7 @@ async function main(): Promise<void> {
       attachMs.push(performance.now() - t0);
     }
     attachMs.sort((x, y) => x - y);
+    const dnsResult = await dnsBench();
     const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
     const mUnder = median(under);
     const mOver = median(over);
@@ -136,6 +196,8 @@ async function main(): Promise<void> {
       `| overlay, task to task | ${(mOver / 1e9).toFixed(2)} Gbit/s | ${over.map((x) => (x / 1e9).toFixed(2)).join(', ')} | ${quantile(rttOver, 0.5).toFixed(3)} ms | ${quantile(rttOver, 0.99).toFixed(3)} ms |`,
       '',
       `Overlay / underlay throughput: **${((mOver / mUnder) * 100).toFixed(0)}%** (goal: at least 90%).`,
+      '',
+      `Embedded DNS (a network of 100 tasks in 10 services, on loopback, answered from the tables): ${DNS_QUERIES} queries one at a time p50 ${(dnsResult.p50 * 1000).toFixed(0)} µs, p99 ${(dnsResult.p99 * 1000).toFixed(0)} µs (goal: under 1 ms); with 64 in flight ${Math.round(dnsResult.perSecond).toLocaleString('en-US')} answers/s.`,
       '',
       `Attaching a task: the network's first task on a host (namespace, bridge, VXLAN device, gateway bridge) ${firstAttachMs.toFixed(1)} ms; one more task on a network already there: p50 ${quantile(attachMs, 0.5).toFixed(1)} ms, p99 ${quantile(attachMs, 0.99).toFixed(1)} ms over ${ATTACHES}.`,
     ].join('\n');
