@@ -168,8 +168,20 @@ serial('tasks of one network on three hosts ping and talk HTTP to each other ove
   t.regex(resolvConf, /^nameserver 172\.18\.0\.1$/m);
   const all = eps.map((e) => e.ip).sort();
   t.deepEqual(await lookup(first, 'tasks.web'), all);
-  t.deepEqual(await lookup(first, 'web'), all, 'until the VIP load balancer lands, the service name gives its tasks');
   t.deepEqual(await lookup(first, eps[1]?.name ?? ''), [eps[1]?.ip]);
+  // The service name gives its virtual IP, and connections to it spread over every replica, on every host.
+  const vip = (JSON.parse((await on('node-1', ['service', 'inspect', 'web'])).stdout) as Array<{ Endpoint: { VirtualIPs?: Array<{ Addr: string }> } }>)[0]?.Endpoint.VirtualIPs?.[0]?.Addr ?? '';
+  t.regex(vip, /^10\.77\.1\.\d+\/24$/);
+  const vipIp = vip.slice(0, vip.indexOf('/'));
+  t.deepEqual(await lookup(first, 'web'), [vipIp]);
+  const served = new Map<string, number>();
+  for (const from of eps) {
+    for (let i = 0; i < 6; i++) {
+      const name = await hostnameAt(from, vipIp);
+      served.set(name, (served.get(name) ?? 0) + 1);
+    }
+  }
+  t.deepEqual([...served.keys()].sort(), eps.map((e) => e.taskId.slice(0, 12)).sort(), `every replica served through the VIP: ${JSON.stringify([...served])}`);
 
   const [stranger] = await endpoints('back');
   if (stranger === undefined) throw new Error('no task on back');

@@ -9,3 +9,4 @@ export { NetError, type NetErrorCode } from './errors.js';
 export { NetnsDir, ipBatch, bridgeBatch, inNetns, destroyNetState, type Netns } from './netns.js';
 export { runTool, systemTool, type ToolOptions, type ToolResult } from './tool.js';
 export * from './ipam.js';
+export { lbRuleset, vipBackends, LB_TABLE, type VipBackends } from './vip.js';

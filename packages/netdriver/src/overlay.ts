@@ -8,6 +8,7 @@ import type { NetworkAttachment } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { EmbeddedDns } from './dns.js';
 import { macForIp, type Endpoint, type RemoteEndpoint } from './endpoints.js';
+import { lbRuleset, vipBackends } from './vip.js';
 import { assert, NetError } from './errors.js';
 import { formatIp, parseCidr, parseIp } from './ipam.js';
 import { bridgeBatch, inNetns, ipBatch, NetnsDir, type Netns } from './netns.js';
@@ -48,6 +49,8 @@ export interface OverlayDriverOptions {
   dns?: boolean;
   /** Resolvers for names the swarm does not know (default: the host's resolv.conf). */
   upstreamDns?: readonly string[];
+  /** Send connections to a service's VIP to its ready tasks (nft in each task's namespace); default on. */
+  loadBalancing?: boolean;
 }
 
 /** A task's leg on one overlay network. */
@@ -124,6 +127,11 @@ export class OverlayDriver implements TaskNetworking {
   private gatewayUp = false;
   private readonly listeners = new Set<LocalChangeListener>();
   private readonly dns: EmbeddedDns | null;
+  private readonly loadBalancing: boolean;
+  /** Tasks whose VIP table must be written again, and the ruleset each was last given. */
+  private readonly lbPending = new Set<string>();
+  private readonly lbWritten = new Map<string, string>();
+  private lbFlush: Promise<void> | null = null;
   private underlay: string;
   /** The overlay MTU: the underlay interface's less VXLAN's overhead; read when a network namespace is first made. */
   private mtu: number | null = null;
@@ -140,7 +148,10 @@ export class OverlayDriver implements TaskNetworking {
     assert(prefix >= 8 && prefix <= 28, `gateway subnet prefix /${prefix}`);
     this.underlay = opts.underlayAddr ?? '';
     const dnsOn = opts.dns ?? this.host === null;
-    this.dns = dnsOn ? new EmbeddedDns({ view: (ip) => this.dnsView(ip), logger: opts.logger.child({ component: 'dns' }), ...(opts.upstreamDns === undefined ? {} : { upstream: opts.upstreamDns }) }) : null;
+    this.loadBalancing = opts.loadBalancing ?? true;
+    this.dns = dnsOn
+      ? new EmbeddedDns({ view: (ip) => this.dnsView(ip), logger: opts.logger.child({ component: 'dns' }), vipRouted: this.loadBalancing, ...(opts.upstreamDns === undefined ? {} : { upstream: opts.upstreamDns }) })
+      : null;
   }
 
   /** This host's underlay address (the swarm's advertise address); a change applies to networks made after it. */
@@ -348,6 +359,47 @@ export class OverlayDriver implements TaskNetworking {
       const sb = this.sandboxes.get(networkId);
       if (sb !== undefined) await this.program(sb);
     });
+    this.scheduleLb(networkId);
+  }
+
+  /** Resolves once every VIP table change asked for so far is written (tests, and a clean shutdown). */
+  async lbSettled(): Promise<void> {
+    while (this.lbFlush !== null) await this.lbFlush;
+  }
+
+  /** The local tasks on a network get their VIP tables written again, together, on the next turn. */
+  private scheduleLb(networkId: string): void {
+    if (!this.loadBalancing) return;
+    for (const [taskId, rec] of this.tasks) if (rec.legs.some((l) => l.networkId === networkId)) this.lbPending.add(taskId);
+    if (this.lbPending.size === 0 || this.lbFlush !== null) return;
+    this.lbFlush = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.writeLbTables())
+      .finally(() => {
+        this.lbFlush = null;
+        if (this.lbPending.size > 0) this.scheduleLb('');
+      });
+  }
+
+  private async writeLbTables(): Promise<void> {
+    const ids = [...this.lbPending];
+    this.lbPending.clear();
+    for (const taskId of ids) {
+      const rec = this.tasks.get(taskId);
+      if (rec === undefined) {
+        this.lbWritten.delete(taskId);
+        continue;
+      }
+      const views = rec.legs.map((leg) => [...this.localEndpoints(leg.networkId), ...(this.wantedPeers.get(leg.networkId) ?? [])]);
+      const ruleset = lbRuleset(vipBackends(views));
+      if (this.lbWritten.get(taskId) === ruleset) continue;
+      try {
+        await inNetns(this.log, this.ns.path(taskNsName(taskId)), 'nft', ['-f', '-'], { input: ruleset });
+        this.lbWritten.set(taskId, ruleset);
+      } catch (err) {
+        // The task may have gone meanwhile; otherwise the next change tries again.
+        if (this.tasks.has(taskId)) this.log.warn({ task: taskId, err: (err as Error).message }, 'could not write the VIP table');
+      }
+    }
   }
 
   /** The remote endpoints programmed on this host for a network (tests and `network inspect` on a node). */
@@ -390,6 +442,7 @@ export class OverlayDriver implements TaskNetworking {
   }
 
   private emit(networkId: string): void {
+    this.scheduleLb(networkId);
     for (const fn of this.listeners) {
       try {
         fn(networkId);

@@ -3,7 +3,7 @@
 // gateway bridge masquerades and isolates, removed peers stop working, and nothing is left behind.
 
 import test, { type ExecutionContext } from 'ava';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -174,6 +174,58 @@ serial("a task's endpoint carries its names, VIP and readiness; the DNS view of 
   t.is(view?.length, 1);
   t.deepEqual(view?.[0]?.map((e) => e.ip).sort(), ['10.90.1.2', '10.90.1.20', '10.90.1.3'], 'this host\'s two and the peer\'s one');
   t.is(d1.dnsView('172.18.255.254'), null, 'no task has that address');
+});
+
+/** GET / on ip:port from inside a namespace, with busybox nc: the body, or '' when the connection failed. */
+async function httpGet(netns: string, ip: string, port: number): Promise<string> {
+  const res = await inNetns(log, netns, BUSYBOX, ['nc', '-w', '2', ip, String(port)], { input: 'GET / HTTP/1.0\r\n\r\n', allowFailure: true, timeoutMs: 5_000 });
+  return res.stdout.split(/\r?\n\r?\n/)[1]?.trim() ?? '';
+}
+
+serial("a service's VIP spreads connections over its ready tasks on both hosts; none ready: refused at once", async (t) => {
+  const www = join(root, 'www');
+  const backends = [
+    { d: d2, id: 'vipback0001', ip: '10.90.1.30' },
+    { d: d1, id: 'vipback0002', ip: '10.90.1.31' },
+  ];
+  const servers: Array<ReturnType<typeof spawn>> = [];
+  t.teardown(() => servers.forEach((s) => s.kill('SIGKILL')));
+  for (const b of backends) {
+    const dir = join(www, b.id);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'index.html'), `${b.id}\n`);
+    const a = await b.d.attach(b.id, [{ ...attachment('neta', 5001, '10.90.1.0/24', `${b.ip}/24`), virtualIp: '10.90.1.9/24' }], { service: 'api', task: `api.1.${b.id}` });
+    t.teardown(() => b.d.detach(b.id));
+    servers.push(spawn('nsenter', [`--net=${a.netnsPath}`, BUSYBOX, 'httpd', '-f', '-p', '7070', '-h', dir], { stdio: 'ignore' }));
+    b.d.setReady(b.id, true);
+  }
+  await gossip('neta');
+  await d1.lbSettled();
+  const client = join(root, 'd1', 't-taskone0001');
+  const table = await inNetns(log, client, 'nft', ['list', 'table', 'ip', 'swarm_lb']);
+  t.regex(table.stdout, /ip daddr 10\.90\.1\.9 dnat to numgen inc mod 2 map \{ 0 : 10\.90\.1\.30, 1 : 10\.90\.1\.31 \}/);
+  const first = await pollUntil('the VIP answers', async () => (await httpGet(client, '10.90.1.9', 7070)) || undefined, { deadlineMs: 10_000 });
+  const seen = new Map<string, number>([[first, 1]]);
+  for (let i = 0; i < 9; i++) {
+    const body = await httpGet(client, '10.90.1.9', 7070);
+    seen.set(body, (seen.get(body) ?? 0) + 1);
+  }
+  t.deepEqual([...seen.keys()].sort(), ['vipback0001', 'vipback0002'], 'both tasks, on both hosts, get connections');
+  t.true([...seen.values()].every((n) => n === 5), `round robin: ${JSON.stringify([...seen])}`);
+
+  // One task stops being ready (its host republishes): every connection goes to the other.
+  d2.setReady('vipback0001', false);
+  await gossip('neta');
+  await d1.lbSettled();
+  for (let i = 0; i < 4; i++) t.is(await httpGet(client, '10.90.1.9', 7070), 'vipback0002');
+
+  // None ready: refused with a reset at once, not a hang.
+  d1.setReady('vipback0002', false);
+  await d1.lbSettled();
+  const t0 = Date.now();
+  const refused = await inNetns(log, client, BUSYBOX, ['nc', '-w', '5', '10.90.1.9', '7070'], { input: '', allowFailure: true, timeoutMs: 10_000 });
+  t.not(refused.code, 0);
+  t.true(Date.now() - t0 < 2_000, `refused in ${Date.now() - t0} ms`);
 });
 
 serial('detaching every task leaves no namespace, device, record, gateway bridge or nft table behind', async (t) => {

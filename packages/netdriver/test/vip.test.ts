@@ -1,0 +1,32 @@
+// The VIP table of a task: which tasks stand behind each VIP it can see, and the nft ruleset made of them.
+
+import test from 'ava';
+import { lbRuleset, vipBackends, type Endpoint } from '../src/index.js';
+
+function ep(ip: string, vip: string, ready = true): Endpoint {
+  return { ip, mac: '02:42:00:00:00:00', taskId: ip, service: 's', task: 's.1.x', aliases: [], vip, ready };
+}
+
+test("each VIP the task sees gets its ready tasks, from every network of the task, once each; dnsrr services have none", (t) => {
+  const net1 = [ep('10.0.1.4', '10.0.1.2'), ep('10.0.1.3', '10.0.1.2'), ep('10.0.1.5', '10.0.1.2', false), ep('10.0.1.6', '')];
+  const net2 = [ep('10.0.2.3', '10.0.2.2', false)];
+  t.deepEqual(vipBackends([net1, net2, net1]), [
+    { vip: '10.0.1.2', backends: ['10.0.1.3', '10.0.1.4'] },
+    { vip: '10.0.2.2', backends: [] },
+  ]);
+});
+
+test('the ruleset replaces the whole table at once: DNAT by round robin, one backend straight, none refused at once', (t) => {
+  const rules = lbRuleset([
+    { vip: '10.0.1.2', backends: ['10.0.1.3', '10.0.1.4', '10.0.1.10'] },
+    { vip: '10.0.2.2', backends: ['10.0.2.3'] },
+    { vip: '10.0.3.2', backends: [] },
+  ]);
+  const lines = rules.split('\n').map((l) => l.trim());
+  t.deepEqual(lines.slice(0, 3), ['table ip swarm_lb {}', 'delete table ip swarm_lb', 'table ip swarm_lb {']);
+  t.true(lines.includes('ip daddr 10.0.1.2 dnat to numgen inc mod 3 map { 0 : 10.0.1.3, 1 : 10.0.1.4, 2 : 10.0.1.10 }'));
+  t.true(lines.includes('ip daddr 10.0.2.2 dnat to 10.0.2.3'));
+  t.true(lines.includes('ip daddr 10.0.3.2 meta l4proto tcp reject with tcp reset'));
+  t.true(lines.includes('ip daddr 10.0.3.2 reject'));
+  t.throws(() => lbRuleset([{ vip: '10.0.1.2; flush ruleset', backends: [] }]), { message: /IPv4/ }, 'nothing but addresses reaches nft');
+});
