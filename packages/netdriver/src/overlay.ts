@@ -318,7 +318,11 @@ export class OverlayDriver implements TaskNetworking {
    */
   dnsView(askerIp: string): Endpoint[][] | null {
     const rec = [...this.tasks.values()].find((r) => r.gateway?.ip === askerIp);
-    if (rec === undefined) return null;
+    return rec === undefined ? null : this.endpointsSeenBy(rec);
+  }
+
+  /** For each network of a task, in its order: every endpoint on it, this host's and the peers'. */
+  private endpointsSeenBy(rec: TaskRecord): Endpoint[][] {
     return rec.legs.map((leg) => [...this.localEndpoints(leg.networkId), ...(this.wantedPeers.get(leg.networkId) ?? [])]);
   }
 
@@ -330,6 +334,7 @@ export class OverlayDriver implements TaskNetworking {
       return;
     }
     this.tasks.delete(taskId);
+    this.lbWritten.delete(taskId);
     await this.destroyTask(rec);
     if (rec.gateway !== null) {
       await this.withNetwork(GATEWAY_LOCK, async () => {
@@ -389,8 +394,7 @@ export class OverlayDriver implements TaskNetworking {
         this.lbWritten.delete(taskId);
         continue;
       }
-      const views = rec.legs.map((leg) => [...this.localEndpoints(leg.networkId), ...(this.wantedPeers.get(leg.networkId) ?? [])]);
-      const ruleset = lbRuleset(vipBackends(views));
+      const ruleset = lbRuleset(vipBackends(this.endpointsSeenBy(rec)));
       if (this.lbWritten.get(taskId) === ruleset) continue;
       try {
         await inNetns(this.log, this.ns.path(taskNsName(taskId)), 'nft', ['-f', '-'], { input: ruleset });
