@@ -4,9 +4,17 @@
 
 import { decode, encode, type Logger } from '@swarm/wire';
 import type { GossipHost, Membership, MemberEvent } from '@swarm/gossip';
-import { EndpointTable, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable } from './endpoints.js';
+import { EndpointTable, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable, type RemoteEndpoint } from './endpoints.js';
 import { assert } from './errors.js';
-import type { OverlayDriver } from './overlay.js';
+
+/** What the gossip needs of the data plane (the OverlayDriver is one). */
+export interface EndpointSource {
+  onLocalChange(fn: (networkId: string) => void): () => void;
+  /** Networks with local endpoints. */
+  localNetworks(): string[];
+  localEndpoints(networkId: string): Endpoint[];
+  setPeers(networkId: string, peers: readonly RemoteEndpoint[]): Promise<void>;
+}
 
 export const ENDPOINT_TOPIC_PREFIX = 'swarm/net/';
 export const DEFAULT_REPUBLISH_MS = 5_000;
@@ -18,7 +26,7 @@ type EndpointMessage = { kind: 'table'; table: PublishedTable } | { kind: 'sync'
 export interface EndpointGossipOptions {
   host: GossipHost;
   membership: Membership;
-  driver: OverlayDriver;
+  driver: EndpointSource;
   /** This host's underlay address, as its tables carry it. */
   underlayAddr: string;
   logger: Logger;

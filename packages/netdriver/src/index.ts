@@ -4,7 +4,7 @@ export { ENCRYPTED_OPTION, HOST_NETWORK, VXLANID_OPTION, type TaskNetworking } f
 export { EmbeddedDns, resolveName, upstreamServers, type EmbeddedDnsOptions } from './dns.js';
 export { OverlayDriver, DEFAULT_DATA_PATH_PORT, DEFAULT_GATEWAY_SUBNET, GATEWAY_BRIDGE, VXLAN_OVERHEAD_BYTES, type OverlayDriverOptions, type TaskNames } from './overlay.js';
 export { EndpointTable, macForIp, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable, type RemoteEndpoint } from './endpoints.js';
-export { EndpointGossip, endpointTopic, parseMessage, DEFAULT_REPUBLISH_MS, ENDPOINT_TOPIC_PREFIX, type EndpointGossipOptions } from './gossip.js';
+export { EndpointGossip, endpointTopic, parseMessage, DEFAULT_REPUBLISH_MS, ENDPOINT_TOPIC_PREFIX, type EndpointGossipOptions, type EndpointSource } from './gossip.js';
 export { NetError, type NetErrorCode } from './errors.js';
 export { NetnsDir, ipBatch, bridgeBatch, inNetns, destroyNetState, type Netns } from './netns.js';
 export { runTool, systemTool, type ToolOptions, type ToolResult } from './tool.js';
