@@ -136,7 +136,7 @@ serial('tasks of one network on three hosts ping and talk HTTP to each other ove
   const ls = await on('node-1', ['network', 'ls']);
   t.regex(ls.stdout, /ingress\s+overlay\s+swarm/);
   t.is((await on('node-1', ['network', 'create', '-d', 'overlay', '--subnet', '10.77.1.0/24', 'front'])).code, 0);
-  const back = await on('node-1', ['network', 'create', '-d', 'overlay', 'back']);
+  const back = await on('node-1', ['network', 'create', '-d', 'overlay', '--internal', 'back']);
   t.is(back.code, 0, back.stderr);
   const backNet = await networkId('back');
   t.regex(backNet.subnet, /^10\.0\.\d+\.0\/24$/, 'cut from the default pool');
@@ -190,6 +190,11 @@ serial('tasks of one network on three hosts ping and talk HTTP to each other ove
     t.false(await ping(e, stranger.ip), `front cannot reach back's ${stranger.ip}`);
   }
   t.is(await hostnameAt(stranger, eps[0]?.ip ?? ''), '');
+  // `back` is internal: no way out (not even to its own host's underlay address), but the embedded DNS answers.
+  t.false(await ping(stranger, host(stranger.node).ip));
+  const otherVip = (JSON.parse((await on('node-1', ['service', 'inspect', 'other'])).stdout) as Array<{ Endpoint: { VirtualIPs?: Array<{ Addr: string }> } }>)[0]?.Endpoint.VirtualIPs?.[0]?.Addr ?? '';
+  t.deepEqual(await lookup(stranger, 'other'), [otherVip.slice(0, otherVip.indexOf('/'))]);
+  t.deepEqual(await lookup(stranger, 'tasks.other'), [stranger.ip]);
 });
 
 serial("a killed host's endpoints leave every peer's FDB; the tasks come back elsewhere, reachable", async (t) => {

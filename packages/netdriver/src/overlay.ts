@@ -85,7 +85,18 @@ interface TaskRecord {
   ready: boolean;
   legs: Leg[];
   /** The leg on the gateway bridge, when the task has a network that is not internal. */
-  gateway: { ifname: string; peerName: string; ip: string } | null;
+  gateway: GatewayLeg | null;
+}
+
+/**
+ * A task's leg on the gateway bridge. A task on internal networks only gets one too, for the embedded DNS alone:
+ * no default route, and the host drops everything from it but DNS questions to the bridge's address.
+ */
+interface GatewayLeg {
+  ifname: string;
+  peerName: string;
+  ip: string;
+  internal?: boolean;
 }
 
 interface SandboxRecord {
@@ -277,22 +288,24 @@ export class OverlayDriver implements TaskNetworking {
         });
         taskLines.push(`link set ${leg.ifname} address ${leg.mac}`, `addr add ${leg.ip}/${leg.prefix} dev ${leg.ifname}`, `link set ${leg.ifname} up`);
       }
-      if (attachments.some((a) => !a.network.internal)) {
-        await this.withNetwork(GATEWAY_LOCK, async () => {
-          await this.makeGateway();
-          const hostNumber = this.takeGatewayHost();
-          const gw = { ifname: `eth${attachments.length}`, peerName: vethName('gw', taskId, 0), ip: formatIp(this.gatewayBase + hostNumber) };
-          rec.gateway = gw;
-          await ipBatch(this.log, this.host, [
-            `link add ${gw.peerName} type veth peer name ${gw.ifname} netns ${path}`,
-            `link set ${gw.peerName} master ${GATEWAY_BRIDGE}`,
-            // Isolated ports reach the host but not each other: tasks of different networks never meet here.
-            `link set ${gw.peerName} type bridge_slave isolated on`,
-            `link set ${gw.peerName} up`,
-          ]);
-          taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`, `route add default via ${formatIp(this.gatewayBase + 1)}`);
-        });
-      }
+      const internal = attachments.every((a) => a.network.internal);
+      await this.withNetwork(GATEWAY_LOCK, async () => {
+        await this.makeGateway();
+        const hostNumber = this.takeGatewayHost();
+        const gw: GatewayLeg = { ifname: `eth${attachments.length}`, peerName: vethName('gw', taskId, 0), ip: formatIp(this.gatewayBase + hostNumber), internal };
+        rec.gateway = gw;
+        // Before the leg exists: an internal task is never, even for a moment, a host the gateway forwards for.
+        if (internal) await inNetns(this.log, this.host, 'nft', ['add', 'element', 'ip', NFT_TABLE, 'internal', `{ ${gw.ip} }`]);
+        await ipBatch(this.log, this.host, [
+          `link add ${gw.peerName} type veth peer name ${gw.ifname} netns ${path}`,
+          `link set ${gw.peerName} master ${GATEWAY_BRIDGE}`,
+          // Isolated ports reach the host but not each other: tasks of different networks never meet here.
+          `link set ${gw.peerName} type bridge_slave isolated on`,
+          `link set ${gw.peerName} up`,
+        ]);
+        taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`);
+        if (!internal) taskLines.push(`route add default via ${formatIp(this.gatewayBase + 1)}`);
+      });
       await ipBatch(this.log, path, taskLines);
       await writeFile(this.ns.path(`${taskNsName(taskId)}.json`), JSON.stringify(rec));
     } catch (err) {
@@ -563,6 +576,9 @@ export class OverlayDriver implements TaskNetworking {
     }
     if (rec.gateway !== null) {
       await ipBatch(this.log, this.host, [`link del ${rec.gateway.peerName}`], { force: true });
+      if (rec.gateway.internal === true && this.gatewayUp) {
+        await inNetns(this.log, this.host, 'nft', ['delete', 'element', 'ip', NFT_TABLE, 'internal', `{ ${rec.gateway.ip} }`], { allowFailure: true });
+      }
       this.gatewayHosts.delete(parseIp(rec.gateway.ip) - this.gatewayBase);
     }
     await this.ns.remove(taskNsName(rec.taskId));
@@ -601,13 +617,26 @@ export class OverlayDriver implements TaskNetworking {
     if (exists.code !== 0) {
       await ipBatch(this.log, this.host, [`link add ${GATEWAY_BRIDGE} type bridge`, `addr add ${gatewayIp}/${this.gatewayPrefix} dev ${GATEWAY_BRIDGE}`, `link set ${GATEWAY_BRIDGE} up`]);
     }
+    const internal = [...this.tasks.values()].flatMap((t) => (t.gateway?.internal === true ? [t.gateway.ip] : []));
     const ruleset = [
       `table ip ${NFT_TABLE} {}`,
-      `flush table ip ${NFT_TABLE}`,
+      `delete table ip ${NFT_TABLE}`,
       `table ip ${NFT_TABLE} {`,
+      // The legs of tasks on internal networks only: DNS questions to the bridge, nothing else, nowhere.
+      `  set internal { type ipv4_addr;${internal.length > 0 ? ` elements = { ${internal.join(', ')} };` : ''} }`,
       '  chain postrouting {',
       '    type nat hook postrouting priority srcnat; policy accept;',
       `    ip saddr ${subnet} oifname != "${GATEWAY_BRIDGE}" masquerade`,
+      '  }',
+      '  chain input {',
+      '    type filter hook input priority filter; policy accept;',
+      `    ip saddr @internal ip daddr ${gatewayIp} udp dport 53 accept`,
+      '    ip saddr @internal drop',
+      '  }',
+      '  chain forward {',
+      '    type filter hook forward priority filter; policy accept;',
+      '    ip saddr @internal drop',
+      '    ip daddr @internal drop',
       '  }',
       '}',
     ].join('\n');

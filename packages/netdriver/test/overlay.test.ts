@@ -106,16 +106,26 @@ serial('the task side of a leg has the VXLAN-reduced MTU, the MAC made from its 
   t.deepEqual(link?.addr_info.filter((a) => a.family === 'inet').map((a) => a.local), ['10.90.1.2']);
 });
 
-serial('the gateway bridge masquerades a task out to the underlay; an internal network has no way out', async (t) => {
+serial('the gateway bridge masquerades a task out to the underlay; an internal network has no way out, only DNS questions to the bridge', async (t) => {
   const a1 = join(root, 'd1', 't-taskone0001');
   const b3 = join(root, 'd2', 't-taskthree03');
   t.true(await reaches(a1, UNDERLAY[1]), 'out through swarm_gwbridge, masqueraded as host 1');
   t.true(await reaches(b3, UNDERLAY[0]), 'netb is not internal: it has a way out too');
   const c4 = await d2.attach('taskfour004', [attachment('netc', 5003, '10.90.3.0/24', '10.90.3.2/24', true)]);
-  t.false(await ping(c4.netnsPath, UNDERLAY[0]), 'internal: no gateway leg, no default route');
+  t.false(await ping(c4.netnsPath, UNDERLAY[0]), 'internal: no default route');
   const routes = await inNetns(log, c4.netnsPath, 'ip', ['route', 'show', 'default']);
   t.is(routes.stdout.trim(), '');
+  // Its leg on the gateway bridge is for DNS questions only: the host itself drops anything else from it, and
+  // does not forward for it even if the task gave itself a route.
+  t.true(await reaches(b3, '172.18.0.1'), 'a task with a way out reaches the bridge');
+  t.false(await ping(c4.netnsPath, '172.18.0.1'), 'the internal task does not');
+  await inNetns(log, c4.netnsPath, 'ip', ['route', 'add', 'default', 'via', '172.18.0.1']);
+  t.false(await ping(c4.netnsPath, UNDERLAY[0]), 'not forwarded, even with a route');
+  const set = await inNetns(log, h2, 'nft', ['list', 'set', 'ip', 'swarm_gwbridge', 'internal']);
+  const gwOf = async (ns: string): Promise<string> => /inet (\S+)\//.exec((await inNetns(log, ns, 'ip', ['-4', '-o', 'addr', 'show', 'eth1'])).stdout)?.[1] ?? '?';
+  t.true(set.stdout.includes(await gwOf(c4.netnsPath)));
   await d2.detach('taskfour004');
+  t.false((await inNetns(log, h2, 'nft', ['list', 'set', 'ip', 'swarm_gwbridge', 'internal'])).stdout.includes('elements'), 'its address left the set');
 });
 
 serial("tasks of different networks on one host cannot meet on the gateway bridge (isolated ports)", async (t) => {
