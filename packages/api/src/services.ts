@@ -1,7 +1,7 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, type HealthConfig, type Mount, type Placement, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
 const NS_PER_MS = 1_000_000;
@@ -42,6 +42,25 @@ export interface ServiceSpecDocument {
   Mode?: { Replicated?: { Replicas?: number }; Global?: Record<string, never> };
   UpdateConfig?: UpdateConfigDocument;
   RollbackConfig?: UpdateConfigDocument;
+  /** How the service is reached: a virtual IP (vip, the default) or DNS round robin (dnsrr), and published ports. */
+  EndpointSpec?: EndpointSpecDocument;
+}
+
+export interface EndpointSpecDocument {
+  Mode?: 'vip' | 'dnsrr';
+  Ports?: PortConfigDocument[];
+}
+
+/**
+ * Docker's PortConfig: TargetPort is the port inside the tasks; PublishedPort 0 (or absent) in ingress mode lets the
+ * leader pick one from 30000-32767; host mode publishes on the nodes that run a task.
+ */
+export interface PortConfigDocument {
+  Name?: string;
+  Protocol?: 'tcp' | 'udp' | 'sctp';
+  TargetPort: number;
+  PublishedPort?: number;
+  PublishMode?: 'ingress' | 'host';
 }
 
 /** Docker's NetworkAttachmentConfig (without DriverOpts). */
@@ -89,11 +108,13 @@ export interface ServiceDocument {
   Version: { Index: number };
   CreatedAt: string;
   UpdatedAt: string;
-  Spec: Required<Pick<ServiceSpecDocument, 'Name' | 'Labels' | 'TaskTemplate' | 'Mode'>> & Pick<ServiceSpecDocument, 'UpdateConfig' | 'RollbackConfig'>;
+  Spec: Required<Pick<ServiceSpecDocument, 'Name' | 'Labels' | 'TaskTemplate' | 'Mode' | 'EndpointSpec'>> & Pick<ServiceSpecDocument, 'UpdateConfig' | 'RollbackConfig'>;
   PreviousSpec?: ServiceDocument['Spec'];
   Endpoint: {
-    Spec: { Mode: 'vip' | 'dnsrr' };
-    Ports?: Array<{ Protocol: string; TargetPort: number; PublishedPort: number; PublishMode: string }>;
+    /** The endpoint spec the ports below were allocated from. */
+    Spec: EndpointSpecDocument;
+    /** As allocated: PublishedPort filled in where the spec left it 0 (ingress mode). */
+    Ports?: Array<Required<Omit<PortConfigDocument, 'Name'>> & Pick<PortConfigDocument, 'Name'>>;
     /** One per network the service attaches to in vip mode (Docker's field names). */
     VirtualIPs?: Array<{ NetworkID: string; Addr: string }>;
   };
@@ -146,6 +167,32 @@ const networkAttachments = {
     properties: {
       Target: { type: 'string', minLength: 1, maxLength: 256 },
       Aliases: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[^\\s,]+$' } },
+    },
+  },
+} as const;
+/** Published ports of one service; a bound, as every list the API takes has one. */
+export const MAX_PORTS = 256;
+const portNumber = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const endpointSpec = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    Mode: { type: 'string', enum: ['vip', 'dnsrr'] },
+    Ports: {
+      type: 'array',
+      maxItems: MAX_PORTS,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['TargetPort'],
+        properties: {
+          Name: { type: 'string', maxLength: 256 },
+          Protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp'] },
+          TargetPort: portNumber,
+          PublishedPort: { type: 'integer', minimum: 0, maximum: 65535 },
+          PublishMode: { type: 'string', enum: ['ingress', 'host'] },
+        },
+      },
     },
   },
 } as const;
@@ -270,6 +317,7 @@ export const serviceSpecSchema = {
     },
     UpdateConfig: updateConfig,
     RollbackConfig: updateConfig,
+    EndpointSpec: endpointSpec,
   },
 } as const;
 
@@ -361,8 +409,53 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
     mode: doc.Mode?.Global !== undefined ? { global: {} } : { replicated: { replicas: doc.Mode?.Replicated?.Replicas ?? 1 } },
     updateConfig: toUpdateConfig(doc.UpdateConfig),
     rollbackConfig: toUpdateConfig(doc.RollbackConfig),
-    endpointSpec: { mode: 'vip', ports: [] },
+    endpointSpec: toEndpointSpec(doc.EndpointSpec),
   };
+}
+
+const isPort = (n: number, min: number): boolean => Number.isInteger(n) && n >= min && n <= 65535;
+
+/**
+ * Docker's EndpointSpec with its defaults (vip; tcp, ingress) and SwarmKit's checks: ports in range, no ingress
+ * port in dnsrr mode (the routing mesh needs a virtual IP), and no published port + protocol given twice.
+ */
+export function toEndpointSpec(doc: EndpointSpecDocument | undefined): EndpointSpec {
+  const mode = doc?.Mode ?? 'vip';
+  const docs = doc?.Ports ?? [];
+  if (docs.length > MAX_PORTS) throw new ApiError('invalid_argument', `EndpointSpec.Ports: at most ${MAX_PORTS} ports`);
+  const published = new Map<string, number>();
+  const ports = docs.map((p, i): PortConfig => {
+    const field = `EndpointSpec.Ports[${i}]`;
+    if (!isPort(p.TargetPort, 1)) throw new ApiError('invalid_argument', `${field}.TargetPort: ${JSON.stringify(p.TargetPort)} is not a port (1-65535)`);
+    const publishedPort = p.PublishedPort ?? 0;
+    if (!isPort(publishedPort, 0)) throw new ApiError('invalid_argument', `${field}.PublishedPort: ${JSON.stringify(publishedPort)} is not a port (1-65535, or 0 to have one picked)`);
+    const port: PortConfig = { name: p.Name ?? '', protocol: p.Protocol ?? 'tcp', targetPort: p.TargetPort, publishedPort, publishMode: p.PublishMode ?? 'ingress' };
+    if (mode === 'dnsrr' && port.publishMode === 'ingress') {
+      throw new ApiError('invalid_argument', `${field}.PublishMode: port published with ingress mode can't be used with dnsrr mode (publish it in host mode, or use endpoint mode vip)`);
+    }
+    if (publishedPort !== 0) {
+      const key = `${publishedPort}/${port.protocol}`;
+      const first = published.get(key);
+      if (first !== undefined) throw new ApiError('invalid_argument', `${field}.PublishedPort: port ${key} is already published by EndpointSpec.Ports[${first}]`);
+      published.set(key, i);
+    }
+    return port;
+  });
+  return { mode, ports };
+}
+
+function endpointSpecDocument(e: EndpointSpec): EndpointSpecDocument {
+  const doc: EndpointSpecDocument = { Mode: e.mode };
+  if (e.ports.length > 0) {
+    doc.Ports = e.ports.map((p) => ({
+      ...(p.name !== '' ? { Name: p.name } : {}),
+      Protocol: p.protocol,
+      TargetPort: p.targetPort,
+      ...(p.publishedPort !== 0 ? { PublishedPort: p.publishedPort } : {}),
+      PublishMode: p.publishMode,
+    }));
+  }
+  return doc;
 }
 
 function toMounts(docs: readonly MountDocument[]): Mount[] {
@@ -462,6 +555,7 @@ function specDocument(s: ServiceSpec): ServiceDocument['Spec'] {
     Labels: { ...s.labels },
     TaskTemplate: taskTemplateDocument(s.taskTemplate),
     Mode: s.mode.global !== undefined ? { Global: {} } : { Replicated: { Replicas: s.mode.replicated.replicas } },
+    EndpointSpec: endpointSpecDocument(s.endpointSpec),
   };
   if (s.updateConfig !== null) spec.UpdateConfig = fromUpdateConfig(s.updateConfig);
   if (s.rollbackConfig !== null) spec.RollbackConfig = fromUpdateConfig(s.rollbackConfig);
@@ -477,12 +571,12 @@ export function serviceDocument(service: Service, status?: ServiceDocument['Serv
     CreatedAt: time(service.meta.createdAtMs),
     UpdatedAt: time(service.meta.updatedAtMs),
     Spec: specDocument(service.spec),
-    Endpoint: { Spec: { Mode: service.endpoint.spec.mode } },
+    Endpoint: { Spec: endpointSpecDocument(service.endpoint.spec) },
   };
   if (service.previousSpec !== null) doc.PreviousSpec = specDocument(service.previousSpec);
   if (service.endpoint.virtualIps.length > 0) doc.Endpoint.VirtualIPs = service.endpoint.virtualIps.map((v) => ({ NetworkID: v.networkId, Addr: v.addr }));
   if (service.endpoint.ports.length > 0) {
-    doc.Endpoint.Ports = service.endpoint.ports.map((p) => ({ Protocol: p.protocol, TargetPort: p.targetPort, PublishedPort: p.publishedPort, PublishMode: p.publishMode }));
+    doc.Endpoint.Ports = service.endpoint.ports.map((p) => ({ ...(p.name !== '' ? { Name: p.name } : {}), Protocol: p.protocol, TargetPort: p.targetPort, PublishedPort: p.publishedPort, PublishMode: p.publishMode }));
   }
   const u = service.updateStatus;
   if (u !== null) {

@@ -391,6 +391,9 @@ test('POST /services/create checks the spec by schema and names the bad field; a
     [{ TaskTemplate: { ContainerSpec: { Image: 'x', Env: ['NOEQUALS'] } } }, /body\.TaskTemplate\.ContainerSpec\.Env\.0 must match pattern/],
     [{ TaskTemplate: { ContainerSpec: { Image: 'x' }, RestartPolicy: { Condition: 'sometimes' } } }, /Condition must be one of: none, on-failure, any/],
     [{ TaskTemplate: { ContainerSpec: { Image: 'x', Imagee: 'y' } } }, /unknown field "Imagee"/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: { Ports: [{ TargetPort: 70000 }] } }, /body\.EndpointSpec\.Ports\.0\.TargetPort must be <= 65535/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: { Ports: [{ PublishedPort: 8080 }] } }, /body\.EndpointSpec\.Ports\.0: missing field "TargetPort"/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: { Ports: [{ TargetPort: 80, PublishMode: 'mesh' }] } }, /PublishMode must be one of: ingress, host/],
   ];
   for (const [payload, message] of cases) {
     const res = await a.inject({ method: 'POST', url: '/services/create', payload: payload as Record<string, unknown> });

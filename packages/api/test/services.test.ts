@@ -114,3 +114,55 @@ test('resolveService: exact id, then name, then a unique id prefix; ambiguous an
   t.is(t.throws(() => resolveService(all, 'ab'), { instanceOf: ApiError })?.code, 'ambiguous');
   t.is(t.throws(() => resolveService(all, 'db'), { instanceOf: ApiError })?.message, 'service db not found');
 });
+
+test('EndpointSpec: defaults (vip; tcp, ingress, 0 = picked), a round trip through the document, and the allocated ports in Endpoint', (t) => {
+  t.deepEqual(toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x' } } }, 'n').endpointSpec, { mode: 'vip', ports: [] });
+  const ports = [
+    { TargetPort: 80, PublishedPort: 8080 },
+    { Name: 'dns', Protocol: 'udp' as const, TargetPort: 53 },
+    { TargetPort: 9000, PublishedPort: 9000, PublishMode: 'host' as const },
+  ];
+  const spec = toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: { Ports: ports } }, 'n');
+  t.deepEqual(spec.endpointSpec, {
+    mode: 'vip',
+    ports: [
+      { name: '', protocol: 'tcp', targetPort: 80, publishedPort: 8080, publishMode: 'ingress' },
+      { name: 'dns', protocol: 'udp', targetPort: 53, publishedPort: 0, publishMode: 'ingress' },
+      { name: '', protocol: 'tcp', targetPort: 9000, publishedPort: 9000, publishMode: 'host' },
+    ],
+  });
+  const allocated = spec.endpointSpec.ports.map((p) => (p.publishedPort === 0 ? { ...p, publishedPort: 30000 } : p));
+  const s: Service = { id: 's1', meta, spec, previousSpec: null, specVersion: { index: 7 }, endpoint: { spec: spec.endpointSpec, ports: allocated, virtualIps: [] }, updateStatus: null };
+  const doc = serviceDocument(s);
+  t.deepEqual(doc.Spec.EndpointSpec, {
+    Mode: 'vip',
+    Ports: [
+      { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' },
+      { Name: 'dns', Protocol: 'udp', TargetPort: 53, PublishMode: 'ingress' },
+      { Protocol: 'tcp', TargetPort: 9000, PublishedPort: 9000, PublishMode: 'host' },
+    ],
+  });
+  // What `service update` sends back is what inspect showed: the ports survive it unchanged.
+  t.deepEqual(toServiceSpec({ ...doc.Spec }, 'n').endpointSpec, spec.endpointSpec);
+  t.deepEqual(doc.Endpoint.Spec, doc.Spec.EndpointSpec);
+  t.deepEqual(doc.Endpoint.Ports?.[1], { Name: 'dns', Protocol: 'udp', TargetPort: 53, PublishedPort: 30000, PublishMode: 'ingress' });
+  t.deepEqual(serviceDocument(service('a', 'b', 1)).Spec.EndpointSpec, { Mode: 'vip' }, 'no ports: Docker shows the mode alone');
+});
+
+test('EndpointSpec refusals name the field: a port out of range, ingress ports in dnsrr mode, one published port twice', (t) => {
+  const refused = (e: object): string => t.throws(() => toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: e as never }, 'n'), { instanceOf: ApiError })?.message ?? '';
+  t.regex(refused({ Ports: [{ TargetPort: 80 }, { TargetPort: 0 }] }), /^EndpointSpec\.Ports\[1\]\.TargetPort: 0 is not a port \(1-65535\)/);
+  t.regex(refused({ Ports: [{ TargetPort: 80, PublishedPort: 70000 }] }), /^EndpointSpec\.Ports\[0\]\.PublishedPort: 70000 is not a port/);
+  t.regex(refused({ Mode: 'dnsrr', Ports: [{ TargetPort: 80 }] }), /^EndpointSpec\.Ports\[0\]\.PublishMode: port published with ingress mode can't be used with dnsrr mode/);
+  t.regex(refused({ Ports: [{ TargetPort: 80, PublishedPort: 8080 }, { TargetPort: 81, PublishedPort: 8080, PublishMode: 'host' }] }), /^EndpointSpec\.Ports\[1\]\.PublishedPort: port 8080\/tcp is already published by EndpointSpec\.Ports\[0\]/);
+  // Host mode in dnsrr, the same port over two protocols, and one target published twice are all fine (Docker's rules).
+  const ok = toServiceSpec(
+    {
+      TaskTemplate: { ContainerSpec: { Image: 'x' } },
+      EndpointSpec: { Mode: 'dnsrr', Ports: [{ TargetPort: 53, PublishedPort: 53, PublishMode: 'host' }, { TargetPort: 53, PublishedPort: 53, Protocol: 'udp', PublishMode: 'host' }, { TargetPort: 80, PublishedPort: 81, PublishMode: 'host' }, { TargetPort: 80, PublishedPort: 82, PublishMode: 'host' }] },
+    },
+    'n',
+  );
+  t.is(ok.endpointSpec.mode, 'dnsrr');
+  t.is(ok.endpointSpec.ports.length, 4);
+});
