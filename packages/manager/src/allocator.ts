@@ -1,7 +1,7 @@
 // The leader's allocator: gives each overlay network a VXLAN id and a subnet (its own or one cut from the cluster's
 // default pools), and each new task an address on every network it attaches to, before it may be scheduled.
 
-import { deepEqual, isTerminalTaskState, type AttachedNetwork, type Service, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
+import { deepEqual, isTerminalTaskState, type AttachedNetwork, type PortConfig, type Service, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
 import { checkSubnet, cutSubnet, ENCRYPTED_OPTION, HOST_NETWORK, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from '@swarm/netdriver';
 import { isLive } from './orchestrator.js';
 import { assert, type Reconciler } from './reconciler.js';
@@ -96,13 +96,14 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
   for (const s of services) for (const v of s.endpoint.virtualIps) markUsed(v.networkId, v.addr);
   // Services' virtual IPs first, so the tasks made in this pass carry them.
   const vips = new Map<string, Service['endpoint']['virtualIps']>();
+  // Published ports in the same write as the virtual IPs: one update per service and pass.
+  const ports = allocatePorts(services);
   for (const s of services) {
     const next = virtualIpsFor(s, networks, used);
     vips.set(s.id, next);
-    if (!deepEqual(next, s.endpoint.virtualIps)) {
-      for (const v of next) touched.add(v.networkId);
-      ops.push({ op: 'update', kind: 'service', object: { ...s, endpoint: { ...s.endpoint, virtualIps: next } } });
-    }
+    if (!deepEqual(next, s.endpoint.virtualIps)) for (const v of next) touched.add(v.networkId);
+    const endpoint: Service['endpoint'] = { spec: s.spec.endpointSpec, ports: ports.get(s.id) ?? [], virtualIps: next };
+    if (!deepEqual(endpoint, s.endpoint)) ops.push({ op: 'update', kind: 'service', object: { ...s, endpoint } });
   }
   const newTasks = tx
     .list('task')
@@ -123,6 +124,95 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
     ops.push({ op: 'update', kind: 'network', object: n });
   }
   return ops;
+}
+
+/** Docker's dynamic range for ingress ports published without a number (SwarmKit's portallocator). */
+export const DYNAMIC_PORT_RANGE = { first: 30000, last: 32767 } as const;
+
+const portKey = (port: number, protocol: PortConfig['protocol']): string => `${port}/${protocol}`;
+/** What makes a dynamic port "the same" from one spec to the next (SwarmKit's key: all but the published port). */
+const dynamicKey = (p: PortConfig): string => `${p.name}\u0000${p.protocol}\u0000${p.targetPort}`;
+
+/**
+ * Every service's published ports as allocated (Service.endpoint.ports), by service id, in its spec's order:
+ * host-mode ports as given; ingress ports with the number asked for, or, when the spec leaves it 0, the one the
+ * service already holds for the same name/protocol/target, else the lowest free one of 30000-32767. An ingress port
+ * (number and protocol) belongs to one service in the cluster: the services holding it keep it, then the oldest
+ * asking. One that cannot be had (two services asked at once past the API's check, or the range is full) is left
+ * out until it is free.
+ */
+export function allocatePorts(services: readonly Service[]): Map<string, PortConfig[]> {
+  const order = [...services].sort((a, b) => a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : 1));
+  const owner = new Map<string, string>();
+  const claim = (s: Service, port: number, protocol: PortConfig['protocol']): boolean => {
+    const key = portKey(port, protocol);
+    const held = owner.get(key);
+    if (held !== undefined && held !== s.id) return false;
+    owner.set(key, s.id);
+    return true;
+  };
+  // Per service, the published port chosen for each spec port index (ingress only).
+  const chosen = new Map<string, Map<number, number>>();
+  for (const s of order) chosen.set(s.id, new Map());
+  // 1. What services hold and still ask for: explicit ports they have, dynamic ones kept for the same target.
+  for (const s of order) {
+    const mine = chosen.get(s.id);
+    assert(mine !== undefined, 'every service has a choice map');
+    const held = s.endpoint.ports.filter((p) => p.publishMode === 'ingress' && p.publishedPort !== 0);
+    const explicit = new Set(s.spec.endpointSpec.ports.filter((p) => p.publishMode === 'ingress' && p.publishedPort !== 0).map((p) => portKey(p.publishedPort, p.protocol)));
+    const kept = new Set<number>();
+    s.spec.endpointSpec.ports.forEach((p, i) => {
+      if (p.publishMode !== 'ingress') return;
+      if (p.publishedPort !== 0) {
+        if (held.some((h) => h.publishedPort === p.publishedPort && h.protocol === p.protocol) && claim(s, p.publishedPort, p.protocol)) mine.set(i, p.publishedPort);
+        return;
+      }
+      const j = held.findIndex((h, k) => !kept.has(k) && dynamicKey(h) === dynamicKey(p) && !explicit.has(portKey(h.publishedPort, h.protocol)));
+      const h = held[j];
+      if (h === undefined || !claim(s, h.publishedPort, h.protocol)) return;
+      kept.add(j);
+      mine.set(i, h.publishedPort);
+    });
+  }
+  // 2. Explicit ports not held yet, oldest service first.
+  for (const s of order) {
+    const mine = chosen.get(s.id);
+    assert(mine !== undefined, 'every service has a choice map');
+    s.spec.endpointSpec.ports.forEach((p, i) => {
+      if (p.publishMode === 'ingress' && p.publishedPort !== 0 && !mine.has(i) && claim(s, p.publishedPort, p.protocol)) mine.set(i, p.publishedPort);
+    });
+  }
+  // 3. Dynamic ports not kept: the lowest free number of the range, for their protocol.
+  for (const s of order) {
+    const mine = chosen.get(s.id);
+    assert(mine !== undefined, 'every service has a choice map');
+    s.spec.endpointSpec.ports.forEach((p, i) => {
+      if (p.publishMode !== 'ingress' || p.publishedPort !== 0 || mine.has(i)) return;
+      for (let port: number = DYNAMIC_PORT_RANGE.first; port <= DYNAMIC_PORT_RANGE.last; port++) {
+        if (owner.has(portKey(port, p.protocol))) continue;
+        claim(s, port, p.protocol);
+        mine.set(i, port);
+        return;
+      }
+    });
+  }
+  const out = new Map<string, PortConfig[]>();
+  for (const s of order) {
+    const mine = chosen.get(s.id);
+    assert(mine !== undefined, 'every service has a choice map');
+    const ports: PortConfig[] = [];
+    s.spec.endpointSpec.ports.forEach((p, i) => {
+      if (p.publishMode === 'host') ports.push({ ...p });
+      else {
+        const port = mine.get(i);
+        if (port === undefined) return;
+        assert(port >= 1 && port <= 65535 && owner.get(portKey(port, p.protocol)) === s.id, `ingress port ${port}/${p.protocol} is ${s.id}'s alone`);
+        ports.push({ ...p, publishedPort: port });
+      }
+    });
+    out.set(s.id, ports);
+  }
+  return out;
 }
 
 /** The network a spec target names (an id, or a name from before names were resolved to ids). */

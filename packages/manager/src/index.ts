@@ -1,7 +1,7 @@
 // Public surface of @swarm/manager: the reconcilers only the Raft leader runs. Each is a function of a store
 // snapshot to the ops of one transaction; they never call each other and meet only in the store.
 export { perService, type Reconciler } from './reconciler.js';
-export { allocate, allocateNetwork, allocator, attachedNetwork } from './allocator.js';
+export { allocate, allocateNetwork, allocatePorts, allocator, attachedNetwork, DYNAMIC_PORT_RANGE } from './allocator.js';
 export { statusOps } from './status.js';
 export {
   compileConstraints,

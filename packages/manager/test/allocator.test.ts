@@ -2,9 +2,9 @@
 // the store like every reconciler; and the IPAM arithmetic under it.
 
 import test from 'ava';
-import type { Network, Op } from '@swarm/store';
+import type { Network, Op, PortConfig, Service } from '@swarm/store';
 import { cutSubnet, formatCidr, IpamError, nextHost, parseCidr, parseIp, checkSubnet, gatewayFor } from '@swarm/netdriver';
-import { allocateNetwork } from '../src/index.js';
+import { allocateNetwork, allocatePorts, DYNAMIC_PORT_RANGE } from '../src/index.js';
 import { Harness } from './harness.js';
 
 function network(id: string, name: string, subnet = '', extra: Partial<Network['spec']> = {}): Omit<Network, 'meta'> {
@@ -150,4 +150,103 @@ test('a vip-mode service gets a virtual IP on each of its networks, its tasks ca
   h.updateService(web, (s) => (s.spec.taskTemplate.networks = [{ target: 'n-b', aliases: [] }]));
   h.settle();
   t.deepEqual(h.service(web).endpoint.virtualIps, [vips[1]]);
+});
+
+// ---------------------------------------------------------------- published ports
+
+function port(targetPort: number, publishedPort = 0, extra: Partial<PortConfig> = {}): PortConfig {
+  return { name: '', protocol: 'tcp', targetPort, publishedPort, publishMode: 'ingress', ...extra };
+}
+
+function publish(h: Harness, name: string, ports: PortConfig[]): string {
+  const id = h.addService(name, (s) => {
+    s.spec.endpointSpec = { mode: 'vip', ports };
+  });
+  h.nowMs += 1;
+  return id;
+}
+
+const published = (h: Harness, id: string): number[] => h.service(id).endpoint.ports.map((p) => p.publishedPort);
+
+test('an ingress port published as 0 gets one from 30000-32767, kept across passes, an unrelated update and a change of other ports', (t) => {
+  const h = new Harness();
+  h.addNodes(1);
+  const web = publish(h, 'web', [port(80)]);
+  h.settle();
+  const [picked] = published(h, web);
+  t.true(picked !== undefined && picked >= DYNAMIC_PORT_RANGE.first && picked <= DYNAMIC_PORT_RANGE.last, `${picked} in the dynamic range`);
+  t.deepEqual(h.service(web).endpoint.ports, [port(80, picked)]);
+  t.deepEqual(h.service(web).endpoint.spec, h.service(web).spec.endpointSpec, 'the endpoint records the spec it was allocated from');
+  const before = h.written.get('allocator') ?? 0;
+  h.settle();
+  h.settle();
+  t.is(h.written.get('allocator') ?? 0, before, 'passes over an allocated service write nothing');
+
+  // Another service takes the next port; then web's image changes and a second port is added: 80 keeps its number.
+  const api = publish(h, 'api', [port(80)]);
+  h.settle();
+  h.updateService(web, (s) => {
+    s.spec.taskTemplate.containerSpec.image = 'nginx:2';
+    s.spec.endpointSpec = { mode: 'vip', ports: [port(443), port(80)] };
+  });
+  h.settle();
+  const [https, http] = published(h, web);
+  t.is(http, picked, 'the same target keeps its port');
+  t.not(https, picked);
+  t.not(https, published(h, api)[0]);
+  t.deepEqual(h.service(web).endpoint.spec.ports.map((p) => p.targetPort), [443, 80], 'endpoint.spec follows the spec');
+});
+
+test('two services never get the same ingress port; an explicit one is kept as asked, and the range skips it', (t) => {
+  const h = new Harness();
+  h.addNodes(1);
+  const fixed = publish(h, 'fixed', [port(80, DYNAMIC_PORT_RANGE.first), port(81, 8080)]);
+  const a = publish(h, 'a', [port(80), port(81)]);
+  const b = publish(h, 'b', [port(80), port(53, 0, { protocol: 'udp' })]);
+  h.settle();
+  t.deepEqual(published(h, fixed), [DYNAMIC_PORT_RANGE.first, 8080]);
+  const tcp = [...published(h, fixed), ...published(h, a), published(h, b)[0]];
+  t.is(new Set(tcp).size, tcp.length, `no tcp port twice: ${tcp.join(' ')}`);
+  t.false(published(h, a).includes(DYNAMIC_PORT_RANGE.first), 'a port asked for explicitly is not handed out');
+  t.is(published(h, b)[1], DYNAMIC_PORT_RANGE.first, 'udp numbers are counted apart from tcp ones');
+
+  // Two services asking for one port at once (past the API's check): the one created first has it, the other waits.
+  const late = publish(h, 'late', [port(8000, 8080)]);
+  h.settle();
+  t.deepEqual(h.service(late).endpoint.ports, []);
+  t.deepEqual(published(h, fixed), [DYNAMIC_PORT_RANGE.first, 8080]);
+});
+
+test('host-mode ports are copied as given (0 stays 0); ingress ports are freed when their service goes or stops publishing', (t) => {
+  const h = new Harness();
+  h.addNodes(1);
+  const hosted = publish(h, 'hosted', [port(80, 0, { publishMode: 'host' }), port(81, 9000, { publishMode: 'host' })]);
+  const first = publish(h, 'first', [port(80)]);
+  h.settle();
+  t.deepEqual(h.service(hosted).endpoint.ports, [port(80, 0, { publishMode: 'host' }), port(81, 9000, { publishMode: 'host' })]);
+  t.deepEqual(published(h, first), [DYNAMIC_PORT_RANGE.first], 'host-mode ports take nothing from the range');
+
+  h.commit([{ op: 'delete', kind: 'service', id: first, version: h.service(first).meta.version }]);
+  const second = publish(h, 'second', [port(8000)]);
+  h.settle();
+  t.deepEqual(published(h, second), [DYNAMIC_PORT_RANGE.first], 'the removed service gave its port back');
+
+  h.updateService(second, (s) => (s.spec.endpointSpec = { mode: 'vip', ports: [] }));
+  const third = publish(h, 'third', [port(9)]);
+  h.settle();
+  t.deepEqual(h.service(second).endpoint.ports, []);
+  t.deepEqual(published(h, third), [DYNAMIC_PORT_RANGE.first], 'a port no longer published is free again');
+});
+
+test('allocatePorts alone: a held port stays with its holder even when an older service asks for it', (t) => {
+  const h = new Harness();
+  const holder = publish(h, 'holder', [port(80)]);
+  h.settle();
+  const [held] = published(h, holder);
+  t.is(held, DYNAMIC_PORT_RANGE.first);
+  // An older service (created earlier) that asks for the held number explicitly does not take it away.
+  const older: Service = { ...h.service(holder), id: 'svc-older', meta: { ...h.service(holder).meta, createdAtMs: 0 }, spec: { ...h.service(holder).spec, name: 'older', endpointSpec: { mode: 'vip', ports: [port(81, held)] } }, endpoint: { spec: { mode: 'vip', ports: [] }, ports: [], virtualIps: [] } };
+  const ports = allocatePorts([older, h.service(holder)]);
+  t.deepEqual(ports.get(holder), [port(80, held)]);
+  t.deepEqual(ports.get('svc-older'), []);
 });
