@@ -162,6 +162,28 @@ function checkServiceSpec(spec: Service['spec']): void {
   }
 }
 
+/**
+ * SwarmKit's rule for published ports between services: an ingress port (number and protocol) is one service's in
+ * the whole cluster, as it is asked for or as the allocator gave it, and a host-mode port may not take a number
+ * another service publishes in ingress mode (every node answers that one). Host-mode ports may repeat: the
+ * scheduler's business. Throws ApiError('conflict') naming the field and the service that has the port.
+ */
+export function checkPortConflicts(spec: Service['spec'], services: readonly Service[], selfId: string): void {
+  spec.endpointSpec.ports.forEach((p, i) => {
+    if (p.publishedPort === 0) return;
+    for (const other of services) {
+      if (other.id === selfId) continue;
+      const theirs = [...other.spec.endpointSpec.ports, ...other.endpoint.ports].filter((q) => q.publishedPort === p.publishedPort && q.protocol === p.protocol);
+      const clash = p.publishMode === 'ingress' ? theirs[0] : theirs.find((q) => q.publishMode === 'ingress');
+      if (clash === undefined) continue;
+      throw new ApiError(
+        'conflict',
+        `EndpointSpec.Ports[${i}].PublishedPort: port ${p.publishedPort}/${p.protocol} is already in use by service ${other.spec.name}${clash.publishMode === 'host' ? ' (in host mode)' : ''}: publish another, or leave PublishedPort 0 to have one picked from 30000-32767`,
+      );
+    }
+  });
+}
+
 /** How long `network create` waits for the leader's allocator before answering that it has not run. */
 const NETWORK_ALLOCATION_DEADLINE_MS = 10_000;
 
@@ -947,9 +969,10 @@ class NodeDaemon implements ApiBackend, Daemon {
     // Docker makes up a name when none is given; ours is short and says what it is.
     const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
     checkServiceSpec(spec);
-    if (spec.taskTemplate.networks.length > 0) {
+    if (spec.taskTemplate.networks.length > 0 || spec.endpointSpec.ports.length > 0) {
       await runtime.readBarrier();
       this.resolveServiceNetworks(runtime, spec);
+      checkPortConflicts(spec, runtime.store.view((tx) => tx.list('service')), id);
     }
     if (options.withRegistryAuth) spec.taskTemplate.containerSpec.registryAuth = this.registryAuthFor(spec.taskTemplate.containerSpec.image);
     const warnings = await this.pinImage(spec, options);
@@ -1014,6 +1037,8 @@ class NodeDaemon implements ApiBackend, Daemon {
       if (service.previousSpec === null) throw new ApiError('invalid_argument', `service ${service.spec.name} has no previous spec to roll back to`);
       // Its networks may have been removed since: refused now, rather than tasks that wait for them forever.
       this.resolveServiceNetworks(runtime, structuredClone(service.previousSpec));
+      // So may its published ports have been taken by another service.
+      checkPortConflicts(service.previousSpec, runtime.store.view((tx) => tx.list('service')), service.id);
       const rollingOut = !deepEqual(service.previousSpec.taskTemplate, service.spec.taskTemplate);
       next = {
         ...service,
@@ -1029,6 +1054,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       }
       checkServiceSpec(spec);
       this.resolveServiceNetworks(runtime, spec);
+      checkPortConflicts(spec, runtime.store.view((tx) => tx.list('service')), service.id);
       // As Docker's: without --with-registry-auth an update keeps the login the service already carries.
       spec.taskTemplate.containerSpec.registryAuth = options.withRegistryAuth
         ? this.registryAuthFor(spec.taskTemplate.containerSpec.image)

@@ -2,7 +2,7 @@
 // the replicas, logs come from every node, a killed task process is restarted in its slot, rm stops every process.
 
 import test from 'ava';
-import type { TaskDocument } from '@swarm/api';
+import { ApiError, type ServiceSpecDocument, type TaskDocument } from '@swarm/api';
 import { cluster, eventually, form, freePort, joinAddr, local } from './local-cluster.js';
 
 function alive(pid: number): boolean {
@@ -199,4 +199,53 @@ test('an agent that stops heartbeating is Down although gossip says alive, and i
   });
   const healthyNode = (await manager.client.listNodes()).find((x) => x.Description.Hostname === 'wrk-1');
   t.is(healthyNode?.Status.State, 'ready', 'a node that heartbeats stays Ready');
+});
+
+test('published ports: an ingress port left 0 is picked from 30000-32767; a port in use by another service is a conflict naming it; dnsrr refuses ingress ports', async (t) => {
+  const { managers } = await form(t, 1, 0);
+  const c = managers[0]?.client;
+  if (c === undefined) throw new Error('no manager');
+  const spec = (name: string, ports: NonNullable<ServiceSpecDocument['EndpointSpec']>['Ports'], mode?: 'vip' | 'dnsrr'): ServiceSpecDocument => ({
+    Name: name,
+    Mode: { Replicated: { Replicas: 0 } },
+    TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep', '600'] } },
+    EndpointSpec: { ...(mode === undefined ? {} : { Mode: mode }), Ports: ports ?? [] },
+  });
+  const allocated = (name: string): Promise<NonNullable<Awaited<ReturnType<typeof c.inspectService>>['Endpoint']['Ports']>> =>
+    eventually(`${name}'s ports allocated`, 15_000, async () => (await c.inspectService(name)).Endpoint.Ports);
+
+  await c.createService(spec('web', [{ TargetPort: 80, PublishedPort: 8080 }]));
+  await c.createService(spec('api', [{ TargetPort: 80 }]));
+  t.deepEqual(await allocated('web'), [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' }]);
+  const [picked] = await allocated('api');
+  const dynamic = picked?.PublishedPort ?? 0;
+  t.true(dynamic >= 30000 && dynamic <= 32767, `${dynamic} is in the dynamic range`);
+
+  const conflict = async (doc: Promise<unknown>, message: RegExp): Promise<void> => {
+    const err = await t.throwsAsync(doc, { instanceOf: ApiError });
+    t.is(err?.code, 'conflict', err?.message);
+    t.regex(err?.message ?? '', message);
+  };
+  await conflict(c.createService(spec('other', [{ TargetPort: 9000, PublishedPort: 8080 }])), /^EndpointSpec\.Ports\[0\]\.PublishedPort: port 8080\/tcp is already in use by service web/);
+  await conflict(c.createService(spec('other', [{ TargetPort: 9000, PublishedPort: dynamic }])), new RegExp(`port ${dynamic}/tcp is already in use by service api`));
+  await conflict(c.createService(spec('other', [{ TargetPort: 9000, PublishedPort: 8080, PublishMode: 'host' }])), /port 8080\/tcp is already in use by service web/);
+  const api = await c.inspectService('api');
+  await conflict(c.updateService(api.ID, { ...api.Spec, EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080 }] } }, api.Version.Index), /in use by service web/);
+  // The same number over udp, and host mode beside host mode, are no conflict.
+  await c.createService(spec('dns', [{ TargetPort: 53, PublishedPort: 8080, Protocol: 'udp' }]));
+
+  // An update that leaves the ports alone keeps them, the picked one too.
+  await c.updateService(api.ID, { ...api.Spec, Labels: { tier: 'back' } }, api.Version.Index);
+  await eventually('api updated', 15_000, async () => ((await c.inspectService('api')).Spec.Labels['tier'] === 'back' ? true : undefined));
+  t.deepEqual(await allocated('api'), [picked]);
+
+  const rr = await t.throwsAsync(c.createService(spec('rr', [{ TargetPort: 80 }], 'dnsrr')), { instanceOf: ApiError });
+  t.is(rr?.code, 'invalid_argument');
+  t.regex(rr?.message ?? '', /port published with ingress mode can't be used with dnsrr mode/);
+  await c.createService(spec('rr', [{ TargetPort: 80, PublishedPort: 8081, PublishMode: 'host' }], 'dnsrr'));
+
+  // Removing web frees 8080.
+  await c.removeService('web');
+  await c.createService(spec('web2', [{ TargetPort: 80, PublishedPort: 8080 }]));
+  t.deepEqual((await allocated('web2')).map((p) => p.PublishedPort), [8080]);
 });
