@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, type ApiClient, type MountDocument, type NetworkAttachmentDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
+import { ApiError, type ApiClient, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat, collect, parseKeyValues } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -66,6 +66,8 @@ export interface SpecFlags {
   /** False when --no-resolve-image is given. */
   resolveImage?: boolean;
   withRegistryAuth?: boolean;
+  /** --endpoint-mode: vip or dnsrr. */
+  endpointMode?: string;
   limitPids?: string;
   hostname?: string;
   init?: boolean;
@@ -97,6 +99,99 @@ export interface CreateFlags extends SpecFlags {
   capAdd: string[];
   capDrop: string[];
   network: string[];
+  /** --publish/-p, Docker's short or long syntax (repeatable). */
+  publish: string[];
+}
+
+const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+
+function portNumber(value: string, what: string, flag: string, spec: string, min = 1): number {
+  const n = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= 65535)) throw new CliError(`invalid ${flag} ${JSON.stringify(spec)}: ${what} ${JSON.stringify(value)} is not a port (${min}-65535)`);
+  return n;
+}
+
+function protocolOf(value: string, flag: string, spec: string): PortConfigDocument['Protocol'] & string {
+  const p = PROTOCOLS.find((x) => x === value.toLowerCase());
+  if (p === undefined) throw new CliError(`invalid ${flag} ${JSON.stringify(spec)}: protocol is tcp, udp or sctp`);
+  return p;
+}
+
+/** A --publish value as its fields, each undefined when not given (what --publish-rm matches on). */
+interface PortFields {
+  published?: number;
+  target?: number;
+  protocol?: 'tcp' | 'udp' | 'sctp';
+  mode?: 'ingress' | 'host';
+}
+
+/**
+ * Docker's two syntaxes: short `[PUBLISHED:]TARGET[/PROTOCOL]` (`8080:80`, `53:53/udp`, `80`), long
+ * `published=8080,target=80,protocol=udp,mode=host`. A host IP and port ranges, which Docker's short form also
+ * takes, are refused by name.
+ */
+function portFields(value: string, flag: string): PortFields {
+  if (value.includes('=')) {
+    const f: PortFields = {};
+    for (const part of value.split(',')) {
+      const eq = part.indexOf('=');
+      const key = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
+      const v = eq < 0 ? '' : part.slice(eq + 1).trim();
+      if (v === '') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: ${key === '' ? 'empty field' : `${key} needs a value`}`);
+      if (key === 'published') f.published = portNumber(v, 'published', flag, value, 0);
+      else if (key === 'target') f.target = portNumber(v, 'target', flag, value);
+      else if (key === 'protocol') f.protocol = protocolOf(v, flag, value);
+      else if (key === 'mode') {
+        if (v !== 'ingress' && v !== 'host') throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: mode is ingress or host`);
+        f.mode = v;
+      } else throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: unknown field ${JSON.stringify(key)} (use published, target, protocol, mode)`);
+    }
+    return f;
+  }
+  if (value.includes('-')) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: port ranges are not supported; give each port its own ${flag}`);
+  const slash = value.indexOf('/');
+  const ports = slash < 0 ? value : value.slice(0, slash);
+  const parts = ports.split(':');
+  if (parts.length > 2) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: a host IP cannot be given (a published port is on every node, or on its task's node in mode=host)`);
+  const f: PortFields = {};
+  if (slash >= 0) f.protocol = protocolOf(value.slice(slash + 1), flag, value);
+  const [first = '', second] = parts;
+  if (second === undefined) f.target = portNumber(first, 'target', flag, value);
+  else {
+    f.published = portNumber(first, 'published', flag, value);
+    f.target = portNumber(second, 'target', flag, value);
+  }
+  return f;
+}
+
+/** --publish / --publish-add: one published port (target required; protocol tcp and mode ingress by default, as Docker's). */
+export function parsePublish(value: string, flag = '--publish'): PortConfigDocument {
+  const f = portFields(value, flag);
+  if (f.target === undefined) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: target is required`);
+  return { Protocol: f.protocol ?? 'tcp', TargetPort: f.target, ...(f.published !== undefined && f.published !== 0 ? { PublishedPort: f.published } : {}), PublishMode: f.mode ?? 'ingress' };
+}
+
+/**
+ * --publish-rm: Docker removes by target port (`80`, `80/udp`); ours also takes what identifies one port more
+ * closely (`8080:80`, `published=8080`, `target=80,mode=host`), and removes every port whose given fields match.
+ */
+function publishRemoval(value: string): (p: PortConfigDocument) => boolean {
+  const f = portFields(value, '--publish-rm');
+  if (f.target === undefined && f.published === undefined) throw new CliError(`invalid --publish-rm ${JSON.stringify(value)}: give the target port, or published=PORT`);
+  const protocol = f.protocol ?? 'tcp';
+  return (p) =>
+    (p.Protocol ?? 'tcp') === protocol &&
+    (f.target === undefined || p.TargetPort === f.target) &&
+    (f.published === undefined || (p.PublishedPort ?? 0) === f.published) &&
+    (f.mode === undefined || (p.PublishMode ?? 'ingress') === f.mode);
+}
+
+/** The same port twice: one published number and protocol, or the very same config (two picked ports for one target). */
+function samePort(a: PortConfigDocument, b: PortConfigDocument): boolean {
+  const protocol = (a.Protocol ?? 'tcp') === (b.Protocol ?? 'tcp');
+  const published = a.PublishedPort ?? 0;
+  if (published !== 0) return protocol && published === (b.PublishedPort ?? 0);
+  return protocol && (b.PublishedPort ?? 0) === 0 && a.TargetPort === b.TargetPort && (a.PublishMode ?? 'ingress') === (b.PublishMode ?? 'ingress');
 }
 
 /**
@@ -268,6 +363,10 @@ export function applySpecFlags(spec: ServiceSpecDocument, f: SpecFlags): void {
   if (f.hostname !== undefined) c.Hostname = f.hostname;
   if (f.init !== undefined) c.Init = f.init;
   if (f.readOnly !== undefined) c.ReadOnly = f.readOnly;
+  if (f.endpointMode !== undefined) {
+    if (f.endpointMode !== 'vip' && f.endpointMode !== 'dnsrr') throw new CliError(`invalid --endpoint-mode ${JSON.stringify(f.endpointMode)}: use vip or dnsrr`);
+    spec.EndpointSpec = { ...spec.EndpointSpec, Mode: f.endpointMode };
+  }
   if (Object.keys(limits).length > 0 || Object.keys(reservations).length > 0) t.Resources = { Limits: limits, Reservations: reservations };
   const restart: NonNullable<ServiceSpecDocument['TaskTemplate']['RestartPolicy']> = { ...t.RestartPolicy };
   if (f.restartCondition !== undefined) {
@@ -307,6 +406,7 @@ export function specFromFlags(image: string, args: readonly string[], f: CreateF
   if (f.capAdd.length > 0) c.CapabilityAdd = capabilityNames(f.capAdd, '--cap-add');
   if (f.capDrop.length > 0) c.CapabilityDrop = capabilityNames(f.capDrop, '--cap-drop');
   if (f.network.length > 0) spec.TaskTemplate.Networks = f.network.map((n) => parseNetwork(n));
+  if (f.publish.length > 0) spec.EndpointSpec = { Ports: f.publish.map((p) => parsePublish(p)) };
   applySpecFlags(spec, f);
   const preferences = preferencesOf(f.placementPref, '--placement-pref');
   if (f.constraint.length > 0 || preferences.length > 0) {
@@ -336,6 +436,8 @@ export interface UpdateFlags extends SpecFlags {
   networkAdd: string[];
   /** Network names or ids; the service stores ids, so the command adds the ids of the names before calling updatedSpec. */
   networkRm: string[];
+  publishAdd: string[];
+  publishRm: string[];
   force?: boolean;
 }
 
@@ -393,6 +495,14 @@ export function updatedSpec(current: ServiceSpecDocument, f: UpdateFlags): Servi
     const drop = new Set([...f.networkRm, ...added.map((n) => n.Target)]);
     t.Networks = [...(t.Networks ?? []).filter((n) => !drop.has(n.Target)), ...added];
   }
+  if (f.publishAdd.length > 0 || f.publishRm.length > 0) {
+    // Docker's order: removals first, then additions; an added port replaces one published on the same number.
+    const removals = f.publishRm.map(publishRemoval);
+    const added: PortConfigDocument[] = [];
+    for (const p of f.publishAdd.map((x) => parsePublish(x, '--publish-add'))) if (!added.some((a) => samePort(a, p))) added.push(p);
+    const kept = (spec.EndpointSpec?.Ports ?? []).filter((p) => !removals.some((rm) => rm(p)) && !added.some((a) => samePort(a, p)));
+    spec.EndpointSpec = { ...spec.EndpointSpec, Ports: [...kept, ...added] };
+  }
   applySpecFlags(spec, f);
   // --force: a new ForceUpdate value changes the template, so every task is replaced even if nothing else changed.
   if (f.force === true) t.ForceUpdate = (t.ForceUpdate ?? 0) + 1;
@@ -419,8 +529,19 @@ export function serviceRow(s: ServiceDocument): ServiceRow {
     Mode: global ? 'global' : 'replicated',
     Replicas: status === undefined ? '' : `${status.RunningTasks}/${status.DesiredTasks}`,
     Image: shortImage(s.Spec.TaskTemplate.ContainerSpec.Image),
-    Ports: (s.Endpoint.Ports ?? []).map((p) => `*:${p.PublishedPort}->${p.TargetPort}/${p.Protocol}`).join(', '),
+    Ports: publishedPorts(s),
   };
+}
+
+/**
+ * Docker's PORTS column of `service ls`: the ingress ports as allocated, `*:8080->80/tcp` (every node answers them);
+ * host-mode ports belong to tasks, and Docker shows them in `service ps` only.
+ */
+export function publishedPorts(s: ServiceDocument): string {
+  return (s.Endpoint.Ports ?? [])
+    .filter((p) => p.PublishMode === 'ingress')
+    .map((p) => `*:${p.PublishedPort}->${p.TargetPort}/${p.Protocol}`)
+    .join(', ');
 }
 
 /** As Docker's tables show a pinned image: without its digest (`busybox:latest@sha256:…` -> `busybox:latest`). */
@@ -581,6 +702,7 @@ function specOptions(command: Command): Command {
     .option('--hostname <name>', "the containers' hostname (default: the task id's start)")
     .option('--init', 'run an init (tini) as pid 1 that forwards signals and reaps processes')
     .option('--read-only', "mount the containers' root filesystem read-only")
+    .option('--endpoint-mode <mode>', 'vip (default: a virtual IP) or dnsrr (DNS round robin over the tasks)')
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect, [])
     .option('--cap-drop <cap>', 'drop a Linux capability, or ALL (repeatable)', collect, [])
     .option('--no-resolve-image', "do not pin the image to its registry digest (each node then resolves the tag itself)")
@@ -645,7 +767,8 @@ export function registerServiceCommands(program: Command): void {
     .option('-l, --label <key=value>', 'service label (repeatable)', collect, [])
     .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
     .option('--mount <mount>', 'type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64M] (repeatable)', collect, [])
-    .option('--network <network>', 'attach to an overlay network: NAME, or name=NAME,alias=ALIAS (repeatable)', collect, []);
+    .option('--network <network>', 'attach to an overlay network: NAME, or name=NAME,alias=ALIAS (repeatable)', collect, [])
+    .option('-p, --publish <port>', 'publish a port: [PUBLISHED:]TARGET[/PROTOCOL], or published=P,target=T[,protocol=udp][,mode=host] (repeatable; no PUBLISHED: one of 30000-32767 is picked)', collect, []);
   specOptions(create)
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .passThroughOptions()
@@ -769,6 +892,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--mount-rm <target>', 'remove the mount at a target path (repeatable)', collect, [])
     .option('--network-add <network>', 'attach to a network: NAME, or name=NAME,alias=ALIAS (repeatable)', collect, [])
     .option('--network-rm <network>', 'detach from a network, by name or id (repeatable)', collect, [])
+    .option('--publish-add <port>', 'publish a port (same syntax as --publish; repeatable)', collect, [])
+    .option('--publish-rm <port>', 'remove a published port by its target port: TARGET[/PROTOCOL], or published=PORT (repeatable)', collect, [])
     .option('--force', 'replace every task even if nothing changed')
     .option('--rollback', 'roll back to the previous spec (as `service rollback`)');
   specOptions(update)

@@ -337,6 +337,43 @@ test('network verbs end to end: create prints the id, ls shows Docker\'s columns
   t.is(missing.stderr, 'swarm: network backend not found\n');
 });
 
+test('published ports end to end: create -p in both syntaxes, ls PORTS with the picked port, update --publish-rm/--publish-add, a port in use refused naming its service', async (t) => {
+  const e = await env(t);
+  await e.startDaemon();
+  // 127.0.0.4: the other tests of this file run at the same time and hold 127.0.0.1 to 127.0.0.3.
+  t.is((await run(e.socketPath, ['init', '--advertise-addr', '127.0.0.4', '--listen-addr', '127.0.0.4:2377'])).code, 0);
+  const created = await run(e.socketPath, ['service', 'create', '--detach', '--name', 'web', '--replicas', '0', '-p', '8080:80', '--publish', 'target=9090,protocol=udp', 'busybox', 'sleep', '600']);
+  t.is(created.code, 0, created.stderr);
+  const ports = await until('the udp port picked', async () => {
+    const ls = await run(e.socketPath, ['service', 'ls']);
+    const m = /\*:8080->80\/tcp, \*:(\d+)->9090\/udp/.exec(ls.stdout);
+    return m === null ? undefined : Number(m[1]);
+  }, 15_000);
+  t.true(ports >= 30000 && ports <= 32767, `${ports} in the dynamic range`);
+
+  const taken = await run(e.socketPath, ['service', 'create', '--detach', '--name', 'other', '-p', '8080:1', 'busybox']);
+  t.is(taken.code, 1);
+  t.regex(taken.stderr, /^swarm: EndpointSpec\.Ports\[0\]\.PublishedPort: port 8080\/tcp is already in use by service web/);
+  const bad = await run(e.socketPath, ['service', 'create', '--detach', '-p', '8080:http', 'busybox']);
+  t.is(bad.stderr, 'swarm: invalid --publish "8080:http": target "http" is not a port (1-65535)\n');
+
+  const updated = await run(e.socketPath, ['service', 'update', '--detach', '--publish-rm', '80', '--publish-add', 'published=8081,target=81,mode=host', 'web']);
+  t.is(updated.code, 0, updated.stderr);
+  const [inspected] = JSON.parse((await run(e.socketPath, ['service', 'inspect', 'web'])).stdout) as Array<{ Spec: { EndpointSpec: unknown } }>;
+  t.deepEqual(inspected?.Spec.EndpointSpec, {
+    Mode: 'vip',
+    Ports: [
+      { Protocol: 'udp', TargetPort: 9090, PublishMode: 'ingress' },
+      { Protocol: 'tcp', TargetPort: 81, PublishedPort: 8081, PublishMode: 'host' },
+    ],
+  });
+  const after = await until('8080 gone from ls', async () => {
+    const ls = await run(e.socketPath, ['service', 'ls']);
+    return ls.stdout.includes('8080') ? undefined : ls.stdout;
+  }, 15_000);
+  t.regex(after, new RegExp(`\\*:${ports}->9090/udp\\s*\\n`), 'the picked port is kept; the host-mode port is not listed');
+});
+
 test('image verbs end to end: load, ls, tag, push to a real registry, rm, pull back, inspect, save; login to an htpasswd registry; a bad pull is one line', async (t) => {
   if (process.getuid?.() !== 0) return t.fail('needs root: layers keep their owners (CI runs as root)');
   const e = await env(t);

@@ -2,10 +2,10 @@
 // lists over the current spec, and `ps --filter`; bad values are refused naming the flag.
 
 import test from 'ava';
-import type { ServiceSpecDocument, TaskDocument } from '@swarm/api/client';
-import { parseMount, parseNetwork, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
+import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from '@swarm/api/client';
+import { parseMount, parseNetwork, parsePublish, serviceRow, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
 
-const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [], network: [] };
+const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [], network: [], publish: [] };
 const noUpdate: UpdateFlags = {
   envAdd: [],
   envRm: [],
@@ -23,6 +23,8 @@ const noUpdate: UpdateFlags = {
   capDrop: [],
   networkAdd: [],
   networkRm: [],
+  publishAdd: [],
+  publishRm: [],
 };
 
 test('create: update, rollback and health flags become UpdateConfig, RollbackConfig and Healthcheck in ns', (t) => {
@@ -162,4 +164,88 @@ test('--network: a name, or the long form with aliases; update adds (replacing t
   t.deepEqual(updated.TaskTemplate.Networks, [{ Target: 'id-back', Aliases: ['store'] }, { Target: 'extra' }]);
   t.deepEqual(current.TaskTemplate.Networks?.length, 2, 'the current spec is left as it was');
   t.deepEqual(updatedSpec(current, noUpdate).TaskTemplate.Networks, current.TaskTemplate.Networks);
+});
+
+test('--publish: the short syntax (PUBLISHED:TARGET[/PROTOCOL], or TARGET alone to have one picked) and the long one; bad ones refused naming the flag', (t) => {
+  t.deepEqual(parsePublish('8080:80'), { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' });
+  t.deepEqual(parsePublish('53:53/udp'), { Protocol: 'udp', TargetPort: 53, PublishedPort: 53, PublishMode: 'ingress' });
+  t.deepEqual(parsePublish('80'), { Protocol: 'tcp', TargetPort: 80, PublishMode: 'ingress' }, 'no published port: the leader picks one');
+  t.deepEqual(parsePublish('9000/SCTP'), { Protocol: 'sctp', TargetPort: 9000, PublishMode: 'ingress' });
+  t.deepEqual(parsePublish('published=8080,target=80,protocol=udp,mode=host'), { Protocol: 'udp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' });
+  t.deepEqual(parsePublish('target=80'), { Protocol: 'tcp', TargetPort: 80, PublishMode: 'ingress' });
+  t.deepEqual(parsePublish('mode=host, target=80 ,published=0'), { Protocol: 'tcp', TargetPort: 80, PublishMode: 'host' });
+
+  t.throws(() => parsePublish('published=8080'), { message: 'invalid --publish "published=8080": target is required' });
+  t.throws(() => parsePublish('8080:0'), { message: /invalid --publish "8080:0": target "0" is not a port \(1-65535\)/ });
+  t.throws(() => parsePublish('70000:80'), { message: /published "70000" is not a port/ });
+  t.throws(() => parsePublish('http'), { message: /target "http" is not a port/ });
+  t.throws(() => parsePublish('8080:80/icmp'), { message: /protocol is tcp, udp or sctp/ });
+  t.throws(() => parsePublish('127.0.0.1:8080:80'), { message: /a host IP cannot be given/ });
+  t.throws(() => parsePublish('8080-8081:80-81'), { message: /port ranges are not supported/ });
+  t.throws(() => parsePublish('target=80,mode=mesh'), { message: /mode is ingress or host/ });
+  t.throws(() => parsePublish('target=80,ip=1.2.3.4'), { message: /unknown field "ip"/ });
+  t.throws(() => parsePublish('target=', '--publish-add'), { message: /^invalid --publish-add "target=": target needs a value/ });
+
+  const spec = specFromFlags('nginx', [], { ...none, publish: ['8080:80', 'published=443,target=8443', '9090'], endpointMode: 'vip' });
+  t.deepEqual(spec.EndpointSpec, {
+    Mode: 'vip',
+    Ports: [
+      { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' },
+      { Protocol: 'tcp', TargetPort: 8443, PublishedPort: 443, PublishMode: 'ingress' },
+      { Protocol: 'tcp', TargetPort: 9090, PublishMode: 'ingress' },
+    ],
+  });
+  t.is(specFromFlags('nginx', [], none).EndpointSpec, undefined, 'no --publish: no EndpointSpec (the daemon defaults it)');
+  t.deepEqual(specFromFlags('nginx', [], { ...none, endpointMode: 'dnsrr' }).EndpointSpec, { Mode: 'dnsrr' });
+  t.throws(() => specFromFlags('nginx', [], { ...none, endpointMode: 'rr' }), { message: /--endpoint-mode "rr": use vip or dnsrr/ });
+});
+
+test('update: --publish-rm removes by target port (and protocol), or by published=; --publish-add adds, replacing a port on the same number', (t) => {
+  const current: ServiceSpecDocument = {
+    TaskTemplate: { ContainerSpec: { Image: 'nginx' } },
+    EndpointSpec: {
+      Mode: 'vip',
+      Ports: [
+        { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' },
+        { Protocol: 'udp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' },
+        { Protocol: 'tcp', TargetPort: 443, PublishMode: 'ingress' },
+        { Protocol: 'tcp', TargetPort: 9000, PublishedPort: 9000, PublishMode: 'host' },
+      ],
+    },
+  };
+  const ports = (f: Partial<UpdateFlags>): string[] =>
+    (updatedSpec(current, { ...noUpdate, ...f }).EndpointSpec?.Ports ?? []).map((p) => `${p.PublishedPort ?? 0}:${p.TargetPort}/${p.Protocol ?? ''}/${p.PublishMode ?? ''}`);
+  t.deepEqual(ports({}), ['8080:80/tcp/ingress', '8080:80/udp/ingress', '0:443/tcp/ingress', '9000:9000/tcp/host'], 'no flag: the ports as they were');
+  t.deepEqual(ports({ publishRm: ['80'] }), ['8080:80/udp/ingress', '0:443/tcp/ingress', '9000:9000/tcp/host'], 'by target: tcp unless a protocol is given');
+  t.deepEqual(ports({ publishRm: ['80/udp', '443'] }), ['8080:80/tcp/ingress', '9000:9000/tcp/host']);
+  t.deepEqual(ports({ publishRm: ['published=9000'] }), ['8080:80/tcp/ingress', '8080:80/udp/ingress', '0:443/tcp/ingress']);
+  t.deepEqual(ports({ publishRm: ['8080:81'] }), ['8080:80/tcp/ingress', '8080:80/udp/ingress', '0:443/tcp/ingress', '9000:9000/tcp/host'], 'both given: both must match');
+  t.deepEqual(ports({ publishAdd: ['8080:8000', '5000'] }), ['8080:80/udp/ingress', '0:443/tcp/ingress', '9000:9000/tcp/host', '8080:8000/tcp/ingress', '0:5000/tcp/ingress'], 'the port on 8080/tcp is replaced');
+  t.deepEqual(ports({ publishAdd: ['443', '443'] }), ['8080:80/tcp/ingress', '8080:80/udp/ingress', '9000:9000/tcp/host', '0:443/tcp/ingress'], 'the same picked port is not added twice');
+  t.deepEqual(ports({ publishRm: ['80', '80/udp', '443', '9000'] }), []);
+  t.is(current.EndpointSpec?.Ports?.length, 4, 'the current spec is not changed in place');
+  t.deepEqual(updatedSpec({ TaskTemplate: { ContainerSpec: { Image: 'x' } } }, { ...noUpdate, publishAdd: ['80:80'] }).EndpointSpec, { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 80, PublishMode: 'ingress' }] });
+  t.throws(() => updatedSpec(current, { ...noUpdate, publishRm: ['mode=host'] }), { message: /--publish-rm "mode=host": give the target port, or published=PORT/ });
+});
+
+test('service ls PORTS: the ingress ports as allocated, *:PUBLISHED->TARGET/PROTOCOL; host-mode ports are left to service ps', (t) => {
+  const doc = (ports: NonNullable<ServiceDocument['Endpoint']['Ports']>): ServiceDocument => ({
+    ID: 'abcdefabcdefabcdef',
+    Version: { Index: 1 },
+    CreatedAt: '',
+    UpdatedAt: '',
+    Spec: { Name: 'web', Labels: {}, TaskTemplate: { ContainerSpec: { Image: 'nginx:1@sha256:00' } }, Mode: { Replicated: { Replicas: 2 } }, EndpointSpec: { Mode: 'vip' } },
+    Endpoint: { Spec: { Mode: 'vip' }, Ports: ports },
+    ServiceStatus: { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 0 },
+  });
+  const row = serviceRow(
+    doc([
+      { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' },
+      { Protocol: 'udp', TargetPort: 53, PublishedPort: 30000, PublishMode: 'ingress' },
+      { Protocol: 'tcp', TargetPort: 9000, PublishedPort: 9000, PublishMode: 'host' },
+    ]),
+  );
+  t.is(row.Ports, '*:8080->80/tcp, *:30000->53/udp');
+  t.like(row, { ID: 'abcdefabcdef', Replicas: '1/2', Image: 'nginx:1' });
+  t.is(serviceRow(doc([])).Ports, '');
 });
