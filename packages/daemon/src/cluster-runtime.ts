@@ -24,6 +24,8 @@ import { StoreStateMachine } from './state-machine.js';
 
 /** How long a request waits for this node to know a leader (an election takes 0.5-1 s with the defaults). */
 export const LEADER_WAIT_MS = 10_000;
+/** Longest each step of closing the runtime may take before the next one starts anyway. */
+const CLOSE_STEP_MS = 5_000;
 const LEADER_POLL_MS = 20;
 
 export interface ClusterRuntimeOptions {
@@ -281,19 +283,34 @@ export class ClusterRuntime {
     return index;
   }
 
-  /** leave: announce by gossip that this node leaves for good (peers list it as left, not dead). */
+  /**
+   * leave: announce by gossip that this node leaves for good (peers list it as left, not dead). Each step is bounded
+   * (CLOSE_STEP_MS): a peer that does not answer, or a machine under load, never keeps `swarm leave` or a shutdown
+   * waiting; what is still open when its time is up goes with the process or the next start.
+   */
   async close(options: { leave?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.leaderLoop?.stop();
     this.reconcileLoop?.stop();
-    await this.agentSession?.stop().catch((err: unknown) => this.logger.warn({ err }, 'agent session stop failed'));
     this.endpoints?.stop();
-    await this.dispatcher?.stop().catch((err: unknown) => this.logger.warn({ err }, 'dispatcher stop failed'));
-    const stopping = options.leave === true ? this.membership.leave() : this.membership.stop();
-    await stopping.catch((err: unknown) => this.logger.warn({ err }, 'membership stop failed'));
-    await this.forwarder?.stop().catch((err: unknown) => this.logger.warn({ err }, 'forwarder stop failed'));
-    await this.raftOrNull?.close();
-    await this.host.stop().catch((err: unknown) => this.logger.warn({ err }, 'gossip host stop failed'));
+    const step = async (what: string, p: Promise<unknown> | undefined): Promise<void> => {
+      if (p === undefined) return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_STEP_MS)));
+      try {
+        if ((await Promise.race([p.then(() => 'done' as const), late])) === 'late') this.logger.warn({ step: what, waitedMs: CLOSE_STEP_MS }, 'a shutdown step took too long; going on');
+      } catch (err) {
+        this.logger.warn({ err, step: what }, 'a shutdown step failed');
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    await step('agent session', this.agentSession?.stop());
+    await step('dispatcher', this.dispatcher?.stop());
+    await step('membership', options.leave === true ? this.membership.leave() : this.membership.stop());
+    await step('forwarder', this.forwarder?.stop());
+    await step('raft', this.raftOrNull?.close());
+    await step('gossip host', this.host.stop());
   }
 }
