@@ -96,6 +96,7 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
   for (const s of services) for (const v of s.endpoint.virtualIps) markUsed(v.networkId, v.addr);
   // Services' virtual IPs first, so the tasks made in this pass carry them.
   const vips = new Map<string, Service['endpoint']['virtualIps']>();
+  const endpoints = new Map<string, Service['endpoint']>();
   // Published ports in the same write as the virtual IPs: one update per service and pass.
   const ports = allocatePorts(services);
   for (const s of services) {
@@ -103,6 +104,7 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
     vips.set(s.id, next);
     if (!deepEqual(next, s.endpoint.virtualIps)) for (const v of next) touched.add(v.networkId);
     const endpoint: Service['endpoint'] = { spec: s.spec.endpointSpec, ports: ports.get(s.id) ?? [], virtualIps: next };
+    endpoints.set(s.id, endpoint);
     if (!deepEqual(endpoint, s.endpoint)) ops.push({ op: 'update', kind: 'service', object: { ...s, endpoint } });
   }
   const newTasks = tx
@@ -116,7 +118,10 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
       continue;
     }
     for (const a of result) touched.add(a.networkId);
-    ops.push(taskOp({ ...t, networksAttachments: result, status: { ...t.status, state: 'pending', timestampMs: nowMs, message: 'pending task scheduling' } }));
+    // The task's copy of its service's ports as allocated now (the orchestrator made it from the service as it was).
+    const ep = endpoints.get(t.serviceId);
+    const endpoint = ep === undefined ? t.endpoint : { spec: ep.spec, ports: ep.ports };
+    ops.push(taskOp({ ...t, networksAttachments: result, endpoint, status: { ...t.status, state: 'pending', timestampMs: nowMs, message: 'pending task scheduling' } }));
   }
   for (const id of touched) {
     const n = networks.get(id);

@@ -250,3 +250,16 @@ test('allocatePorts alone: a held port stays with its holder even when an older 
   t.deepEqual(ports.get(holder), [port(80, held)]);
   t.deepEqual(ports.get('svc-older'), []);
 });
+
+test("a new task carries its service's ports as allocated, not as they were when the orchestrator made it", (t) => {
+  const h = new Harness();
+  h.addNodes(1);
+  const web = h.addService('web', (s) => {
+    s.spec.endpointSpec = { mode: 'vip', ports: [{ name: '', protocol: 'tcp', targetPort: 80, publishedPort: 0, publishMode: 'ingress' }, { name: '', protocol: 'tcp', targetPort: 81, publishedPort: 8081, publishMode: 'host' }] };
+  });
+  h.settle();
+  const allocated = h.service(web).endpoint.ports;
+  t.true((allocated[0]?.publishedPort ?? 0) >= 30000, 'an ingress port was picked');
+  const [task] = h.live(web);
+  t.deepEqual(task?.endpoint?.ports, allocated);
+});
