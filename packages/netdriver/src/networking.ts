@@ -8,7 +8,13 @@ export interface TaskNetworking {
    * Makes the task's network namespace with one interface per attachment (eth0, eth1, …): the path to join, and
    * the embedded DNS server's address for its resolv.conf (null: keep the host's resolvers).
    */
-  attach(taskId: string, attachments: readonly NetworkAttachment[], names: { service: string; task: string }): Promise<{ netnsPath: string; nameserver: string | null }>;
+  attach(
+    taskId: string,
+    attachments: readonly NetworkAttachment[],
+    names: { service: string; task: string },
+    /** Host-mode published ports: this node's own addresses forward them to the task. */
+    hostPorts: ReadonlyArray<{ protocol: 'tcp' | 'udp' | 'sctp'; publishedPort: number; targetPort: number }>,
+  ): Promise<{ netnsPath: string; nameserver: string | null }>;
   /** The task is ready (running and healthy) or no longer: only ready tasks are in DNS answers. */
   setReady(taskId: string, ready: boolean): void;
   /** Removes what attach made; a task never attached (or already detached) is fine. */

@@ -9,6 +9,10 @@ import type { Logger } from '@swarm/wire';
 import { EmbeddedDns } from './dns.js';
 import { macForIp, type Endpoint, type RemoteEndpoint } from './endpoints.js';
 import { lbRuleset, vipBackends } from './vip.js';
+import { portClash, publishRuleset, PUBLISH_TABLE, type HostPort } from './publish.js';
+
+/** A host-mode port as the agent hands it over. */
+export type PublishedPort = Pick<HostPort, 'protocol' | 'publishedPort' | 'targetPort'>;
 import { assert, NetError } from './errors.js';
 import { formatIp, parseCidr, parseIp } from './ipam.js';
 import { bridgeBatch, inNetns, ipBatch, NetnsDir, type Netns } from './netns.js';
@@ -81,6 +85,8 @@ export interface TaskNames {
 interface TaskRecord {
   taskId: string;
   names: TaskNames;
+  /** Host-mode published ports, mapped to its gateway leg on this node. */
+  published?: HostPort[];
   /** Running and healthy: only then is it in DNS answers (kept in memory; a restart starts it false). */
   ready: boolean;
   legs: Leg[];
@@ -256,7 +262,12 @@ export class OverlayDriver implements TaskNetworking {
     return out.sort((a, b) => (a.ip < b.ip ? -1 : 1));
   }
 
-  async attach(taskId: string, attachments: readonly NetworkAttachment[], names: TaskNames = { service: '', task: '' }): Promise<{ netnsPath: string; nameserver: string | null }> {
+  async attach(
+    taskId: string,
+    attachments: readonly NetworkAttachment[],
+    names: TaskNames = { service: '', task: '' },
+    hostPorts: readonly PublishedPort[] = [],
+  ): Promise<{ netnsPath: string; nameserver: string | null }> {
     this.checkOpen();
     if (this.underlay === '') throw new NetError('invalid', 'this node has no underlay address yet: it is not in a swarm');
     assert(!this.tasks.has(taskId), `task ${taskId} is attached once`);
@@ -307,6 +318,17 @@ export class OverlayDriver implements TaskNetworking {
         if (!internal) taskLines.push(`route add default via ${formatIp(this.gatewayBase + 1)}`);
       });
       await ipBatch(this.log, path, taskLines);
+      if (hostPorts.length > 0) {
+        const gw = rec.gateway;
+        if (gw === null || gw.internal === true) throw new NetError('invalid', 'a host-mode published port needs a network with a way out (not --internal)');
+        await this.withNetwork(GATEWAY_LOCK, async () => {
+          const wanted = hostPorts.map((p) => ({ ...p, taskIp: gw.ip, taskId }));
+          const clash = portClash(this.hostPorts(), wanted);
+          if (clash !== null) throw new NetError('invalid', `port ${clash.publishedPort}/${clash.protocol} is already published on this node by task ${clash.taskId}`);
+          rec.published = wanted;
+          await this.writePublishTable();
+        });
+      }
       await writeFile(this.ns.path(`${taskNsName(taskId)}.json`), JSON.stringify(rec));
     } catch (err) {
       await this.detach(taskId).catch((e: unknown) => this.log.warn({ task: taskId, err: (e as Error).message }, 'could not undo a failed attach'));
@@ -351,6 +373,7 @@ export class OverlayDriver implements TaskNetworking {
     await this.destroyTask(rec);
     if (rec.gateway !== null) {
       await this.withNetwork(GATEWAY_LOCK, async () => {
+        if ((rec.published ?? []).length > 0) await this.writePublishTable();
         if (!this.needsGateway()) await this.removeGateway();
       });
     }
@@ -595,6 +618,16 @@ export class OverlayDriver implements TaskNetworking {
     this.log.info({ network: sr.networkId, vni: sr.vni }, 'network namespace removed');
   }
 
+  /** Every host-mode port of the tasks on this node. */
+  private hostPorts(): HostPort[] {
+    return [...this.tasks.values()].flatMap((t) => t.published ?? []);
+  }
+
+  /** The node's published-port table, rebuilt whole from the tasks' records. Call under GATEWAY_LOCK. */
+  private async writePublishTable(): Promise<void> {
+    await inNetns(this.log, this.host, 'nft', ['-f', '-'], { input: publishRuleset(this.hostPorts()) });
+  }
+
   private needsGateway(): boolean {
     return [...this.tasks.values()].some((t) => t.gateway !== null);
   }
@@ -604,6 +637,7 @@ export class OverlayDriver implements TaskNetworking {
     await this.dns?.stop();
     await ipBatch(this.log, this.host, [`link del ${GATEWAY_BRIDGE}`], { force: true });
     await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', NFT_TABLE], { allowFailure: true });
+    await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', PUBLISH_TABLE], { allowFailure: true });
     if (this.gatewayUp) this.log.info({ bridge: GATEWAY_BRIDGE }, 'gateway bridge removed');
     this.gatewayUp = false;
   }
@@ -643,6 +677,7 @@ export class OverlayDriver implements TaskNetworking {
     await inNetns(this.log, this.host, 'nft', ['-f', '-'], { input: ruleset + '\n' });
     await inNetns(this.log, this.host, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     this.gatewayUp = true;
+    if (this.hostPorts().length > 0) await this.writePublishTable();
     this.log.info({ bridge: GATEWAY_BRIDGE, subnet }, 'gateway bridge ready');
     try {
       await this.dns?.start(gatewayIp);

@@ -20,6 +20,7 @@ const serial = (title: string, fn: (t: ExecutionContext) => Promise<void>): void
 };
 
 const log = silentLogger();
+const log0 = log;
 const root = mkdtempSync(join(tmpdir(), 'swarm-overlay-'));
 const hostsDir = new NetnsDir(join(root, 'hosts'), log);
 const UNDERLAY = ['10.252.77.1', '10.252.77.2'] as const;
@@ -236,6 +237,29 @@ serial("a service's VIP spreads connections over its ready tasks on both hosts; 
   const refused = await inNetns(log, client, BUSYBOX, ['nc', '-w', '5', '10.90.1.9', '7070'], { input: '', allowFailure: true, timeoutMs: 10_000 });
   t.not(refused.code, 0);
   t.true(Date.now() - t0 < 2_000, `refused in ${Date.now() - t0} ms`);
+});
+
+serial("a host-mode published port: the task's node forwards its own address's port to the task, keeping the client's address; one task per port and node", async (t) => {
+  const dir = join(root, 'www', 'published');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'index.html'), 'published\n');
+  const a = await d1.attach('taskpub0001', [attachment('neta', 5001, '10.90.1.0/24', '10.90.1.40/24')], { service: 'pub', task: 'pub.1.taskpub0001' }, [{ protocol: 'tcp', publishedPort: 8080, targetPort: 7070 }]);
+  t.teardown(() => d1.detach('taskpub0001'));
+  // nc in the task logs the client's address: the underlay address of host 2, not a gateway address.
+  const server = spawn('nsenter', [`--net=${a.netnsPath}`, BUSYBOX, 'httpd', '-f', '-v', '-p', '7070', '-h', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  server.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  t.teardown(() => server.kill('SIGKILL'));
+  const body = await pollUntil('the published port answers', async () => (await httpGet(h2, UNDERLAY[0], 8080)) || undefined, { deadlineMs: 10_000 });
+  t.is(body, 'published');
+  await pollUntil('httpd logged the client', () => log.includes(UNDERLAY[1]) || undefined, { deadlineMs: 5_000 });
+  t.true(log.includes(UNDERLAY[1]), `the client's own address reached the task: ${log}`);
+  t.is(await httpGet(h1, UNDERLAY[1], 8080), '', 'the other node does not publish it');
+  const clash = await t.throwsAsync(d1.attach('taskpub0002', [attachment('neta', 5001, '10.90.1.0/24', '10.90.1.41/24')], { service: 'pub', task: 'pub.2.taskpub0002' }, [{ protocol: 'tcp', publishedPort: 8080, targetPort: 80 }]));
+  t.regex(clash?.message ?? '', /port 8080\/tcp is already published on this node by task taskpub0001/);
+  await d1.detach('taskpub0001');
+  const table = await inNetns(log0, h1, 'nft', ['list', 'table', 'ip', 'swarm_publish'], { allowFailure: true });
+  t.false(table.stdout.includes('dport 8080'), 'the rule went with the task');
 });
 
 serial('detaching every task leaves no namespace, device, record, gateway bridge or nft table behind', async (t) => {

@@ -30,3 +30,14 @@ test('the ruleset replaces the whole table at once: DNAT by round robin, one bac
   t.true(lines.includes('ip daddr 10.0.3.2 reject'));
   t.throws(() => lbRuleset([{ vip: '10.0.1.2; flush ruleset', backends: [] }]), { message: /IPv4/ }, 'nothing but addresses reaches nft');
 });
+
+test('host-mode ports: one DNAT per port to the task, only for the node\'s own addresses; a port twice on one node is a clash', async (t) => {
+  const { publishRuleset, portClash } = await import('../src/index.js');
+  const held = [{ protocol: 'tcp' as const, publishedPort: 8080, targetPort: 80, taskIp: '172.18.0.5', taskId: 'a' }];
+  const rules = publishRuleset([...held, { protocol: 'udp', publishedPort: 53, targetPort: 5353, taskIp: '172.18.0.6', taskId: 'b' }]).split('\n').map((l) => l.trim());
+  t.is(rules.filter((l) => l === 'fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 8080 dnat to 172.18.0.5:80').length, 2, 'from outside and from the node itself');
+  t.true(rules.includes('fib daddr type local ip daddr != 127.0.0.0/8 udp dport 53 dnat to 172.18.0.6:5353'));
+  t.is(portClash(held, [{ protocol: 'tcp', publishedPort: 8080, targetPort: 81, taskIp: '172.18.0.7', taskId: 'c' }])?.taskId, 'a');
+  t.is(portClash(held, [{ protocol: 'udp', publishedPort: 8080, targetPort: 81, taskIp: '172.18.0.7', taskId: 'c' }]), null, 'another protocol');
+  t.throws(() => publishRuleset([{ protocol: 'tcp', publishedPort: 70000, targetPort: 80, taskIp: '172.18.0.5', taskId: 'a' }]), { message: /well formed/ });
+});
