@@ -237,9 +237,30 @@ serial("a restarted host's tasks are reachable again, and it learns the whole ta
   t.deepEqual(await fdbPeers('node-3', front), [host('node-1').ip, host('node-2').ip].sort().filter((ip) => eps.some((e) => host(e.node).ip === ip)));
 });
 
+serial("a host-mode published port answers on the node that runs the task, with the task's own hostname, and only there", async (t) => {
+  const pub = await on('node-1', ['service', 'create', '--name', 'pub', '--network', 'front', '--publish', 'mode=host,published=8080,target=80', 'swarm/httpd'], 180_000);
+  t.is(pub.code, 0, pub.stderr);
+  const [ep] = await eventually('the pub task', 30_000, async () => {
+    const e = (await endpoints('front')).filter((x) => x.name.startsWith('pub.') && x.node !== '');
+    return e.length === 1 ? e : undefined;
+  });
+  if (ep === undefined) throw new Error('no pub task');
+  const get = async (ip: string): Promise<string> => {
+    const res = await new Promise<string>((resolve) => {
+      const child = execFile(BUSYBOX, ['nc', '-w', '3', ip, '8080'], { timeout: 10_000 }, (_err, stdout) => resolve(stdout));
+      child.stdin?.end('GET /cgi-bin/host HTTP/1.0\r\n\r\n');
+    });
+    return res.startsWith('HTTP/1.') ? (res.split(/\r?\n\r?\n/)[1] ?? '').trim() : '';
+  };
+  // From this machine's root namespace over the lab bridge, as a client outside the cluster.
+  const answered = await eventually('the published port answers', 15_000, async () => (await get(host(ep.node).ip)) || undefined).catch(() => '');
+  t.is(answered, ep.taskId.slice(0, 12));
+  for (const other of hosts().filter((h) => h.name !== ep.node)) t.is(await get(other.ip), '', `${other.name} does not publish it`);
+});
+
 serial('service rm and network rm leave no namespace, device, nft table or file behind on any host', async (t) => {
   t.is((await on('node-1', ['network', 'rm', 'front'])).code, 1, 'refused while web uses it');
-  for (const s of ['web', 'other']) t.is((await on('node-1', ['service', 'rm', s])).code, 0);
+  for (const s of ['web', 'other', 'pub']) t.is((await on('node-1', ['service', 'rm', s])).code, 0);
   for (const net of ['front', 'back']) {
     let last = '';
     // The services' tasks take a moment to stop (httpd as pid 1 ignores SIGTERM: the 10 s grace runs out first).
