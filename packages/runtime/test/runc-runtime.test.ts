@@ -66,7 +66,9 @@ async function runToEnd(t: ExecutionContext, c: ContainerConfig): Promise<{ exit
 }
 
 serial('a container runs its command in its own pid namespace with its hostname; stdout and stderr are logged in order', async (t) => {
-  const c = config(['sh', '-c', 'echo out; echo err >&2; echo "pid=$$ host=$(hostname) task=$SWARM_TASK_ID"; ps -o pid | wc -l; exit 3']);
+  // stdout and stderr are two pipes: lines written apart in time are logged in that order, lines written at the
+  // same moment may be read in either (conmon polls both), so the writes to different streams are spaced.
+  const c = config(['sh', '-c', 'echo out; sleep 0.3; echo err >&2; sleep 0.3; echo "pid=$$ host=$(hostname) task=$SWARM_TASK_ID"; ps -o pid | wc -l; exit 3']);
   const r = await runToEnd(t, c);
   t.is(r.exitCode, 3);
   const lines = r.out.split('\n');
