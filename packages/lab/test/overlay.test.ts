@@ -94,6 +94,8 @@ async function hostnameAt(from: Endpoint, ip: string): Promise<string> {
       lastHttp = `${err?.message ?? 'ok'} | ${stdout} | ${stderr}`;
       resolve(stdout);
     });
+    // nc may be gone before it reads (connection refused): its exit says so, not a broken pipe here.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end('GET /cgi-bin/host HTTP/1.0\r\n\r\n');
   });
   // The CGI script ends its headers with a bare newline.
@@ -248,7 +250,9 @@ serial("a host-mode published port answers on the node that runs the task, with 
   const get = async (ip: string): Promise<string> => {
     const res = await new Promise<string>((resolve) => {
       const child = execFile(BUSYBOX, ['nc', '-w', '3', ip, '8080'], { timeout: 10_000 }, (_err, stdout) => resolve(stdout));
-      child.stdin?.end('GET /cgi-bin/host HTTP/1.0\r\n\r\n');
+      // nc may be gone before it reads (connection refused): its exit says so, not a broken pipe here.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end('GET /cgi-bin/host HTTP/1.0\r\n\r\n');
     });
     return res.startsWith('HTTP/1.') ? (res.split(/\r?\n\r?\n/)[1] ?? '').trim() : '';
   };
