@@ -18,6 +18,9 @@ export interface EndpointSource {
 
 export const ENDPOINT_TOPIC_PREFIX = 'swarm/net/';
 export const DEFAULT_REPUBLISH_MS = 5_000;
+/** Announcing on a network that reached nobody yet is tried again after 100, 200, 400 … ms, this many times. */
+const ANNOUNCE_RETRIES = 6;
+const ANNOUNCE_FIRST_RETRY_MS = 100;
 /** A sync request is answered at most this often per network: a burst of joins gets one answer each period. */
 const SYNC_ANSWER_MIN_GAP_MS = 100;
 
@@ -91,8 +94,7 @@ export class EndpointGossip {
     if (local.length > 0 && !this.joined.has(networkId)) {
       const unsubscribe = this.opts.host.subscribe(endpointTopic(networkId), (data, from) => this.receive(networkId, data, from));
       this.joined.set(networkId, unsubscribe);
-      this.publish(networkId, local);
-      this.send(networkId, { kind: 'sync', networkId });
+      this.announce(networkId, 0);
       return;
     }
     // Withdrawn or changed: peers get the new table (an empty one removes us from theirs).
@@ -107,13 +109,30 @@ export class EndpointGossip {
 
   private publish(networkId: string, endpoints: readonly Endpoint[]): void {
     this.seq += 1;
-    this.send(networkId, { kind: 'table', table: { networkId, seq: this.seq, host: this.opts.underlayAddr, endpoints: endpoints.map((e) => ({ ...e, aliases: [...e.aliases] })) } });
+    void this.send(networkId, { kind: 'table', table: { networkId, seq: this.seq, host: this.opts.underlayAddr, endpoints: endpoints.map((e) => ({ ...e, aliases: [...e.aliases] })) } });
   }
 
-  private send(networkId: string, msg: EndpointMessage): void {
+  /**
+   * On joining a network: our table and a request for everyone's. Right after subscribing, gossipsub may not know
+   * yet who else is on the topic (subscriptions travel too), and a message to nobody is lost: so until one reaches a
+   * peer, it is sent again, sooner first (ANNOUNCE_RETRIES times at most; the periodic republish covers the rest).
+   */
+  private announce(networkId: string, attempt: number): void {
+    if (this.stopped || !this.joined.has(networkId)) return;
+    this.publish(networkId, this.opts.driver.localEndpoints(networkId));
+    void this.send(networkId, { kind: 'sync', networkId }).then((reached) => {
+      if (reached > 0 || attempt >= ANNOUNCE_RETRIES) return;
+      const timer = setTimeout(() => this.announce(networkId, attempt + 1), ANNOUNCE_FIRST_RETRY_MS * 2 ** attempt);
+      timer.unref();
+    });
+  }
+
+  /** Resolves to the number of peers the message was sent to (0 when it failed). */
+  private send(networkId: string, msg: EndpointMessage): Promise<number> {
     this.stats.published += 1;
-    this.opts.host.publish(endpointTopic(networkId), encode(msg)).catch((err: unknown) => {
+    return this.opts.host.publish(endpointTopic(networkId), encode(msg)).catch((err: unknown) => {
       if (!this.stopped) this.log.debug({ err: (err as Error).message, network: networkId }, 'endpoint publish failed');
+      return 0;
     });
   }
 
@@ -155,7 +174,7 @@ export class EndpointGossip {
   }
 
   private requestAll(): void {
-    for (const networkId of this.joined.keys()) this.send(networkId, { kind: 'sync', networkId });
+    for (const networkId of this.joined.keys()) void this.send(networkId, { kind: 'sync', networkId });
   }
 }
 
