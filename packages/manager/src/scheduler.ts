@@ -6,7 +6,7 @@ import { compileConstraints, constraintsHold, normalizeArch, type Constraint } f
 import { assert, type Reconciler } from './reconciler.js';
 
 /** Why a node cannot take a task; the order is the order filters run, and of the parts of a pending reason. */
-const FILTERS = ['unavailable', 'platform', 'constraints', 'cpu', 'memory', 'maxReplicas'] as const;
+const FILTERS = ['unavailable', 'platform', 'constraints', 'cpu', 'memory', 'maxReplicas', 'hostPort'] as const;
 export type FilterFailure = (typeof FILTERS)[number];
 
 function plural(n: number): string {
@@ -20,6 +20,7 @@ const EXPLAIN: Record<FilterFailure, (n: number) => string> = {
   cpu: (n) => `insufficient CPU on ${plural(n)}`,
   memory: (n) => `insufficient memory on ${plural(n)}`,
   maxReplicas: (n) => `max replicas per node limit exceed on ${plural(n)}`,
+  hostPort: (n) => `host-mode port already in use on ${plural(n)}`,
 };
 
 /** Docker's form: "no suitable node (scheduling constraints not satisfied on 3 nodes; insufficient memory on 1 node)". */
@@ -37,6 +38,13 @@ export interface NodeLoad {
   byService: Map<string, number>;
   reservedNanoCpus: number;
   reservedMemoryBytes: number;
+  /** Host-mode published ports its tasks hold, as `tcp/8080`: one task per port and node. */
+  hostPorts: Set<string>;
+}
+
+/** A task's host-mode published ports with a number (0 would be any free port of the node). */
+function hostPortsOf(t: Task): string[] {
+  return (t.endpoint?.ports ?? []).filter((p) => p.publishMode === 'host' && p.publishedPort > 0).map((p) => `${p.protocol}/${p.publishedPort}`);
 }
 
 /** A task that holds (or is about to hold) a node's resources: placed, and neither ended nor told to stop. */
@@ -46,7 +54,7 @@ function occupies(t: Task): boolean {
 
 function loads(tx: ReadTx): Map<string, NodeLoad> {
   const out = new Map<string, NodeLoad>();
-  for (const node of tx.list('node')) out.set(node.id, { node, tasks: 0, byService: new Map(), reservedNanoCpus: 0, reservedMemoryBytes: 0 });
+  for (const node of tx.list('node')) out.set(node.id, { node, tasks: 0, byService: new Map(), reservedNanoCpus: 0, reservedMemoryBytes: 0, hostPorts: new Set() });
   for (const t of tx.list('task')) {
     // A preassigned task still PENDING does not hold its node yet: this pass places it (or not).
     if (!occupies(t) || t.status.state === 'pending') continue;
@@ -58,7 +66,7 @@ function loads(tx: ReadTx): Map<string, NodeLoad> {
 
 /** One node's load as the store has it now (the rebalancer asks about a single node). */
 export function loadOf(tx: ReadTx, node: Node): NodeLoad {
-  const load: NodeLoad = { node, tasks: 0, byService: new Map(), reservedNanoCpus: 0, reservedMemoryBytes: 0 };
+  const load: NodeLoad = { node, tasks: 0, byService: new Map(), reservedNanoCpus: 0, reservedMemoryBytes: 0, hostPorts: new Set() };
   for (const t of tx.tasksByNode(node.id)) if (occupies(t) && t.status.state !== 'pending') place(load, t);
   return load;
 }
@@ -68,6 +76,7 @@ function place(load: NodeLoad, t: Task): void {
   load.byService.set(t.serviceId, (load.byService.get(t.serviceId) ?? 0) + 1);
   load.reservedNanoCpus += t.spec.resources.reservations.nanoCpus;
   load.reservedMemoryBytes += t.spec.resources.reservations.memoryBytes;
+  for (const port of hostPortsOf(t)) load.hostPorts.add(port);
 }
 
 function platformFits(node: Node, t: Task): boolean {
@@ -94,6 +103,7 @@ export function dynamicCheck(load: NodeLoad, t: Task): FilterFailure | null {
   if (want.memoryBytes > 0 && load.reservedMemoryBytes + want.memoryBytes > n.description.resources.memoryBytes) return 'memory';
   const max = t.spec.placement.maxReplicas;
   if (max > 0 && (load.byService.get(t.serviceId) ?? 0) >= max) return 'maxReplicas';
+  if (hostPortsOf(t).some((port) => load.hostPorts.has(port))) return 'hostPort';
   return null;
 }
 

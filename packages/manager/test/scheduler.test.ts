@@ -108,6 +108,24 @@ test('max replicas per node', (t) => {
   t.regex(h.tasks(svc).find((x) => x.status.state === 'pending')?.status.err ?? '', /max replicas per node limit exceed on 2 nodes/);
 });
 
+test('a host-mode published port: one task per port and node, across services; another protocol or ingress mode is no clash', (t) => {
+  const h = new Harness();
+  h.addNodes(2);
+  const port = (publishedPort: number, protocol: 'tcp' | 'udp' = 'tcp', publishMode: 'host' | 'ingress' = 'host') => ({ name: '', protocol, targetPort: 80, publishedPort, publishMode });
+  const web = h.addService('web', (s) => {
+    s.spec.mode = { replicated: { replicas: 3 } };
+    s.spec.endpointSpec = { mode: 'vip', ports: [port(8080)] };
+  });
+  h.settle();
+  t.deepEqual(counts(h.placement(web)), [1, 1], 'the third has no node with 8080/tcp free');
+  t.regex(h.tasks(web).find((x) => x.status.state === 'pending')?.status.err ?? '', /host-mode port already in use on 2 nodes/);
+  const other = h.addService('other', (s) => (s.spec.endpointSpec = { mode: 'vip', ports: [port(8080)] }));
+  const udp = h.addService('udp', (s) => (s.spec.endpointSpec = { mode: 'vip', ports: [port(8080, 'udp')] }));
+  h.settle();
+  t.is(sum(h.placement(other)), 0, 'another service wanting 8080/tcp in host mode waits too');
+  t.is(sum(h.placement(udp)), 1, '8080/udp is another port');
+});
+
 test('spread preference: replicas split evenly over a label\'s values before nodes', (t) => {
   const h = new Harness();
   // Three nodes in zone a, one in zone b: by nodes alone zone a would get 3 of 4; spread gives each zone 2.
