@@ -18,7 +18,7 @@ export interface EndpointSource {
 
 export const ENDPOINT_TOPIC_PREFIX = 'swarm/net/';
 export const DEFAULT_REPUBLISH_MS = 5_000;
-/** Announcing on a network that reached nobody yet is tried again after 100, 200, 400 … ms, this many times. */
+/** Joining a network is announced again after 100, 200, 400 … ms, this many times (the last after ~6 s). */
 const ANNOUNCE_RETRIES = 6;
 const ANNOUNCE_FIRST_RETRY_MS = 100;
 /** A sync request is answered at most this often per network: a burst of joins gets one answer each period. */
@@ -113,18 +113,18 @@ export class EndpointGossip {
   }
 
   /**
-   * On joining a network: our table and a request for everyone's. Right after subscribing, gossipsub may not know
-   * yet who else is on the topic (subscriptions travel too), and a message to nobody is lost: so until one reaches a
-   * peer, it is sent again, sooner first (ANNOUNCE_RETRIES times at most; the periodic republish covers the rest).
+   * On joining a network: our table and a request for everyone's, sent again after 100, 200, 400 … ms
+   * (ANNOUNCE_RETRIES times). Right after subscribing, gossipsub may not know yet who else is on the topic
+   * (subscriptions travel too), or know only some: a request that reached one peer is not one that reached all,
+   * and those it missed would otherwise answer only at their next republish. Answers are rate-limited per network.
    */
   private announce(networkId: string, attempt: number): void {
     if (this.stopped || !this.joined.has(networkId)) return;
     this.publish(networkId, this.opts.driver.localEndpoints(networkId));
-    void this.send(networkId, { kind: 'sync', networkId }).then((reached) => {
-      if (reached > 0 || attempt >= ANNOUNCE_RETRIES) return;
-      const timer = setTimeout(() => this.announce(networkId, attempt + 1), ANNOUNCE_FIRST_RETRY_MS * 2 ** attempt);
-      timer.unref();
-    });
+    void this.send(networkId, { kind: 'sync', networkId });
+    if (attempt >= ANNOUNCE_RETRIES) return;
+    const timer = setTimeout(() => this.announce(networkId, attempt + 1), ANNOUNCE_FIRST_RETRY_MS * 2 ** attempt);
+    timer.unref();
   }
 
   /** Resolves to the number of peers the message was sent to (0 when it failed). */
