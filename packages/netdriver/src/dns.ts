@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { decode, encode, RECURSION_AVAILABLE, RECURSION_DESIRED, type Answer, type Packet, type Question } from 'dns-packet';
 import type { Logger } from '@swarm/wire';
 import type { Endpoint } from './endpoints.js';
+import { isIPv4 } from './ipam.js';
 
 /** The swarm's answers live as long as the tables do: no caching, so changes are seen at once. */
 const TTL_SECONDS = 0;
@@ -57,14 +58,14 @@ export function upstreamServers(path = '/etc/resolv.conf'): string[] {
   return text
     .split('\n')
     .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
-    .filter((s): s is string => s !== undefined && /^\d{1,3}(\.\d{1,3}){3}$/.test(s));
+    .filter((s): s is string => s !== undefined && isIPv4(s));
 }
 
 export interface EmbeddedDnsOptions {
   /** What the asking task may see (see OverlayDriver.dnsView); null for an address that is no task's. */
   view: (askerIp: string) => Endpoint[][] | null;
   logger: Logger;
-  /** Resolvers for the names the swarm does not know (default: the host's resolv.conf). */
+  /** Resolvers for the names the swarm does not know (default: the host's resolv.conf, read at start). */
   upstream?: readonly string[];
   upstreamPort?: number;
   /** Whether a service's virtual IP reaches its tasks yet (the VIP load balancer); until then `web` gives task IPs. */
@@ -74,6 +75,8 @@ export interface EmbeddedDnsOptions {
 export class EmbeddedDns {
   private socket: Socket | null = null;
   private forwarding = 0;
+  /** The resolvers other names go to: given, or the host's resolv.conf as it was when the server started. */
+  private upstream: readonly string[] = [];
   /** Counters for logs, tests and the benchmark. */
   readonly stats = { answered: 0, forwarded: 0, refused: 0, failed: 0 };
 
@@ -82,6 +85,7 @@ export class EmbeddedDns {
   /** Listens on `address:port` (UDP); resolves once bound. */
   async start(address: string, port = 53): Promise<void> {
     if (this.socket !== null) return;
+    this.upstream = this.opts.upstream ?? upstreamServers();
     const socket = createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -134,8 +138,7 @@ export class EmbeddedDns {
   }
 
   private forward(msg: Buffer, query: Packet, q: Question, from: RemoteInfo): void {
-    const servers = this.opts.upstream ?? upstreamServers();
-    const server = servers[0];
+    const server = this.upstream[0];
     if (server === undefined || this.forwarding >= MAX_FORWARDING) {
       this.fail(query, q, from);
       return;

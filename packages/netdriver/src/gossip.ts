@@ -6,6 +6,7 @@ import { decode, encode, type Logger } from '@swarm/wire';
 import type { GossipHost, Membership, MemberEvent } from '@swarm/gossip';
 import { EndpointTable, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable, type RemoteEndpoint } from './endpoints.js';
 import { assert } from './errors.js';
+import { isIPv4 } from './ipam.js';
 
 /** What the gossip needs of the data plane (the OverlayDriver is one). */
 export interface EndpointSource {
@@ -178,7 +179,6 @@ export class EndpointGossip {
   }
 }
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 /** Aliases per endpoint, and a DNS name's length: bounds on what a peer can make us hold. */
 const MAX_ALIASES = 32;
 const MAX_NAME_LENGTH = 255;
@@ -208,13 +208,13 @@ export function parseMessage(data: Uint8Array): EndpointMessage | null {
     if (typeof e !== 'object' || e === null) return null;
     const r = e as Record<string, unknown>;
     if (typeof r['ip'] !== 'string' || typeof r['mac'] !== 'string' || typeof r['taskId'] !== 'string') return null;
-    if (!IPV4.test(r['ip']) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(r['mac'])) return null;
+    if (!isIPv4(r['ip']) || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(r['mac'])) return null;
     const aliases = r['aliases'];
     if (!isName(r['service']) || !isName(r['task']) || typeof r['ready'] !== 'boolean') return null;
     if (!Array.isArray(aliases) || aliases.length > MAX_ALIASES || !aliases.every(isName)) return null;
-    if (typeof r['vip'] !== 'string' || (r['vip'] !== '' && !IPV4.test(r['vip']))) return null;
+    if (typeof r['vip'] !== 'string' || (r['vip'] !== '' && !isIPv4(r['vip']))) return null;
     out.push({ ip: r['ip'], mac: r['mac'], taskId: r['taskId'], service: r['service'], task: r['task'], aliases: aliases as string[], vip: r['vip'], ready: r['ready'] });
   }
-  if (!IPV4.test(t['host'])) return null;
+  if (!isIPv4(t['host'])) return null;
   return { kind: 'table', table: { networkId: t['networkId'], seq: t['seq'], host: t['host'], endpoints: out } };
 }

@@ -34,6 +34,16 @@ export function parseIp(text: string): number {
   return parts.reduce((n, p) => n * 256 + Number(p), 0);
 }
 
+/** A dotted quad with every part 0-255 (what may go into an ip, nft or DNS answer). */
+export function isIPv4(text: string): boolean {
+  try {
+    parseIp(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function formatIp(n: number): string {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new IpamError(`${n} is not an IPv4 address number`);
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');

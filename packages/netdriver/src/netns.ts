@@ -45,20 +45,21 @@ export class NetnsDir {
   }
 }
 
-/** `ip -batch -` in a namespace: one process for many commands. With force, a failing line does not stop the rest. */
-export async function ipBatch(log: Logger, netns: Netns, lines: readonly string[], opts: { force?: boolean } = {}): Promise<ToolResult | null> {
+/** `TOOL -batch -` in a namespace: one process for many commands. With force, a failing line does not stop the rest. */
+async function batch(log: Logger, tool: 'ip' | 'bridge', netns: Netns, lines: readonly string[], opts: { force?: boolean }): Promise<ToolResult | null> {
   if (lines.length === 0) return null;
-  const ipArgs = [...(opts.force === true ? ['-force'] : []), '-batch', '-'];
-  const runOpts: ToolOptions = { input: lines.join('\n') + '\n', ...(opts.force === true ? { allowFailure: true } : {}) };
-  return netns === null ? await runTool(log, 'ip', ipArgs, runOpts) : await runTool(log, 'nsenter', [`--net=${netns}`, systemTool('ip'), ...ipArgs], runOpts);
+  const args = [...(opts.force === true ? ['-force'] : []), '-batch', '-'];
+  return await inNetns(log, netns, tool, args, { input: lines.join('\n') + '\n', ...(opts.force === true ? { allowFailure: true } : {}) });
+}
+
+/** `ip -batch -` in a namespace (links, addresses, routes, neighbours). */
+export function ipBatch(log: Logger, netns: Netns, lines: readonly string[], opts: { force?: boolean } = {}): Promise<ToolResult | null> {
+  return batch(log, 'ip', netns, lines, opts);
 }
 
 /** `bridge -batch -` in a namespace (FDB entries). */
-export async function bridgeBatch(log: Logger, netns: Netns, lines: readonly string[], opts: { force?: boolean } = {}): Promise<ToolResult | null> {
-  if (lines.length === 0) return null;
-  const args = [...(opts.force === true ? ['-force'] : []), '-batch', '-'];
-  const runOpts: ToolOptions = { input: lines.join('\n') + '\n', ...(opts.force === true ? { allowFailure: true } : {}) };
-  return netns === null ? await runTool(log, 'bridge', args, runOpts) : await runTool(log, 'nsenter', [`--net=${netns}`, systemTool('bridge'), ...args], runOpts);
+export function bridgeBatch(log: Logger, netns: Netns, lines: readonly string[], opts: { force?: boolean } = {}): Promise<ToolResult | null> {
+  return batch(log, 'bridge', netns, lines, opts);
 }
 
 /**

@@ -14,7 +14,7 @@ import { portClash, publishRuleset, PUBLISH_TABLE, type HostPort } from './publi
 /** A host-mode port as the agent hands it over. */
 export type PublishedPort = Pick<HostPort, 'protocol' | 'publishedPort' | 'targetPort'>;
 import { assert, NetError } from './errors.js';
-import { formatIp, parseCidr, parseIp } from './ipam.js';
+import { formatIp, isIPv4, parseCidr, parseIp } from './ipam.js';
 import { bridgeBatch, inNetns, ipBatch, NetnsDir, type Netns } from './netns.js';
 import type { TaskNetworking } from './networking.js';
 
@@ -173,7 +173,7 @@ export class OverlayDriver implements TaskNetworking {
 
   /** This host's underlay address (the swarm's advertise address); a change applies to networks made after it. */
   setUnderlay(addr: string): void {
-    assert(/^\d{1,3}(\.\d{1,3}){3}$/.test(addr), `underlay address ${addr} is IPv4`);
+    assert(isIPv4(addr), `underlay address ${addr} is IPv4`);
     if (addr !== this.underlay) this.mtu = null;
     this.underlay = addr;
   }

@@ -2,6 +2,8 @@
 // published port go to the task's leg on the gateway bridge, without source NAT (the client's address is kept;
 // replies go back through the host, whose conntrack undoes the DNAT). One nft table for the node, rebuilt whole.
 
+import { isIPv4 } from './ipam.js';
+
 export const PUBLISH_TABLE = 'swarm_publish';
 
 /** One host-mode port of one local task. */
@@ -30,7 +32,7 @@ export function portClash(held: readonly HostPort[], wanted: readonly HostPort[]
 export function publishRuleset(ports: readonly HostPort[]): string {
   const rules: string[] = [];
   for (const p of [...ports].sort((a, b) => a.publishedPort - b.publishedPort || a.protocol.localeCompare(b.protocol))) {
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(p.taskIp) || !valid(p.publishedPort) || !valid(p.targetPort) || !['tcp', 'udp', 'sctp'].includes(p.protocol)) {
+    if (!isIPv4(p.taskIp) || !valid(p.publishedPort) || !valid(p.targetPort) || !['tcp', 'udp', 'sctp'].includes(p.protocol)) {
       throw new Error(`netdriver invariant: host port ${JSON.stringify(p)} is well formed`);
     }
     rules.push(`    fib daddr type local ip daddr != 127.0.0.0/8 ${p.protocol} dport ${p.publishedPort} dnat to ${p.taskIp}:${p.targetPort}`);

@@ -3,6 +3,7 @@
 // conntrack), and refuses at once (TCP reset, ICMP unreachable) when the service has none. Pure ruleset here.
 
 import type { Endpoint } from './endpoints.js';
+import { isIPv4, parseIp } from './ipam.js';
 
 export const LB_TABLE = 'swarm_lb';
 
@@ -29,8 +30,7 @@ export function vipBackends(networks: ReadonlyArray<readonly Endpoint[]>): VipBa
 }
 
 function compareIp(a: string, b: string): number {
-  const n = (ip: string): number => ip.split('.').reduce((x, p) => x * 256 + Number(p), 0);
-  return n(a) - n(b);
+  return parseIp(a) - parseIp(b);
 }
 
 /**
@@ -67,8 +67,4 @@ export function lbRuleset(vips: readonly VipBackends[]): string {
     '}',
     '',
   ].join('\n');
-}
-
-function isIPv4(s: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(s) && s.split('.').every((p) => Number(p) <= 255);
 }
