@@ -1,7 +1,7 @@
 // The leader's allocator: gives each overlay network a VXLAN id and a subnet (its own or one cut from the cluster's
 // default pools), and each new task an address on every network it attaches to, before it may be scheduled.
 
-import { deepEqual, isTerminalTaskState, type AttachedNetwork, type PortConfig, type Service, type Network, type NetworkAllocation, type NetworkAttachment, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
+import { deepEqual, isTerminalTaskState, type AttachedNetwork, type PortConfig, type Service, type Network, type NetworkAllocation, type NetworkAttachment, type Node, type Op, type ReadTx, type Store, type Task, type Vni } from '@swarm/store';
 import { checkSubnet, cutSubnet, ENCRYPTED_OPTION, HOST_NETWORK, formatCidr, formatIp, gatewayFor, IpamError, nextHost, nextVni, overlaps, parseCidr, parseIp, size, type Cidr } from '@swarm/netdriver';
 import { isLive } from './orchestrator.js';
 import { assert, type Reconciler } from './reconciler.js';
@@ -92,6 +92,8 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
     if (!holdsAddresses(t)) continue;
     for (const a of t.networksAttachments) for (const addr of a.addresses) markUsed(a.networkId, addr);
   }
+  const nodes = tx.list('node').sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const n of nodes) for (const a of n.attachments) for (const addr of a.addresses) markUsed(a.networkId, addr);
   const services = tx.list('service').sort((a, b) => (a.id < b.id ? -1 : 1));
   for (const s of services) for (const v of s.endpoint.virtualIps) markUsed(v.networkId, v.addr);
   // Services' virtual IPs first, so the tasks made in this pass carry them.
@@ -107,12 +109,22 @@ export function allocate(tx: ReadTx, nowMs: number): Op[] {
     endpoints.set(s.id, endpoint);
     if (!deepEqual(endpoint, s.endpoint)) ops.push({ op: 'update', kind: 'service', object: { ...s, endpoint } });
   }
+  // The routing mesh: every node gets an address on the ingress network (its ingress sandbox answers from it).
+  const ingress = [...networks.values()].find((n) => n.spec.ingress && n.allocation !== null) ?? null;
+  for (const node of nodes) {
+    const attachments = nodeAttachments(node, ingress, networks, used);
+    if (attachments === null) continue;
+    ops.push({ op: 'update', kind: 'node', object: { ...node, attachments } });
+    for (const a of attachments) touched.add(a.networkId);
+  }
   const newTasks = tx
     .list('task')
     .filter((t) => t.status.state === 'new' && isLive(t))
     .sort((a, b) => a.meta.createdAtMs - b.meta.createdAtMs || (a.id < b.id ? -1 : 1));
   for (const t of newTasks) {
-    const result = attachmentsFor(t, networks, used, vips.get(t.serviceId) ?? []);
+    // A task of a service with ingress-mode ports gets a leg on the ingress network too, so the mesh reaches it.
+    const meshed = (endpoints.get(t.serviceId)?.ports ?? t.endpoint?.ports ?? []).some((p) => p.publishMode === 'ingress');
+    const result = attachmentsFor(t, networks, used, vips.get(t.serviceId) ?? [], meshed ? ingress : null);
     if (typeof result === 'string') {
       if (t.status.message !== result) ops.push(taskOp({ ...t, status: { ...t.status, timestampMs: nowMs, message: result } }));
       continue;
@@ -261,10 +273,33 @@ function virtualIpsFor(s: Service, networks: Map<string, Network>, used: Map<str
   return out;
 }
 
-/** The task's attachments, or why it must wait. Takes the addresses from `used` and moves the networks' cursors. */
-function attachmentsFor(t: Task, networks: Map<string, Network>, used: Map<string, Set<number>>, vips: Service['endpoint']['virtualIps']): NetworkAttachment[] | string {
+/**
+ * A node's attachments as they should be: one on the ingress network (kept while that network stays, renewed when it
+ * is made again), or none without one; null when they already are.
+ */
+function nodeAttachments(node: Node, ingress: Network | null, networks: Map<string, Network>, used: Map<string, Set<number>>): NetworkAttachment[] | null {
+  const keep = node.attachments.filter((a) => ingress !== null && a.networkId === ingress.id);
+  if (ingress !== null && keep.length === 0) {
+    const addr = takeAddress(networks.get(ingress.id) ?? ingress, networks, used);
+    // A full ingress subnet: the node waits for an address (its tasks' ports are served by the other nodes).
+    if (typeof addr !== 'string') return keep.length === node.attachments.length ? null : keep;
+    const fresh = networks.get(ingress.id);
+    assert(fresh !== undefined, 'the ingress network is known');
+    const attached = attachedNetwork(fresh);
+    assert(attached !== null, 'an allocated network has an attachment form');
+    keep.push({ networkId: ingress.id, network: attached, addresses: [addr], aliases: [], virtualIp: '' });
+  }
+  return deepEqual(keep, node.attachments) ? null : keep;
+}
+
+/**
+ * The task's attachments, or why it must wait. Takes the addresses from `used` and moves the networks' cursors.
+ * `ingress`: the ingress network, when the task's service publishes ports through the routing mesh.
+ */
+function attachmentsFor(t: Task, networks: Map<string, Network>, used: Map<string, Set<number>>, vips: Service['endpoint']['virtualIps'], ingress: Network | null): NetworkAttachment[] | string {
   const out: NetworkAttachment[] = [];
   const seen = new Set<string>();
+  if (ingress !== null) seen.add(ingress.id);
   for (const target of t.spec.networks) {
     if (target.target === HOST_NETWORK) continue; // the node's own stack: nothing to allocate
     const n = targetNetwork(target.target, networks);
@@ -277,6 +312,15 @@ function attachmentsFor(t: Task, networks: Map<string, Network>, used: Map<strin
     const attached = attachedNetwork(n);
     assert(attached !== null, 'an allocated network has an attachment form');
     out.push({ networkId: n.id, network: attached, addresses: [addr], aliases: [...target.aliases], virtualIp: vips.find((v) => v.networkId === n.id)?.addr ?? '' });
+  }
+  if (ingress !== null) {
+    // Last, so the task's own networks keep eth0…; the network object is read again for its moved cursor.
+    const n = networks.get(ingress.id) ?? ingress;
+    const addr = takeAddress(n, networks, used);
+    if (typeof addr !== 'string') return addr.error;
+    const attached = attachedNetwork(n);
+    assert(attached !== null, 'an allocated network has an attachment form');
+    out.push({ networkId: n.id, network: attached, addresses: [addr], aliases: [], virtualIp: '' });
   }
   return out;
 }

@@ -263,3 +263,56 @@ test("a new task carries its service's ports as allocated, not as they were when
   const [task] = h.live(web);
   t.deepEqual(task?.endpoint?.ports, allocated);
 });
+
+// ---------------------------------------------------------------- the routing mesh
+
+test('with an ingress network every node gets an address on it, and tasks of a service with ingress ports get a leg there too (last)', (t) => {
+  const h = new Harness();
+  const nodes = h.addNodes(3);
+  addNetwork(h, network('n-ingress', 'ingress', '10.0.0.0/24', { ingress: true }));
+  addNetwork(h, network('n-front', 'front', '10.40.0.0/24'));
+  const web = h.addService('web', (s) => {
+    s.spec.mode = { replicated: { replicas: 2 } };
+    s.spec.taskTemplate.networks = [{ target: 'n-front', aliases: [] }];
+    s.spec.endpointSpec = { mode: 'vip', ports: [port(80, 8080)] };
+  });
+  const host = h.addService('hostmode', (s) => {
+    s.spec.taskTemplate.networks = [{ target: 'n-front', aliases: [] }];
+    s.spec.endpointSpec = { mode: 'vip', ports: [port(80, 9090, { publishMode: 'host' })] };
+  });
+  const plain = h.addService('plain', () => undefined);
+  h.settle();
+  const nodeAddrs = nodes.map((id) => {
+    const a = h.node(id).attachments;
+    t.is(a.length, 1);
+    t.is(a[0]?.networkId, 'n-ingress');
+    t.true(a[0]?.network.ingress);
+    return a[0]?.addresses[0] ?? '';
+  });
+  t.is(new Set(nodeAddrs).size, 3, 'distinct node addresses');
+  for (const task of h.live(web)) {
+    t.deepEqual(task.networksAttachments.map((a) => a.networkId), ['n-front', 'n-ingress'], 'the ingress leg comes last');
+    t.is(task.networksAttachments[1]?.virtualIp, '', 'no virtual IP on ingress');
+    t.false(nodeAddrs.includes(task.networksAttachments[1]?.addresses[0] ?? ''), 'not a node address');
+  }
+  t.deepEqual(h.live(host).map((x) => x.networksAttachments.map((a) => a.networkId)), [['n-front']], 'host mode needs no mesh');
+  t.deepEqual(h.live(plain).map((x) => x.networksAttachments), [[]]);
+  const before = h.written.get('allocator') ?? 0;
+  h.settle();
+  t.is(h.written.get('allocator') ?? 0, before, 'a settled cluster writes nothing');
+  t.deepEqual(nodes.map((id) => h.node(id).attachments[0]?.addresses[0]), nodeAddrs, 'node addresses are kept');
+});
+
+test('a node whose ingress network was removed and made again gets a fresh address on the new one', (t) => {
+  const h = new Harness();
+  const [node] = h.addNodes(1);
+  addNetwork(h, network('n-old', 'ingress', '10.0.0.0/24', { ingress: true }));
+  h.settle();
+  t.is(h.node(node ?? '').attachments[0]?.networkId, 'n-old');
+  h.commit([{ op: 'delete', kind: 'network', id: 'n-old' }]);
+  h.settle();
+  t.deepEqual(h.node(node ?? '').attachments, [], 'gone with its network');
+  addNetwork(h, network('n-new', 'ingress', '10.9.0.0/24', { ingress: true }));
+  h.settle();
+  t.regex(h.node(node ?? '').attachments[0]?.addresses[0] ?? '', /^10\.9\.0\.\d+\/24$/);
+});

@@ -11,3 +11,4 @@ export { runTool, systemTool, type ToolOptions, type ToolResult } from './tool.j
 export * from './ipam.js';
 export { lbRuleset, vipBackends, LB_TABLE, type VipBackends } from './vip.js';
 export { portClash, publishRuleset, PUBLISH_TABLE, type HostPort } from './publish.js';
+export { chooseExpression, hostIngressRuleset, ingressBackends, sandboxRuleset, INGRESS_ENDPOINT_NAME, INGRESS_SANDBOX, INGRESS_TABLE, type IngressBackends, type IngressConfig, type IngressPort, type IngressService, type WeightedBackend } from './ingress.js';

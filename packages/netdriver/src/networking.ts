@@ -2,6 +2,7 @@
 // The overlay driver implements it; a node without one runs tasks in the host's network namespace.
 
 import type { NetworkAttachment } from '@swarm/store';
+import type { IngressConfig } from './ingress.js';
 
 export interface TaskNetworking {
   /**
@@ -19,6 +20,8 @@ export interface TaskNetworking {
   setReady(taskId: string, ready: boolean): void;
   /** Removes what attach made; a task never attached (or already detached) is fine. */
   detach(taskId: string): Promise<void>;
+  /** The routing mesh this node serves (its ingress address and the services publishing through it); null: none. */
+  setIngress?(config: IngressConfig | null): Promise<void>;
 }
 
 /** The driver option that asks for an encrypted overlay (`--opt encrypted`), as Docker spells it. */

@@ -10,6 +10,7 @@ import { EmbeddedDns } from './dns.js';
 import { macForIp, type Endpoint, type RemoteEndpoint } from './endpoints.js';
 import { lbRuleset, vipBackends } from './vip.js';
 import { portClash, publishRuleset, PUBLISH_TABLE, type HostPort } from './publish.js';
+import { hostIngressRuleset, ingressBackends, INGRESS_ENDPOINT_NAME, INGRESS_SANDBOX, INGRESS_TABLE, sandboxRuleset, type IngressConfig } from './ingress.js';
 
 /** A host-mode port as the agent hands it over. */
 export type PublishedPort = Pick<HostPort, 'protocol' | 'publishedPort' | 'targetPort'>;
@@ -28,6 +29,8 @@ export const DEFAULT_GATEWAY_SUBNET = '172.18.0.0/16';
 const NFT_TABLE = 'swarm_gwbridge';
 /** The lock key that orders gateway bridge changes (network ids are never empty). */
 const GATEWAY_LOCK = '';
+/** The lock key that orders routing-mesh changes (network ids are hex). */
+const INGRESS_LOCK = '#ingress';
 
 export interface OverlayDriverOptions {
   /** Where this node keeps its namespace files and records (the daemon's data dir/net). */
@@ -71,6 +74,8 @@ interface Leg {
   /** DNS: the task's aliases on this network, and its service's virtual IP here ('' without one). */
   aliases: string[];
   vip: string;
+  /** A leg on the ingress network: routing-mesh traffic only, never in DNS answers or VIP tables. */
+  ingress?: boolean;
 }
 
 /** The names the embedded DNS knows a task by. */
@@ -149,6 +154,8 @@ export class OverlayDriver implements TaskNetworking {
   private readonly lbPending = new Set<string>();
   private readonly lbWritten = new Map<string, string>();
   private lbFlush: Promise<void> | null = null;
+  /** The routing mesh as the managers last gave it; null: this node serves no ingress port. */
+  private ingress: IngressConfig | null = null;
   private underlay: string;
   /** The overlay MTU: the underlay interface's less VXLAN's overhead; read when a network namespace is first made. */
   private mtu: number | null = null;
@@ -232,6 +239,8 @@ export class OverlayDriver implements TaskNetworking {
       if (this.needsGateway()) await this.makeGateway();
       else await this.removeGateway();
     });
+    // The ingress sandbox is never kept (no container holds it): the managers' next word makes it again.
+    await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', INGRESS_TABLE], { allowFailure: true });
     this.log.info({ kept: kept.length, removed: removed.length, networks: this.sandboxes.size }, 'overlay state recovered');
     return { kept, removed };
   }
@@ -286,7 +295,7 @@ export class OverlayDriver implements TaskNetworking {
       for (const [i, a] of attachments.entries()) {
         const [ip, prefixText] = splitCidr(a.addresses[0] ?? '');
         const vip = a.virtualIp === '' ? '' : a.virtualIp.slice(0, a.virtualIp.indexOf('/'));
-        const leg: Leg = { networkId: a.networkId, vni: a.network.vni, ifname: `eth${i}`, peerName: vethName('ve', taskId, i), ip, prefix: Number(prefixText), mac: macForIp(ip), aliases: [...a.aliases], vip };
+        const leg: Leg = { networkId: a.networkId, vni: a.network.vni, ifname: `eth${i}`, peerName: vethName('ve', taskId, i), ip, prefix: Number(prefixText), mac: macForIp(ip), aliases: [...a.aliases], vip, ...(a.network.ingress ? { ingress: true } : {}) };
         await this.withNetwork(a.networkId, async () => {
           const sb = await this.ensureSandbox(a);
           await ipBatch(this.log, sb.path, [
@@ -356,9 +365,66 @@ export class OverlayDriver implements TaskNetworking {
     return rec === undefined ? null : this.endpointsSeenBy(rec);
   }
 
-  /** For each network of a task, in its order: every endpoint on it, this host's and the peers'. */
+  /**
+   * For each network of a task, in its order: every endpoint on it, this host's and the peers'. The ingress
+   * network is left out: it carries the routing mesh, not service discovery (as Docker's).
+   */
   private endpointsSeenBy(rec: TaskRecord): Endpoint[][] {
-    return rec.legs.map((leg) => [...this.localEndpoints(leg.networkId), ...(this.wantedPeers.get(leg.networkId) ?? [])]);
+    return rec.legs.filter((leg) => leg.ingress !== true).map((leg) => this.networkEndpoints(leg.networkId));
+  }
+
+  private networkEndpoints(networkId: string): Endpoint[] {
+    return [...this.localEndpoints(networkId), ...(this.wantedPeers.get(networkId) ?? [])];
+  }
+
+  /**
+   * The routing mesh as the managers want it on this node: its address on the ingress network and every service
+   * with ingress-mode ports. With at least one port, the node gets an ingress sandbox (a namespace with a leg on
+   * `ingress` and one on the gateway bridge) and its host and sandbox nft tables; without, all of it goes.
+   */
+  async setIngress(config: IngressConfig | null): Promise<void> {
+    this.checkOpen();
+    const wanted = config !== null && config.services.some((s) => s.ports.length > 0) ? config : null;
+    await this.withNetwork(INGRESS_LOCK, async () => {
+      const have = this.tasks.get(INGRESS_SANDBOX);
+      const haveAddr = have?.legs[0]?.ip;
+      const wantAddr = wanted?.attachment.addresses[0]?.split('/')[0];
+      if (have !== undefined && (wanted === null || haveAddr !== wantAddr || have.legs[0]?.networkId !== wanted.attachment.networkId)) {
+        await this.detach(INGRESS_SANDBOX);
+        this.log.info({ address: haveAddr }, 'ingress sandbox removed');
+      }
+      this.ingress = wanted;
+      if (wanted === null) {
+        await this.withNetwork(GATEWAY_LOCK, () => this.writeHostIngressTable());
+        return;
+      }
+      if (!this.tasks.has(INGRESS_SANDBOX)) {
+        const { netnsPath } = await this.attach(INGRESS_SANDBOX, [wanted.attachment], { service: '', task: INGRESS_ENDPOINT_NAME });
+        // It routes: connections come in on its gateway leg and leave on its ingress leg.
+        await inNetns(this.log, netnsPath, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+        this.log.info({ address: wantAddr }, 'ingress sandbox made');
+      }
+      await this.withNetwork(GATEWAY_LOCK, () => this.writeHostIngressTable());
+      this.scheduleLb(wanted.attachment.networkId);
+    });
+  }
+
+  /** The host's routing-mesh table, rebuilt whole (or removed when this node serves no ingress port). Call under GATEWAY_LOCK. */
+  private async writeHostIngressTable(): Promise<void> {
+    const gw = this.tasks.get(INGRESS_SANDBOX)?.gateway ?? null;
+    if (this.ingress === null || gw === null || !this.gatewayUp) {
+      await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', INGRESS_TABLE], { allowFailure: true });
+      return;
+    }
+    await inNetns(this.log, this.host, 'nft', ['-f', '-'], { input: hostIngressRuleset(this.ingress.services, gw.ip, GATEWAY_BRIDGE) });
+  }
+
+  /** The ingress sandbox's table: every ingress port to the ready tasks of its service. */
+  private sandboxTable(rec: TaskRecord): string {
+    const leg = rec.legs[0];
+    assert(leg !== undefined, 'the ingress sandbox has its leg on ingress');
+    const services = this.ingress?.services ?? [];
+    return sandboxRuleset(ingressBackends(services, this.networkEndpoints(leg.networkId)), leg.ifname);
   }
 
   /** Removes the task's namespace and legs, and each network's namespace it was the last local task of. Idempotent. */
@@ -430,14 +496,14 @@ export class OverlayDriver implements TaskNetworking {
         this.lbWritten.delete(taskId);
         continue;
       }
-      const ruleset = lbRuleset(vipBackends(this.endpointsSeenBy(rec)));
+      const ruleset = taskId === INGRESS_SANDBOX ? this.sandboxTable(rec) : lbRuleset(vipBackends(this.endpointsSeenBy(rec)));
       if (this.lbWritten.get(taskId) === ruleset) continue;
       try {
         await inNetns(this.log, this.ns.path(taskNsName(taskId)), 'nft', ['-f', '-'], { input: ruleset });
         this.lbWritten.set(taskId, ruleset);
       } catch (err) {
         // The task may have gone meanwhile; otherwise the next change tries again.
-        if (this.tasks.has(taskId)) this.log.warn({ task: taskId, err: (err as Error).message }, 'could not write the VIP table');
+        if (this.tasks.has(taskId)) this.log.warn({ task: taskId, err: (err as Error).message }, taskId === INGRESS_SANDBOX ? 'could not write the ingress table' : 'could not write the VIP table');
       }
     }
   }
@@ -638,6 +704,7 @@ export class OverlayDriver implements TaskNetworking {
     await ipBatch(this.log, this.host, [`link del ${GATEWAY_BRIDGE}`], { force: true });
     await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', NFT_TABLE], { allowFailure: true });
     await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', PUBLISH_TABLE], { allowFailure: true });
+    await inNetns(this.log, this.host, 'nft', ['delete', 'table', 'ip', INGRESS_TABLE], { allowFailure: true });
     if (this.gatewayUp) this.log.info({ bridge: GATEWAY_BRIDGE }, 'gateway bridge removed');
     this.gatewayUp = false;
   }

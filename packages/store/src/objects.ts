@@ -270,9 +270,15 @@ export interface PortConfig {
   publishMode: 'ingress' | 'host';
 }
 
+/** How connections to a service are spread over its tasks (`--lb-strategy`). */
+export type LbStrategy = 'round-robin' | 'random' | 'load-aware';
+export const LB_STRATEGIES: readonly LbStrategy[] = ['round-robin', 'random', 'load-aware'];
+
 export interface EndpointSpec {
   mode: 'vip' | 'dnsrr';
   ports: PortConfig[];
+  /** Absent: round-robin (specs written before strategies existed have none). */
+  lbStrategy?: LbStrategy;
 }
 
 export interface ServiceSpec {
