@@ -3,7 +3,7 @@
 
 import { canTransitionTask, isTerminalTaskState, taskStateRank, type HealthConfig, type Task, type TaskState, type TaskStatus, type TaskStatusUpdate } from '@swarm/store';
 import { containerConfigFor, RuntimeError, type ContainerConfig, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
-import type { TaskNetworking } from '@swarm/netdriver';
+import type { IngressConfig, TaskNetworking } from '@swarm/netdriver';
 import type { Logger } from '@swarm/wire';
 
 export type { TaskStatusUpdate };
@@ -98,6 +98,8 @@ interface TaskRecord {
 
 const RANK_RUNNING = taskStateRank('running');
 const RANK_ACCEPTED = taskStateRank('accepted');
+/** How soon a routing mesh that could not be set up is tried again. */
+const INGRESS_RETRY_MS = 2_000;
 const RANK_STARTING = taskStateRank('starting');
 
 export class Agent {
@@ -119,6 +121,10 @@ export class Agent {
   private startsRunning = 0;
   private readonly startWaiters: Array<() => void> = [];
   private closed = false;
+  /** The routing mesh asked for and not applied yet (undefined: nothing new), and the chain applying it. */
+  private ingressWanted: IngressConfig | null | undefined = undefined;
+  private ingressApplying: Promise<void> | null = null;
+  private ingressRetry: NodeJS.Timeout | null = null;
   /** Containers an earlier run of this daemon left running (see adopt); taken over by the first assignment set. */
   private adoptable: Set<string> | null = null;
 
@@ -248,9 +254,45 @@ export class Agent {
     );
   }
 
+  /**
+   * The routing mesh this node serves, as the managers last said. Applied in order, the newest winning: a config
+   * that arrives while another is being applied replaces any still waiting. A failure is tried again in a moment.
+   */
+  setIngress(ingress: IngressConfig | null): void {
+    const networking = this.networking;
+    if (this.closed || networking?.setIngress === undefined) return;
+    this.ingressWanted = ingress;
+    if (this.ingressRetry !== null) clearTimeout(this.ingressRetry);
+    this.ingressRetry = null;
+    if (this.ingressApplying !== null) return;
+    const p = (async () => {
+      while (this.ingressWanted !== undefined && !this.closed) {
+        const want = this.ingressWanted;
+        this.ingressWanted = undefined;
+        try {
+          await networking.setIngress?.(want);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'could not set up the routing mesh; trying again');
+          if (this.ingressWanted === undefined) {
+            this.ingressRetry = setTimeout(() => {
+              this.ingressRetry = null;
+              this.setIngress(want);
+            }, INGRESS_RETRY_MS);
+          }
+        }
+      }
+    })().finally(() => {
+      this.ingressApplying = null;
+      this.inFlight.delete(p);
+    });
+    this.ingressApplying = p;
+    this.inFlight.add(p);
+  }
+
   /** Stops reconciling and reporting; tasks keep running (stopAll stops them). */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.ingressRetry !== null) clearTimeout(this.ingressRetry);
     for (const rec of this.records.values()) this.stopHealth(rec);
     for (const w of this.startWaiters.splice(0)) w();
     await Promise.allSettled([...this.inFlight]);

@@ -2,6 +2,7 @@
 // which redirects), hands the assignment sets it receives to the agent, and sends the agent's task status back.
 
 import type { GossipHost, Stream } from '@swarm/gossip';
+import type { IngressConfig } from '@swarm/netdriver';
 import type { Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
@@ -17,6 +18,7 @@ const LOCAL_LEADER_CHECK_MS = 250;
 /** What the session needs of the agent (packages/agent implements it). */
 export interface AgentLike {
   setAssignments(tasks: Task[]): void;
+  setIngress(ingress: IngressConfig | null): void;
   statuses(): TaskStatusUpdate[];
 }
 
@@ -168,6 +170,10 @@ export class AgentSession {
             if (!assigned) this.deps.logger.info({ target }, 'agent session with the leader started');
             assigned = true;
             this.deps.agent.setAssignments(message['tasks'] as Task[]);
+          }
+          // From the leader over the cluster's private, authenticated transport: trusted like the assignments.
+          if (message['type'] === 'ingress' && (message['ingress'] === null || isRecord(message['ingress']))) {
+            this.deps.agent.setIngress(message['ingress'] as IngressConfig | null);
           }
         }
         if (this.stopped) break;

@@ -3,6 +3,7 @@
 
 import type { GossipHost, Stream } from '@swarm/gossip';
 import { statusOps } from '@swarm/manager';
+import type { IngressConfig } from '@swarm/netdriver';
 import { isTaskState, isTerminalTaskState, type Op, type Store, type Task, type TaskStatusUpdate } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
@@ -34,7 +35,18 @@ export const DEFAULT_HEARTBEAT_PERIOD_MS = 1_000;
 export const DEFAULT_HEARTBEAT_GRACE_MS = 10_000;
 
 /** Manager -> agent. redirect: this manager does not lead; `leader` is the leader's multiaddr if known. */
-export type DispatcherMessage = { type: 'redirect'; leader: string | null } | { type: 'assignments'; tasks: Task[] };
+export type DispatcherMessage =
+  | { type: 'redirect'; leader: string | null }
+  | { type: 'assignments'; tasks: Task[] }
+  /** The routing mesh this node serves; sent when it changes (null: none). */
+  | { type: 'ingress'; ingress: IngressConfig | null };
+
+/** What the agent side of a session takes from the dispatcher. */
+export interface SessionAgent {
+  setAssignments(tasks: Task[]): void;
+  setIngress(ingress: IngressConfig | null): void;
+  statuses(): TaskStatusUpdate[];
+}
 
 /**
  * What a node must know about: its tasks that should run, and those still alive that must stop. Tasks that are
@@ -45,6 +57,27 @@ export function assignmentsFor(store: Store, nodeId: string): Task[] {
     .view((tx) => tx.tasksByNode(nodeId))
     .filter((t) => !(isTerminalTaskState(t.status.state) && isTerminalTaskState(t.desiredState)))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * The routing mesh a node serves: its address on the ingress network and every service with ingress-mode ports
+ * (as allocated); null while the node has no ingress address or no service publishes through the mesh.
+ */
+export function ingressFor(store: Store, nodeId: string): IngressConfig | null {
+  return store.view((tx) => {
+    const attachment = tx.get('node', nodeId)?.attachments.find((a) => a.network.ingress);
+    if (attachment === undefined) return null;
+    const services = tx
+      .list('service')
+      .map((s) => ({
+        name: s.spec.name,
+        ports: s.endpoint.ports.filter((p) => p.publishMode === 'ingress' && p.publishedPort !== 0).map((p) => ({ protocol: p.protocol, publishedPort: p.publishedPort, targetPort: p.targetPort })),
+        strategy: s.spec.endpointSpec.lbStrategy ?? 'round-robin',
+      }))
+      .filter((s) => s.ports.length > 0)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return services.length === 0 ? null : { attachment, services };
+  });
 }
 
 /** A cheap fingerprint of an assignment set: it changes when any task in it is written. */
@@ -95,6 +128,8 @@ export interface DispatcherDeps {
 interface Session {
   nodeId: string;
   signature: string;
+  /** The ingress config last sent, as JSON ('' before the first). */
+  ingress: string;
   /** When the agent last said anything (Infinity for the leader's own, in-process agent). */
   lastSeenMs: number;
   deliver(message: DispatcherMessage): void;
@@ -157,14 +192,16 @@ export class Dispatcher {
   }
 
   /** The leader's own agent. `onClosed` runs when the session ends (this node stopped leading, or stop()). */
-  attachLocal(nodeId: string, agent: { setAssignments(tasks: Task[]): void; statuses(): TaskStatusUpdate[] }, onClosed: () => void): LocalSession {
+  attachLocal(nodeId: string, agent: SessionAgent, onClosed: () => void): LocalSession {
     let open = true;
     const session: Session = {
       nodeId,
       signature: '',
+      ingress: '',
       lastSeenMs: Infinity,
       deliver: (m) => {
         if (open && m.type === 'assignments') agent.setAssignments(m.tasks);
+        if (open && m.type === 'ingress') agent.setIngress(m.ingress);
       },
       close: () => {
         if (!open) return;
@@ -189,6 +226,13 @@ export class Dispatcher {
   private push(s: Session): void {
     const tasks = assignmentsFor(this.deps.store, s.nodeId);
     const signature = assignmentsSignature(tasks);
+    // The mesh first: a task that is about to start may be a backend of a port the node must serve.
+    const ingress = ingressFor(this.deps.store, s.nodeId);
+    const ingressText = JSON.stringify(ingress);
+    if (ingressText !== s.ingress) {
+      s.ingress = ingressText;
+      s.deliver({ type: 'ingress', ingress });
+    }
     if (signature === s.signature) return;
     s.signature = signature;
     s.deliver({ type: 'assignments', tasks });
@@ -198,6 +242,7 @@ export class Dispatcher {
     const session: Session = {
       nodeId,
       signature: '',
+      ingress: '',
       lastSeenMs: Date.now(),
       deliver: (message) => {
         try {

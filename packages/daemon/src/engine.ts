@@ -153,6 +153,7 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
       return {
         nodeId,
         setAssignments: (tasks) => a.setAssignments(tasks),
+        setIngress: (ingress) => a.setIngress(ingress),
         statuses: () => a.statuses(),
         logs: (taskId, o) => a.logs(taskId, o),
         close: async () => {

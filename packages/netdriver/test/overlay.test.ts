@@ -270,6 +270,101 @@ serial("a host-mode published port: the task's node forwards its own address's p
   t.false(table.stdout.includes('dport 8080'), 'the rule went with the task');
 });
 
+function ingressAttachment(address: string): NetworkAttachment {
+  const a = attachment('ning', 4096, '10.90.0.0/24', address);
+  return { ...a, network: { ...a.network, name: 'ingress', ingress: true } };
+}
+
+/** A UDP echo server (Node, inside the namespace) answering each datagram with its name. */
+function udpEcho(netns: string, port: number, name: string): ReturnType<typeof spawn> {
+  const script = `const s = require('node:dgram').createSocket('udp4'); s.on('message', (m, r) => s.send(${JSON.stringify(name)}, r.port, r.address)); s.bind(${port});`;
+  return spawn('nsenter', [`--net=${netns}`, process.execPath, '-e', script], { stdio: 'ignore' });
+}
+
+/** One datagram to ip:port from inside a namespace: the answer, or '' after a second. */
+async function udpAsk(netns: string, ip: string, port: number): Promise<string> {
+  const script = `const s = require('node:dgram').createSocket('udp4'); const t = setTimeout(() => { console.log(''); process.exit(0); }, 1000); s.on('message', (m) => { console.log(m.toString()); clearTimeout(t); process.exit(0); }); s.send('hi', ${port}, ${JSON.stringify(ip)});`;
+  const res = await inNetns(log, netns, process.execPath, ['-e', script], { allowFailure: true, timeoutMs: 5_000 });
+  return res.stdout.trim();
+}
+
+serial('the routing mesh: both nodes serve an ingress port (TCP and UDP) from the ready tasks on either node, by strategy; without ports nothing is left', async (t) => {
+  const www = join(root, 'www');
+  const servers: Array<ReturnType<typeof spawn>> = [];
+  t.teardown(() => servers.forEach((s) => s.kill('SIGKILL')));
+  const backends = [
+    { d: d2, id: 'meshback001', ip: '10.90.0.10' },
+    { d: d1, id: 'meshback002', ip: '10.90.0.11' },
+  ];
+  const mesh = (strategy: 'round-robin' | 'random') => ({
+    services: [{ name: 'mesh', ports: [{ protocol: 'tcp' as const, publishedPort: 8080, targetPort: 7070 }, { protocol: 'udp' as const, publishedPort: 8053, targetPort: 5353 }], strategy }],
+  });
+  await d1.setIngress({ attachment: ingressAttachment('10.90.0.2/24'), ...mesh('round-robin') });
+  await d2.setIngress({ attachment: ingressAttachment('10.90.0.3/24'), ...mesh('round-robin') });
+  // Only the task on host 2 at first: host 1 has no task of the service and must serve the port all the same.
+  for (const b of backends) {
+    const dir = join(www, b.id);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'index.html'), `${b.id}\n`);
+    const a = await b.d.attach(b.id, [ingressAttachment(`${b.ip}/24`)], { service: 'mesh', task: `mesh.1.${b.id}` });
+    t.teardown(() => b.d.detach(b.id));
+    servers.push(spawn('nsenter', [`--net=${a.netnsPath}`, BUSYBOX, 'httpd', '-f', '-p', '7070', '-h', dir], { stdio: 'ignore' }));
+    servers.push(udpEcho(a.netnsPath, 5353, b.id));
+  }
+  d2.setReady('meshback001', true);
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  const first = await pollUntil('node 1 (no ready task) serves the port', async () => (await httpGet(h2, UNDERLAY[0], 8080)) || undefined, { deadlineMs: 10_000 });
+  t.is(first, 'meshback001');
+  t.is(await httpGet(h1, UNDERLAY[1], 8080), 'meshback001', 'node 2 too');
+  t.is(await httpGet(h1, UNDERLAY[0], 8080), 'meshback001', "a node's own address, from the node itself");
+  t.is(await pollUntil('udp through the mesh', async () => (await udpAsk(h2, UNDERLAY[0], 8053)) || undefined, { deadlineMs: 5_000 }), 'meshback001');
+
+  // Both ready: round robin from either node.
+  d1.setReady('meshback002', true);
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  for (const [client, node] of [[h2, UNDERLAY[0]], [h1, UNDERLAY[1]]] as const) {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      const body = await httpGet(client, node, 8080);
+      seen.set(body, (seen.get(body) ?? 0) + 1);
+    }
+    t.deepEqual([...seen].sort(), [['meshback001', 5], ['meshback002', 5]], `round robin through ${node}`);
+  }
+  const sandboxTable = await inNetns(log, join(root, 'd1', 't-ingress-sbox'), 'nft', ['list', 'table', 'ip', 'swarm_ingress']);
+  t.regex(sandboxTable.stdout, /tcp dport 8080 dnat to numgen inc mod 2 map \{ 0 : 10\.90\.0\.10, 1 : 10\.90\.0\.11 \}:7070/);
+
+  // Random: still both, chosen by the kernel's random numbers.
+  await d1.setIngress({ attachment: ingressAttachment('10.90.0.2/24'), ...mesh('random') });
+  await d1.lbSettled();
+  t.regex((await inNetns(log, join(root, 'd1', 't-ingress-sbox'), 'nft', ['list', 'table', 'ip', 'swarm_ingress'])).stdout, /numgen random mod 2/);
+  const seen = new Set<string>();
+  for (let i = 0; i < 20; i++) seen.add(await httpGet(h2, UNDERLAY[0], 8080));
+  t.deepEqual([...seen].sort(), ['meshback001', 'meshback002']);
+
+  // A task that stops being ready gets nothing; none ready: refused at once.
+  d2.setReady('meshback001', false);
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  for (let i = 0; i < 4; i++) t.is(await httpGet(h2, UNDERLAY[0], 8080), 'meshback002');
+  d1.setReady('meshback002', false);
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  const t0 = Date.now();
+  const refused = await inNetns(log, h2, BUSYBOX, ['nc', '-w', '5', UNDERLAY[0], '8080'], { input: '', allowFailure: true, timeoutMs: 10_000 });
+  t.not(refused.code, 0);
+  t.true(Date.now() - t0 < 2_000, `refused in ${Date.now() - t0} ms`);
+
+  // No port left to serve: the sandbox and both tables go.
+  await d1.setIngress(null);
+  await d2.setIngress(null);
+  for (const [d, h] of [['d1', h1], ['d2', h2]] as const) {
+    t.false(existsSync(join(root, d, 't-ingress-sbox')), `${d}: no sandbox`);
+    t.false((await inNetns(log, h, 'nft', ['list', 'tables'])).stdout.includes('swarm_ingress'), `${d}: no host table`);
+  }
+});
+
 serial('detaching every task leaves no namespace, device, record, gateway bridge or nft table behind', async (t) => {
   await d1.detach('taskone0001');
   await d2.detach('tasktwo0002');
