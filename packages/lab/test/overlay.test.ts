@@ -4,7 +4,9 @@
 // the services and networks leaves no namespace, device, nft table or file behind on any host.
 
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import http from 'node:http';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '@swarm/wire';
@@ -260,6 +262,115 @@ serial("a host-mode published port answers on the node that runs the task, with 
   const answered = await eventually('the published port answers', 15_000, async () => (await get(host(ep.node).ip)) || undefined).catch(() => '');
   t.is(answered, ep.taskId.slice(0, 12));
   for (const other of hosts().filter((h) => h.name !== ep.node)) t.is(await get(other.ip), '', `${other.name} does not publish it`);
+});
+
+/** GET /cgi-bin/host at ip:port from this machine's root namespace (a client outside the cluster): the hostname, or '' on failure. */
+function meshGet(ip: string, port: number, timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: ip, port, path: '/cgi-bin/host', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(res.statusCode === 200 ? body.trim() : ''));
+      res.on('error', () => resolve(''));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(''));
+  });
+}
+
+/** The processes of a task's container on this machine (the runtime marks them with the task's id). */
+function taskPids(taskId: string): number[] {
+  const marker = `SWARM_TASK_ID=${taskId}`;
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(marker);
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** A UDP echo (Node) inside the namespace at `netns`, answering each datagram with `name`; killed by the caller. */
+function udpEcho(netns: string, port: number, name: string): ChildProcess {
+  const script = `const s = require('node:dgram').createSocket('udp4'); s.on('message', (m, r) => s.send(${JSON.stringify(name)}, r.port, r.address)); s.bind(${port});`;
+  return spawn('nsenter', [`--net=${netns}`, process.execPath, '-e', script], { stdio: 'ignore' });
+}
+
+function udpAsk(ip: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const timer = setTimeout(() => (s.close(), resolve('')), 1_000);
+    s.on('message', (m) => (clearTimeout(timer), s.close(), resolve(m.toString())));
+    s.send('hi', port, ip);
+  });
+}
+
+serial('the routing mesh: 300 requests to the published port on each host, one without a task, reach every replica evenly; UDP too', async (t) => {
+  const mesh = await on('node-1', ['service', 'create', '--name', 'mesh', '--replicas', '2', '--constraint', 'node.hostname!=node-3', '--publish', 'published=8080,target=80', '--publish', 'published=8053,target=5353,protocol=udp', 'swarm/httpd'], 180_000);
+  t.is(mesh.code, 0, mesh.stderr);
+  const tasks = await eventually('two mesh tasks with an ingress address', 60_000, async () => {
+    const e = (await endpoints('ingress')).filter((x) => x.name.startsWith('mesh.') && x.node !== '');
+    return (await running('mesh')) === 2 && e.length === 2 ? e : undefined;
+  });
+  t.false(tasks.some((e) => e.node === 'node-3'), 'node-3 runs no task of the service');
+  const names = tasks.map((e) => e.taskId.slice(0, 12)).sort();
+  for (const h of hosts()) {
+    await eventually(`${h.name} serves 8080`, 30_000, async () => (await meshGet(h.ip, 8080)) || undefined);
+    const served = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const got = await meshGet(h.ip, 8080);
+      served.set(got, (served.get(got) ?? 0) + 1);
+    }
+    t.deepEqual([...served.keys()].sort(), names, `${h.name}: every replica, no failure: ${JSON.stringify([...served])}`);
+    for (const n of names) t.true((served.get(n) ?? 0) >= 120, `${h.name}: ${n} got ${served.get(n)} of 300`);
+  }
+  // UDP: an echo in each task's namespace (the image has no UDP server) answers through the mesh on every host.
+  const echoes = tasks.map((e) => udpEcho(taskNs(e), 5353, e.taskId.slice(0, 12)));
+  t.teardown(() => echoes.forEach((c) => c.kill('SIGKILL')));
+  for (const h of hosts()) {
+    const got = await eventually(`${h.name} answers UDP 8053`, 15_000, async () => (await udpAsk(h.ip, 8053)) || undefined);
+    t.true(names.includes(got), `${h.name}: ${got}`);
+  }
+});
+
+serial("a replica's container killed: requests through the mesh fail only until its node takes it out, then none", async (t) => {
+  const tasks = (await endpoints('ingress')).filter((x) => x.name.startsWith('mesh.') && x.node !== '');
+  const victim = tasks[0];
+  if (victim === undefined) throw new Error('no mesh task');
+  const pids = taskPids(victim.taskId);
+  t.true(pids.length > 0, 'the container runs');
+  const entry = host('node-3').ip;
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  const t0 = Date.now();
+  let failed = 0;
+  let lastFailureMs = 0;
+  const results: boolean[] = [];
+  while (Date.now() - t0 < 8_000) {
+    const ok = (await meshGet(entry, 8080, 1_000)) !== '';
+    results.push(ok);
+    if (!ok) {
+      failed++;
+      lastFailureMs = Date.now() - t0;
+    }
+  }
+  t.log(`${failed} of ${results.length} requests failed, the last ${lastFailureMs} ms after the kill`);
+  t.true(lastFailureMs < 3_000, `no failure later than 3 s after the kill (last at ${lastFailureMs} ms)`);
+  t.true(results.slice(-50).every(Boolean), 'the last 50 requests all succeeded');
+});
+
+serial('service rm of a published service leaves no ingress sandbox or ingress nft table on any host', async (t) => {
+  t.is((await on('node-1', ['service', 'rm', 'mesh'])).code, 0);
+  for (const h of hosts()) {
+    await eventually(`${h.name} has no mesh left`, 60_000, async () => {
+      const tables = (await run('ip', ['netns', 'exec', h.netns, '/usr/sbin/nft', 'list', 'tables'])).stdout;
+      return !tables.includes('swarm_ingress') && !existsSync(join(h.dataDir, 'net', 't-ingress-sbox')) ? true : undefined;
+    });
+    t.is(await meshGet(h.ip, 8080, 1_000), '', `${h.name}: the port is closed`);
+  }
 });
 
 serial('service rm and network rm leave no namespace, device, nft table or file behind on any host', async (t) => {
