@@ -1,8 +1,10 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, LB_STRATEGIES, type LbStrategy, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
+
+export { LB_STRATEGIES, type LbStrategy };
 
 const NS_PER_MS = 1_000_000;
 
@@ -49,6 +51,8 @@ export interface ServiceSpecDocument {
 export interface EndpointSpecDocument {
   Mode?: 'vip' | 'dnsrr';
   Ports?: PortConfigDocument[];
+  /** Ours, not Docker's: how connections are spread over the tasks (VIP and routing mesh); round-robin by default. */
+  LbStrategy?: LbStrategy;
 }
 
 /**
@@ -178,6 +182,7 @@ const endpointSpec = {
   additionalProperties: false,
   properties: {
     Mode: { type: 'string', enum: ['vip', 'dnsrr'] },
+    LbStrategy: { type: 'string', enum: LB_STRATEGIES },
     Ports: {
       type: 'array',
       maxItems: MAX_PORTS,
@@ -422,6 +427,9 @@ const isPort = (n: number, min: number): boolean => Number.isInteger(n) && n >= 
 export function toEndpointSpec(doc: EndpointSpecDocument | undefined): EndpointSpec {
   const mode = doc?.Mode ?? 'vip';
   const docs = doc?.Ports ?? [];
+  if (doc?.LbStrategy !== undefined && !LB_STRATEGIES.includes(doc.LbStrategy)) {
+    throw new ApiError('invalid_argument', `EndpointSpec.LbStrategy: ${JSON.stringify(doc.LbStrategy)} is not one of ${LB_STRATEGIES.join(', ')}`);
+  }
   if (docs.length > MAX_PORTS) throw new ApiError('invalid_argument', `EndpointSpec.Ports: at most ${MAX_PORTS} ports`);
   const published = new Map<string, number>();
   const ports = docs.map((p, i): PortConfig => {
@@ -441,11 +449,11 @@ export function toEndpointSpec(doc: EndpointSpecDocument | undefined): EndpointS
     }
     return port;
   });
-  return { mode, ports };
+  return { mode, ports, ...(doc?.LbStrategy !== undefined ? { lbStrategy: doc.LbStrategy } : {}) };
 }
 
 function endpointSpecDocument(e: EndpointSpec): EndpointSpecDocument {
-  const doc: EndpointSpecDocument = { Mode: e.mode };
+  const doc: EndpointSpecDocument = { Mode: e.mode, ...(e.lbStrategy !== undefined ? { LbStrategy: e.lbStrategy } : {}) };
   if (e.ports.length > 0) {
     doc.Ports = e.ports.map((p) => ({
       ...(p.name !== '' ? { Name: p.name } : {}),

@@ -166,3 +166,10 @@ test('EndpointSpec refusals name the field: a port out of range, ingress ports i
   t.is(ok.endpointSpec.mode, 'dnsrr');
   t.is(ok.endpointSpec.ports.length, 4);
 });
+
+test('EndpointSpec.LbStrategy: absent means round-robin and stays absent; a known one is kept and shown; others are refused naming the field', (t) => {
+  const spec = (e: object) => toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: e as never }, 'n');
+  t.false('lbStrategy' in spec({ Ports: [] }).endpointSpec);
+  t.is(spec({ LbStrategy: 'random' }).endpointSpec.lbStrategy, 'random');
+  t.throws(() => spec({ LbStrategy: 'fastest' }), { instanceOf: ApiError, message: /^EndpointSpec\.LbStrategy: "fastest" is not one of round-robin, random, load-aware/ });
+});

@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, type ApiClient, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
+import { ApiError, LB_STRATEGIES, type ApiClient, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat, collect, parseKeyValues } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -68,6 +68,8 @@ export interface SpecFlags {
   withRegistryAuth?: boolean;
   /** --endpoint-mode: vip or dnsrr. */
   endpointMode?: string;
+  /** --lb-strategy: round-robin, random or load-aware. */
+  lbStrategy?: string;
   limitPids?: string;
   hostname?: string;
   init?: boolean;
@@ -366,6 +368,11 @@ export function applySpecFlags(spec: ServiceSpecDocument, f: SpecFlags): void {
   if (f.endpointMode !== undefined) {
     if (f.endpointMode !== 'vip' && f.endpointMode !== 'dnsrr') throw new CliError(`invalid --endpoint-mode ${JSON.stringify(f.endpointMode)}: use vip or dnsrr`);
     spec.EndpointSpec = { ...spec.EndpointSpec, Mode: f.endpointMode };
+  }
+  if (f.lbStrategy !== undefined) {
+    const strategy = LB_STRATEGIES.find((x) => x === f.lbStrategy);
+    if (strategy === undefined) throw new CliError(`invalid --lb-strategy ${JSON.stringify(f.lbStrategy)}: use ${LB_STRATEGIES.join(', ')}`);
+    spec.EndpointSpec = { ...spec.EndpointSpec, LbStrategy: strategy };
   }
   if (Object.keys(limits).length > 0 || Object.keys(reservations).length > 0) t.Resources = { Limits: limits, Reservations: reservations };
   const restart: NonNullable<ServiceSpecDocument['TaskTemplate']['RestartPolicy']> = { ...t.RestartPolicy };
@@ -703,6 +710,7 @@ function specOptions(command: Command): Command {
     .option('--init', 'run an init (tini) as pid 1 that forwards signals and reaps processes')
     .option('--read-only', "mount the containers' root filesystem read-only")
     .option('--endpoint-mode <mode>', 'vip (default: a virtual IP) or dnsrr (DNS round robin over the tasks)')
+    .option('--lb-strategy <strategy>', `how connections to the VIP and published ports are spread: ${LB_STRATEGIES.join(', ')} (default round-robin)`)
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect, [])
     .option('--cap-drop <cap>', 'drop a Linux capability, or ALL (repeatable)', collect, [])
     .option('--no-resolve-image', "do not pin the image to its registry digest (each node then resolves the tag itself)")

@@ -198,6 +198,8 @@ test('--publish: the short syntax (PUBLISHED:TARGET[/PROTOCOL], or TARGET alone 
   t.is(specFromFlags('nginx', [], none).EndpointSpec, undefined, 'no --publish: no EndpointSpec (the daemon defaults it)');
   t.deepEqual(specFromFlags('nginx', [], { ...none, endpointMode: 'dnsrr' }).EndpointSpec, { Mode: 'dnsrr' });
   t.throws(() => specFromFlags('nginx', [], { ...none, endpointMode: 'rr' }), { message: /--endpoint-mode "rr": use vip or dnsrr/ });
+  t.deepEqual(specFromFlags('nginx', [], { ...none, publish: ['8080:80'], lbStrategy: 'load-aware' }).EndpointSpec, { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' }], LbStrategy: 'load-aware' });
+  t.throws(() => specFromFlags('nginx', [], { ...none, lbStrategy: 'fastest' }), { message: /--lb-strategy "fastest": use round-robin, random, load-aware/ });
 });
 
 test('update: --publish-rm removes by target port (and protocol), or by published=; --publish-add adds, replacing a port on the same number', (t) => {
