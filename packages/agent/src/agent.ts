@@ -578,7 +578,7 @@ export class Agent {
     if (this.networking === null || task.networksAttachments.length === 0) return config;
     // Host-mode ports with a number: this node forwards them to the task (0, a port picked per node, is not done yet).
     const hostPorts = (task.endpoint?.ports ?? []).filter((p) => p.publishMode === 'host' && p.publishedPort > 0).map((p) => ({ protocol: p.protocol, publishedPort: p.publishedPort, targetPort: p.targetPort }));
-    const { netnsPath, nameserver } = await this.networking.attach(task.id, task.networksAttachments, { service: task.serviceName, task: config.name }, hostPorts);
+    const { netnsPath, nameserver } = await this.networking.attach(task.id, task.networksAttachments, { service: task.serviceName, task: config.name, ...(task.endpoint?.spec.lbStrategy !== undefined ? { lb: task.endpoint.spec.lbStrategy } : {}) }, hostPorts);
     const first = task.networksAttachments[0]?.addresses[0];
     const ownAddress = first === undefined ? [] : [`${first.slice(0, first.indexOf('/'))} ${config.hostname}`];
     // The embedded DNS answers the swarm's names and passes the rest on; ndots:0 asks it for `web` as it is.

@@ -28,14 +28,14 @@ export function resolveName(name: string, networks: ReadonlyArray<readonly Endpo
     const named = (e: Endpoint, what: string): boolean => e.service.toLowerCase() === what || e.aliases.some((a) => a.toLowerCase() === what);
     if (ofTasks !== null) {
       const members = endpoints.filter((e) => named(e, ofTasks));
-      if (members.length > 0) return unique(members.filter((e) => e.ready).map((e) => e.ip));
+      if (members.length > 0) return unique(members.filter((e) => e.ready && e.circuit !== 'open').map((e) => e.ip));
       continue;
     }
     const members = endpoints.filter((e) => named(e, n));
     if (members.length > 0) {
       const vip = members.find((e) => e.vip !== '')?.vip;
       if (vip !== undefined && vipRouted) return [vip];
-      return unique(members.filter((e) => e.ready).map((e) => e.ip));
+      return unique(members.filter((e) => e.ready && e.circuit !== 'open').map((e) => e.ip));
     }
     const task = endpoints.find((e) => e.task !== '' && e.task.toLowerCase() === n);
     if (task !== undefined) return [task.ip];

@@ -1,6 +1,7 @@
 // The cluster's endpoint tables as one host sees them: for each overlay network, the endpoints (task address, MAC,
 // underlay address of the host) each peer last published. Pure and deterministic; the gossip module feeds it.
 
+import type { LbStrategy } from '@swarm/store';
 import { assert } from './errors.js';
 
 /** One task's interface on an overlay network, as its host publishes it. */
@@ -17,7 +18,18 @@ export interface Endpoint {
   vip: string;
   /** Running (and healthy, with a health check): only ready endpoints are in DNS answers. */
   ready: boolean;
+  /** Its service's load-balancing strategy (absent: round-robin). */
+  lb?: LbStrategy;
+  /**
+   * Its circuit, as its own host sees the connections it refuses or resets: open (no traffic, out of DNS answers)
+   * or half-open (a trickle); absent: closed.
+   */
+  circuit?: Circuit;
+  /** Its host's spare capacity, 1-10, for load-aware balancing (absent: full). */
+  capacity?: number;
 }
+
+export type Circuit = 'open' | 'half-open';
 
 /** An endpoint of another host, with where VXLAN must send its frames. */
 export interface RemoteEndpoint extends Endpoint {
@@ -107,7 +119,7 @@ export class EndpointTable {
 
 function key(h: Held): string {
   if (h.endpoints.length === 0) return '';
-  return `${h.host}|${[...h.endpoints].map((e) => JSON.stringify([e.ip, e.mac, e.taskId, e.service, e.task, e.aliases, e.vip, e.ready])).sort().join(',')}`;
+  return `${h.host}|${[...h.endpoints].map((e) => JSON.stringify([e.ip, e.mac, e.taskId, e.service, e.task, e.aliases, e.vip, e.ready, e.lb ?? '', e.circuit ?? '', e.capacity ?? 0])).sort().join(',')}`;
 }
 
 /** Docker's rule: 02:42 followed by the four bytes of the IPv4 address, so a MAC never has to be looked up. */

@@ -7,6 +7,8 @@ import type { GossipHost, Membership, MemberEvent } from '@swarm/gossip';
 import { EndpointTable, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable, type RemoteEndpoint } from './endpoints.js';
 import { assert } from './errors.js';
 import { isIPv4 } from './ipam.js';
+import { LB_STRATEGIES } from '@swarm/store';
+import { FULL_WEIGHT } from './balance.js';
 
 /** What the gossip needs of the data plane (the OverlayDriver is one). */
 export interface EndpointSource {
@@ -213,7 +215,23 @@ export function parseMessage(data: Uint8Array): EndpointMessage | null {
     if (!isName(r['service']) || !isName(r['task']) || typeof r['ready'] !== 'boolean') return null;
     if (!Array.isArray(aliases) || aliases.length > MAX_ALIASES || !aliases.every(isName)) return null;
     if (typeof r['vip'] !== 'string' || (r['vip'] !== '' && !isIPv4(r['vip']))) return null;
-    out.push({ ip: r['ip'], mac: r['mac'], taskId: r['taskId'], service: r['service'], task: r['task'], aliases: aliases as string[], vip: r['vip'], ready: r['ready'] });
+    // Optional, and ignored when not understood (a peer of a later version): never a reason to drop a table.
+    const lb = LB_STRATEGIES.find((x) => x === r['lb']);
+    const circuit = r['circuit'] === 'open' || r['circuit'] === 'half-open' ? r['circuit'] : undefined;
+    const capacity = typeof r['capacity'] === 'number' && Number.isInteger(r['capacity']) && r['capacity'] >= 1 && r['capacity'] <= FULL_WEIGHT ? r['capacity'] : undefined;
+    out.push({
+      ip: r['ip'],
+      mac: r['mac'],
+      taskId: r['taskId'],
+      service: r['service'],
+      task: r['task'],
+      aliases: aliases as string[],
+      vip: r['vip'],
+      ready: r['ready'],
+      ...(lb !== undefined ? { lb } : {}),
+      ...(circuit !== undefined ? { circuit } : {}),
+      ...(capacity !== undefined ? { capacity } : {}),
+    });
   }
   if (!isIPv4(t['host'])) return null;
   return { kind: 'table', table: { networkId: t['networkId'], seq: t['seq'], host: t['host'], endpoints: out } };

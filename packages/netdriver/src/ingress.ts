@@ -8,6 +8,7 @@
 // A port whose service has no ready task is not NATed: the sandbox itself refuses it (TCP reset, ICMP unreachable).
 
 import type { LbStrategy, NetworkAttachment } from '@swarm/store';
+import { chooseExpression, endpointWeight, type WeightedBackend } from './balance.js';
 import type { Endpoint } from './endpoints.js';
 import { isIPv4, parseIp } from './ipam.js';
 
@@ -36,59 +37,30 @@ export interface IngressConfig {
   services: IngressService[];
 }
 
-/** A task behind a published port, and its share of the connections (a positive integer). */
-export interface WeightedBackend {
-  ip: string;
-  weight: number;
-}
-
 export interface IngressBackends {
   service: IngressService;
   backends: WeightedBackend[];
 }
 
 /**
- * Each service's ready tasks on the ingress network (the sandboxes' own endpoints are never backends), weighted by
- * `weightOf` (1 each by default), in address order.
+ * Each service's tasks on the ingress network with their weights by its strategy (the sandboxes' own endpoints are
+ * never backends; a weight of 0 leaves a task out), in address order.
  */
-export function ingressBackends(
-  services: readonly IngressService[],
-  endpoints: readonly Endpoint[],
-  weightOf: (e: Endpoint, service: IngressService) => number = () => 1,
-): IngressBackends[] {
+export function ingressBackends(services: readonly IngressService[], endpoints: readonly Endpoint[]): IngressBackends[] {
   return [...services]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((service) => {
       const seen = new Set<string>();
       const backends: WeightedBackend[] = [];
       for (const e of endpoints) {
-        if (e.service !== service.name || !e.ready || e.taskId === INGRESS_SANDBOX || seen.has(e.ip)) continue;
+        if (e.service !== service.name || e.taskId === INGRESS_SANDBOX || seen.has(e.ip)) continue;
         seen.add(e.ip);
-        const weight = Math.round(weightOf(e, service));
+        const weight = endpointWeight(e, service.strategy);
         if (weight > 0) backends.push({ ip: e.ip, weight });
       }
       backends.sort((a, b) => parseIp(a.ip) - parseIp(b.ip));
       return { service, backends };
     });
-}
-
-/**
- * The nft expression choosing one backend address: `numgen inc` (round robin) or `numgen random` over the sum of
- * the weights, each backend holding a range as wide as its weight. A lone backend needs no choice.
- */
-export function chooseExpression(backends: readonly WeightedBackend[], strategy: LbStrategy): string {
-  assertBackends(backends);
-  const [only] = backends;
-  if (backends.length === 1 && only !== undefined) return only.ip;
-  const total = backends.reduce((s, b) => s + b.weight, 0);
-  const gen = strategy === 'round-robin' ? 'numgen inc' : 'numgen random';
-  let at = 0;
-  const entries = backends.map((b) => {
-    const from = at;
-    at += b.weight;
-    return b.weight === 1 ? `${from} : ${b.ip}` : `${from}-${at - 1} : ${b.ip}`;
-  });
-  return `${gen} mod ${total} map { ${entries.join(', ')} }`;
 }
 
 /** The ingress sandbox's table: connections to a published port go to a task's target port, source-NATed. */
@@ -158,11 +130,5 @@ function assertPort(p: IngressPort): void {
   const ok = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535;
   if (!ok(p.publishedPort) || !ok(p.targetPort) || !['tcp', 'udp', 'sctp'].includes(p.protocol)) {
     throw new Error(`netdriver invariant: ingress port ${JSON.stringify(p)} is well formed`);
-  }
-}
-
-function assertBackends(backends: readonly WeightedBackend[]): void {
-  if (backends.length === 0 || !backends.every((b) => isIPv4(b.ip) && Number.isInteger(b.weight) && b.weight > 0)) {
-    throw new Error(`netdriver invariant: backends ${JSON.stringify(backends)} are IPv4 addresses with positive weights`);
   }
 }

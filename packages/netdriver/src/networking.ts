@@ -1,7 +1,7 @@
 // What the agent needs of a network driver: a namespace for a task with its overlay legs, and its removal.
 // The overlay driver implements it; a node without one runs tasks in the host's network namespace.
 
-import type { NetworkAttachment } from '@swarm/store';
+import type { LbStrategy, NetworkAttachment } from '@swarm/store';
 import type { IngressConfig } from './ingress.js';
 
 export interface TaskNetworking {
@@ -12,7 +12,7 @@ export interface TaskNetworking {
   attach(
     taskId: string,
     attachments: readonly NetworkAttachment[],
-    names: { service: string; task: string },
+    names: { service: string; task: string; lb?: LbStrategy },
     /** Host-mode published ports: this node's own addresses forward them to the task. */
     hostPorts: ReadonlyArray<{ protocol: 'tcp' | 'udp' | 'sctp'; publishedPort: number; targetPort: number }>,
   ): Promise<{ netnsPath: string; nameserver: string | null }>;

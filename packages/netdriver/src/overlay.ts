@@ -3,11 +3,13 @@
 // networks and one on the host's gateway bridge, and the static FDB/neighbour entries that send frames to peers.
 
 import { createHash } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import type { NetworkAttachment } from '@swarm/store';
+import type { LbStrategy, NetworkAttachment } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { EmbeddedDns } from './dns.js';
-import { macForIp, type Endpoint, type RemoteEndpoint } from './endpoints.js';
+import { capacityFromLoad, FULL_WEIGHT } from './balance.js';
+import { macForIp, type Circuit, type Endpoint, type RemoteEndpoint } from './endpoints.js';
 import { lbRuleset, vipBackends } from './vip.js';
 import { portClash, publishRuleset, PUBLISH_TABLE, type HostPort } from './publish.js';
 import { hostIngressRuleset, ingressBackends, INGRESS_ENDPOINT_NAME, INGRESS_SANDBOX, INGRESS_TABLE, sandboxRuleset, type IngressConfig } from './ingress.js';
@@ -58,6 +60,38 @@ export interface OverlayDriverOptions {
   upstreamDns?: readonly string[];
   /** Send connections to a service's VIP to its ready tasks (nft in each task's namespace); default on. */
   loadBalancing?: boolean;
+  /**
+   * Circuit breaking of local tasks (false: off): every `intervalMs` the refused connections (TCP resets, ICMP port
+   * unreachable) each ready task sent are counted; `threshold` in one interval opens its circuit (no traffic, out of
+   * DNS) for `cooldownMs` (doubled each time it opens again, up to a minute), then it gets a trickle for `probeMs`;
+   * a refusal then opens it again, none closes it.
+   */
+  circuit?: Partial<CircuitOptions> | false;
+  /** This host's load per CPU (load-aware balancing); default the 1-minute load average over the CPU count. */
+  hostLoad?: () => number;
+}
+
+export interface CircuitOptions {
+  intervalMs: number;
+  threshold: number;
+  cooldownMs: number;
+  probeMs: number;
+}
+
+export const DEFAULT_CIRCUIT: CircuitOptions = { intervalMs: 500, threshold: 5, cooldownMs: 5_000, probeMs: 5_000 };
+/** Longest an open circuit waits before a trickle is tried again. */
+const MAX_COOLDOWN_MS = 60_000;
+/** How often this host's spare capacity is measured for load-aware balancing. */
+const CAPACITY_INTERVAL_MS = 5_000;
+/** The bridge table in each network's namespace that counts what local tasks refuse. */
+const CB_TABLE = 'swarm_cb';
+
+interface CircuitState {
+  state: 'closed' | Circuit;
+  untilMs: number;
+  cooldownMs: number;
+  /** The task's refusals counted so far (the set's counters for its addresses, summed). */
+  seen: number;
 }
 
 /** A task's leg on one overlay network. */
@@ -84,6 +118,8 @@ export interface TaskNames {
   service: string;
   /** Its own name, `web.1.<task id>`. */
   task: string;
+  /** Its service's load-balancing strategy (absent: round-robin). */
+  lb?: LbStrategy;
 }
 
 /** What is kept on disk per task, so a restarted daemon knows what it made. */
@@ -156,6 +192,13 @@ export class OverlayDriver implements TaskNetworking {
   private lbFlush: Promise<void> | null = null;
   /** The routing mesh as the managers last gave it; null: this node serves no ingress port. */
   private ingress: IngressConfig | null = null;
+  private readonly circuitOpts: CircuitOptions | null;
+  private readonly circuits = new Map<string, CircuitState>();
+  private circuitTimer: NodeJS.Timeout | null = null;
+  private circuitPolling = false;
+  /** This host's spare capacity (1-10) as last measured, and the timer measuring it. */
+  private capacity = FULL_WEIGHT;
+  private capacityTimer: NodeJS.Timeout | null = null;
   private underlay: string;
   /** The overlay MTU: the underlay interface's less VXLAN's overhead; read when a network namespace is first made. */
   private mtu: number | null = null;
@@ -173,6 +216,7 @@ export class OverlayDriver implements TaskNetworking {
     this.underlay = opts.underlayAddr ?? '';
     const dnsOn = opts.dns ?? this.host === null;
     this.loadBalancing = opts.loadBalancing ?? true;
+    this.circuitOpts = opts.circuit === false || !this.loadBalancing ? null : { ...DEFAULT_CIRCUIT, ...opts.circuit };
     this.dns = dnsOn
       ? new EmbeddedDns({ view: (ip) => this.dnsView(ip), logger: opts.logger.child({ component: 'dns' }), vipRouted: this.loadBalancing, ...(opts.upstreamDns === undefined ? {} : { upstream: opts.upstreamDns }) })
       : null;
@@ -265,7 +309,21 @@ export class OverlayDriver implements TaskNetworking {
       if (rec === undefined) continue;
       for (const leg of rec.legs) {
         if (leg.networkId !== networkId) continue;
-        out.push({ ip: leg.ip, mac: leg.mac, taskId, service: rec.names.service, task: rec.names.task, aliases: [...leg.aliases], vip: leg.vip, ready: rec.ready });
+        const circuit = this.circuits.get(taskId)?.state ?? 'closed';
+        const lb = rec.names.lb;
+        out.push({
+          ip: leg.ip,
+          mac: leg.mac,
+          taskId,
+          service: rec.names.service,
+          task: rec.names.task,
+          aliases: [...leg.aliases],
+          vip: leg.vip,
+          ready: rec.ready,
+          ...(lb !== undefined && lb !== 'round-robin' ? { lb } : {}),
+          ...(circuit !== 'closed' ? { circuit } : {}),
+          ...(lb === 'load-aware' && this.capacity !== FULL_WEIGHT ? { capacity: this.capacity } : {}),
+        });
       }
     }
     return out.sort((a, b) => (a.ip < b.ip ? -1 : 1));
@@ -343,6 +401,8 @@ export class OverlayDriver implements TaskNetworking {
       await this.detach(taskId).catch((e: unknown) => this.log.warn({ task: taskId, err: (e as Error).message }, 'could not undo a failed attach'));
       throw err;
     }
+    // Its refusals count from zero: destroyTask removed any counter an earlier task at one of its addresses left.
+    if (taskId !== INGRESS_SANDBOX && this.circuitOpts !== null) this.circuits.set(taskId, { state: 'closed', untilMs: 0, cooldownMs: this.circuitOpts.cooldownMs, seen: 0 });
     for (const leg of rec.legs) this.emit(leg.networkId);
     // The embedded DNS answers on the gateway bridge's address, which only a task with a leg there reaches.
     return { netnsPath: path, nameserver: rec.gateway !== null && this.dns?.address() != null ? formatIp(this.gatewayBase + 1) : null };
@@ -436,6 +496,7 @@ export class OverlayDriver implements TaskNetworking {
     }
     this.tasks.delete(taskId);
     this.lbWritten.delete(taskId);
+    this.circuits.delete(taskId);
     await this.destroyTask(rec);
     if (rec.gateway !== null) {
       await this.withNetwork(GATEWAY_LOCK, async () => {
@@ -516,7 +577,101 @@ export class OverlayDriver implements TaskNetworking {
   /** Stops taking work; what exists stays (tasks keep running across a daemon restart). */
   close(): void {
     this.closed = true;
+    this.stopTimers();
     void this.dns?.stop();
+  }
+
+  private stopTimers(): void {
+    if (this.circuitTimer !== null) clearInterval(this.circuitTimer);
+    if (this.capacityTimer !== null) clearInterval(this.capacityTimer);
+    this.circuitTimer = null;
+    this.capacityTimer = null;
+  }
+
+  /** Circuit breaking and load measuring run while this host has a network namespace; started on the first. */
+  private startTimers(): void {
+    if (this.closed) return;
+    if (this.circuitOpts !== null && this.circuitTimer === null) {
+      this.circuitTimer = setInterval(() => void this.pollCircuits(), this.circuitOpts.intervalMs);
+      this.circuitTimer.unref();
+    }
+    if (this.capacityTimer === null) {
+      this.capacityTimer = setInterval(() => this.measureCapacity(), CAPACITY_INTERVAL_MS);
+      this.capacityTimer.unref();
+      this.measureCapacity();
+    }
+  }
+
+  /** This host's spare capacity; a change is published with the endpoints of load-aware services. */
+  private measureCapacity(): void {
+    const load = this.opts.hostLoad?.() ?? (loadavg()[0] ?? 0) / Math.max(1, availableParallelism());
+    const capacity = capacityFromLoad(load);
+    if (capacity === this.capacity) return;
+    this.capacity = capacity;
+    const nets = new Set<string>();
+    for (const rec of this.tasks.values()) if (rec.names.lb === 'load-aware') for (const leg of rec.legs) nets.add(leg.networkId);
+    for (const id of nets) this.emit(id);
+  }
+
+  /** The circuit of a local task (tests, and `network inspect` on a node). */
+  circuitOf(taskId: string): 'closed' | Circuit {
+    return this.circuits.get(taskId)?.state ?? 'closed';
+  }
+
+  /**
+   * Reads, per network namespace with ready local tasks, how many refusals each address sent (the bridge table's
+   * counters), and moves each task's circuit: closed -> open past the threshold in one interval; open -> half-open
+   * after its cooldown; half-open -> open at any refusal (cooldown doubled), -> closed after the probe time.
+   */
+  private async pollCircuits(): Promise<void> {
+    const o = this.circuitOpts;
+    if (o === null || this.circuitPolling || this.closed) return;
+    this.circuitPolling = true;
+    try {
+      const totals = new Map<string, number>();
+      for (const sb of [...this.sandboxes.values()]) {
+        const local = [...sb.tasks].filter((id) => id !== INGRESS_SANDBOX && this.tasks.get(id)?.ready === true);
+        if (local.length === 0) continue;
+        const res = await inNetns(this.log, sb.path, 'nft', ['-j', 'list', 'set', 'bridge', CB_TABLE, 'refused'], { allowFailure: true });
+        const counters = setCounters(res.stdout);
+        for (const id of local) {
+          for (const leg of this.tasks.get(id)?.legs ?? []) {
+            if (leg.networkId === sb.record.networkId) totals.set(id, (totals.get(id) ?? 0) + (counters.get(leg.ip) ?? 0));
+          }
+        }
+      }
+      const now = Date.now();
+      for (const [taskId, total] of totals) {
+        let c = this.circuits.get(taskId);
+        // A task adopted after a restart: what was counted before is not held against it.
+        if (c === undefined) this.circuits.set(taskId, (c = { state: 'closed', untilMs: 0, cooldownMs: o.cooldownMs, seen: total }));
+        // Counters start again when an element times out or the namespace is made again.
+        const fresh = total >= c.seen ? total - c.seen : total;
+        c.seen = total;
+        const before = c.state;
+        if (c.state === 'closed' && fresh >= o.threshold) {
+          c.state = 'open';
+          c.untilMs = now + c.cooldownMs;
+        } else if (c.state === 'open' && now >= c.untilMs) {
+          c.state = 'half-open';
+          c.untilMs = now + o.probeMs;
+        } else if (c.state === 'half-open' && fresh > 0) {
+          c.cooldownMs = Math.min(MAX_COOLDOWN_MS, c.cooldownMs * 2);
+          c.state = 'open';
+          c.untilMs = now + c.cooldownMs;
+        } else if (c.state === 'half-open' && now >= c.untilMs) {
+          c.state = 'closed';
+          c.cooldownMs = o.cooldownMs;
+        }
+        if (c.state === before) continue;
+        this.log.warn({ task: taskId, circuit: c.state, refused: fresh }, c.state === 'open' ? 'task refuses connections: its circuit opens' : `task circuit ${c.state}`);
+        for (const leg of this.tasks.get(taskId)?.legs ?? []) this.emit(leg.networkId);
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'circuit poll failed');
+    } finally {
+      this.circuitPolling = false;
+    }
   }
 
   /**
@@ -538,6 +693,7 @@ export class OverlayDriver implements TaskNetworking {
     }
     for (const f of await this.ns.list()) await this.ns.remove(f);
     await this.removeGateway();
+    this.stopTimers();
     this.gatewayHosts.clear();
   }
 
@@ -595,6 +751,7 @@ export class OverlayDriver implements TaskNetworking {
         `link set ${vxlan} mtu ${mtu} up`,
         'link set br0 up',
       ]);
+      if (this.circuitOpts !== null) await inNetns(this.log, path, 'nft', ['-f', '-'], { input: circuitRuleset(vxlan) });
       await writeFile(this.ns.path(`${sandboxName(a.networkId)}.json`), JSON.stringify(record));
     } catch (err) {
       await this.destroySandboxFiles(record);
@@ -602,6 +759,7 @@ export class OverlayDriver implements TaskNetworking {
     }
     const sb: Sandbox = { record, path, vxlan, tasks: new Set(), programmed: new Map() };
     this.sandboxes.set(a.networkId, sb);
+    this.startTimers();
     this.log.info({ network: a.networkId, name: a.network.name, vni: record.vni, mtu }, 'network namespace made');
     await this.program(sb);
     return sb;
@@ -662,6 +820,10 @@ export class OverlayDriver implements TaskNetworking {
       const sb = this.sandboxes.get(leg.networkId);
       const path = sb?.path ?? this.ns.path(sandboxName(leg.networkId));
       await ipBatch(this.log, path, [`link del ${leg.peerName}`], { force: true }).catch(() => null);
+      // The next task at this address starts with no refusals held against it.
+      if (sb !== undefined && this.circuitOpts !== null) {
+        await inNetns(this.log, path, 'nft', ['delete', 'element', 'bridge', CB_TABLE, 'refused', `{ ${leg.ip} }`], { allowFailure: true });
+      }
     }
     if (rec.gateway !== null) {
       await ipBatch(this.log, this.host, [`link del ${rec.gateway.peerName}`], { force: true });
@@ -829,5 +991,64 @@ function parseJsonArray(text: string): Array<Record<string, unknown>> {
     return Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null) : [];
   } catch {
     return [];
+  }
+}
+
+/**
+ * The network namespace's count of refusals by address: connections refused (TCP) and ICMP port-unreachables that local tasks send
+ * through the bridge (what comes in from the VXLAN device is the peers' to count). Elements expire after an hour
+ * without one, which bounds the set; a poll sees a counter start again and takes it as new.
+ */
+function circuitRuleset(vxlan: string): string {
+  return [
+    `table bridge ${CB_TABLE} {}`,
+    `delete table bridge ${CB_TABLE}`,
+    `table bridge ${CB_TABLE} {`,
+    '  set refused {',
+    '    type ipv4_addr',
+    '    size 65536',
+    '    flags dynamic,timeout',
+    '    timeout 1h',
+    '    counter',
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority 0; policy accept;',
+    // A refusal is a reset answering a SYN: RST+ACK with sequence number 0. Resets of established connections are
+    // not counted: servers send them whenever they close with unread data (busybox httpd does, every request).
+    `    iifname != "${vxlan}" tcp flags & (rst | ack) == rst | ack tcp sequence 0 update @refused { ip saddr }`,
+    `    iifname != "${vxlan}" icmp type destination-unreachable icmp code port-unreachable update @refused { ip saddr }`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** `nft -j list set`'s elements with counters, as address -> packets. */
+function setCounters(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const item of parseJsonArray(parseNftables(text))) {
+    const set = item['set'];
+    if (typeof set !== 'object' || set === null) continue;
+    const elems = (set as Record<string, unknown>)['elem'];
+    if (!Array.isArray(elems)) continue;
+    for (const e of elems) {
+      const inner = typeof e === 'object' && e !== null ? (e as Record<string, unknown>)['elem'] : undefined;
+      if (typeof inner !== 'object' || inner === null) continue;
+      const val = (inner as Record<string, unknown>)['val'];
+      const counter = (inner as Record<string, unknown>)['counter'];
+      const packets = typeof counter === 'object' && counter !== null ? (counter as Record<string, unknown>)['packets'] : undefined;
+      if (typeof val === 'string' && typeof packets === 'number') out.set(val, packets);
+    }
+  }
+  return out;
+}
+
+/** The `nftables` array of nft's JSON output, as text for parseJsonArray ('[]' when there is none). */
+function parseNftables(text: string): string {
+  try {
+    const v = JSON.parse(text) as { nftables?: unknown };
+    return JSON.stringify(Array.isArray(v.nftables) ? v.nftables : []);
+  } catch {
+    return '[]';
   }
 }

@@ -1,31 +1,40 @@
 // Virtual IP load balancing in the kernel: in each task's own network namespace, an nft table that sends a
-// connection to a service's VIP to one of the service's ready tasks (round robin, kept per connection by
-// conntrack), and refuses at once (TCP reset, ICMP unreachable) when the service has none. Pure ruleset here.
+// connection to a service's VIP to one of the service's ready tasks (by its strategy and the tasks' weights, kept
+// per connection by conntrack), and refuses at once (TCP reset, ICMP unreachable) when the service has none.
+// Pure ruleset here.
 
+import type { LbStrategy } from '@swarm/store';
+import { chooseExpression, endpointWeight, type WeightedBackend } from './balance.js';
 import type { Endpoint } from './endpoints.js';
 import { isIPv4, parseIp } from './ipam.js';
 
 export const LB_TABLE = 'swarm_lb';
 
-/** One service's virtual IP on a network, and the addresses of its ready tasks there. */
+/** One service's virtual IP on a network, its strategy, and its tasks there that get connections, with their weights. */
 export interface VipBackends {
   vip: string;
-  backends: string[];
+  strategy: LbStrategy;
+  backends: WeightedBackend[];
 }
 
-/** Every VIP the task can see on its networks, with the ready tasks behind it; sorted, one entry per VIP. */
+/** Every VIP the task can see on its networks, with the tasks behind it (weight > 0); sorted, one entry per VIP. */
 export function vipBackends(networks: ReadonlyArray<readonly Endpoint[]>): VipBackends[] {
-  const byVip = new Map<string, Set<string>>();
+  const byVip = new Map<string, { strategy: LbStrategy; backends: Map<string, number> }>();
   for (const endpoints of networks) {
     for (const e of endpoints) {
       if (e.vip === '') continue;
-      let set = byVip.get(e.vip);
-      if (set === undefined) byVip.set(e.vip, (set = new Set()));
-      if (e.ready) set.add(e.ip);
+      let entry = byVip.get(e.vip);
+      if (entry === undefined) byVip.set(e.vip, (entry = { strategy: e.lb ?? 'round-robin', backends: new Map() }));
+      const weight = endpointWeight(e, entry.strategy);
+      if (weight > 0 && !entry.backends.has(e.ip)) entry.backends.set(e.ip, weight);
     }
   }
   return [...byVip]
-    .map(([vip, set]) => ({ vip, backends: [...set].sort(compareIp) }))
+    .map(([vip, { strategy, backends }]) => ({
+      vip,
+      strategy,
+      backends: [...backends].map(([ip, weight]) => ({ ip, weight })).sort((a, b) => compareIp(a.ip, b.ip)),
+    }))
     .sort((a, b) => compareIp(a.vip, b.vip));
 }
 
@@ -40,16 +49,13 @@ function compareIp(a: string, b: string): number {
 export function lbRuleset(vips: readonly VipBackends[]): string {
   const nat: string[] = [];
   const refuse: string[] = [];
-  for (const { vip, backends } of vips) {
-    if (!isIPv4(vip) || !backends.every(isIPv4)) throw new Error(`netdriver invariant: VIP ${vip} and its backends are IPv4 addresses`);
+  for (const { vip, strategy, backends } of vips) {
+    if (!isIPv4(vip)) throw new Error(`netdriver invariant: VIP ${vip} is an IPv4 address`);
     if (backends.length === 0) {
       // Fail fast: a client learns at once that nobody serves, instead of waiting for a timeout.
       refuse.push(`    ip daddr ${vip} meta l4proto tcp reject with tcp reset`, `    ip daddr ${vip} reject`);
-    } else if (backends.length === 1) {
-      nat.push(`    ip daddr ${vip} dnat to ${backends[0]}`);
     } else {
-      const map = backends.map((b, i) => `${i} : ${b}`).join(', ');
-      nat.push(`    ip daddr ${vip} dnat to numgen inc mod ${backends.length} map { ${map} }`);
+      nat.push(`    ip daddr ${vip} dnat to ${chooseExpression(backends, strategy)}`);
     }
   }
   return [

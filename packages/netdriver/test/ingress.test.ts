@@ -2,7 +2,8 @@
 
 import test from 'ava';
 import type { Endpoint } from '../src/endpoints.js';
-import { chooseExpression, hostIngressRuleset, ingressBackends, INGRESS_SANDBOX, sandboxRuleset, type IngressService } from '../src/ingress.js';
+import { capacityFromLoad, chooseExpression } from '../src/balance.js';
+import { hostIngressRuleset, ingressBackends, INGRESS_SANDBOX, sandboxRuleset, type IngressService } from '../src/ingress.js';
 
 const ep = (ip: string, service: string, ready = true, taskId = `t${ip}`): Endpoint => ({ ip, mac: '', taskId, service, task: '', aliases: [], vip: '', ready });
 const web: IngressService = { name: 'web', ports: [{ protocol: 'tcp', publishedPort: 8080, targetPort: 80 }], strategy: 'round-robin' };
@@ -10,15 +11,17 @@ const web: IngressService = { name: 'web', ports: [{ protocol: 'tcp', publishedP
 test('backends are the ready tasks of the service, in address order, never a sandbox, each address once', (t) => {
   const endpoints = [ep('10.0.0.12', 'web'), ep('10.0.0.9', 'web'), ep('10.0.0.5', 'web', false), ep('10.0.0.7', 'api'), ep('10.0.0.2', '', true, INGRESS_SANDBOX), ep('10.0.0.9', 'web')];
   const [got] = ingressBackends([web], endpoints);
-  t.deepEqual(got?.backends, [{ ip: '10.0.0.9', weight: 1 }, { ip: '10.0.0.12', weight: 1 }]);
-  const [weighted] = ingressBackends([web], endpoints, (e) => (e.ip === '10.0.0.9' ? 3 : 0));
-  t.deepEqual(weighted?.backends, [{ ip: '10.0.0.9', weight: 3 }], 'a weight of 0 takes a backend out');
+  t.deepEqual(got?.backends, [{ ip: '10.0.0.9', weight: 10 }, { ip: '10.0.0.12', weight: 10 }]);
+  const [open] = ingressBackends([web], [{ ...ep('10.0.0.9', 'web'), circuit: 'open' }, ep('10.0.0.12', 'web')]);
+  t.deepEqual(open?.backends, [{ ip: '10.0.0.12', weight: 10 }], 'an open circuit takes a backend out');
 });
 
 test('the choice: one backend needs none; equal weights one slot each; weights become ranges; round robin counts, random draws', (t) => {
   t.is(chooseExpression([{ ip: '10.0.0.9', weight: 5 }], 'random'), '10.0.0.9');
   t.is(chooseExpression([{ ip: '10.0.0.9', weight: 1 }, { ip: '10.0.0.12', weight: 1 }], 'round-robin'), 'numgen inc mod 2 map { 0 : 10.0.0.9, 1 : 10.0.0.12 }');
   t.is(chooseExpression([{ ip: '10.0.0.9', weight: 1 }, { ip: '10.0.0.12', weight: 9 }], 'load-aware'), 'numgen random mod 10 map { 0 : 10.0.0.9, 1-9 : 10.0.0.12 }');
+  t.is(chooseExpression([{ ip: '10.0.0.9', weight: 10 }, { ip: '10.0.0.12', weight: 10 }], 'round-robin'), 'numgen inc mod 2 map { 0 : 10.0.0.9, 1 : 10.0.0.12 }', 'equal weights: one slot each, no bursts');
+  t.deepEqual([0, 0.25, 0.5, 0.9, 3, -1, Number.NaN].map(capacityFromLoad), [10, 8, 5, 1, 1, 10, 10]);
   t.throws(() => chooseExpression([], 'random'), { message: /positive weights/ });
   t.throws(() => chooseExpression([{ ip: '10.0.0.9; drop', weight: 1 }], 'random'), { message: /IPv4/ });
 });

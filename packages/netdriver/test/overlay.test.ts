@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { pollUntil, silentLogger } from '@swarm/wire';
 import type { NetworkAttachment } from '@swarm/store';
-import { inNetns, ipBatch, NetnsDir, OverlayDriver, GATEWAY_BRIDGE } from '../src/index.js';
+import { inNetns, ipBatch, NetnsDir, OverlayDriver, GATEWAY_BRIDGE, resolveName } from '../src/index.js';
 
 const BUSYBOX = '/bin/busybox';
 const missing = process.getuid?.() !== 0 ? 'not root' : (['/usr/bin/nsenter', '/usr/bin/unshare', '/usr/sbin/ip', '/usr/sbin/bridge', '/usr/sbin/nft', BUSYBOX].find((p) => !existsSync(p)) ?? null);
@@ -172,6 +172,7 @@ serial('a restarted driver keeps the namespaces of tasks still running and remov
   t.deepEqual(again.programmedPeers('neta').map((p) => [p.ip, p.host]), [['10.90.1.2', UNDERLAY[0]]], 'programmed peers read back from the kernel');
   t.true(await reaches(join(root, 'd2', 't-tasktwo0002'), '10.90.1.2'), 'the kept task still reaches its peer');
   t.false(readdirSync(join(root, 'd2')).some((f) => f.includes('netb') || f.includes('taskthree03')));
+  d2.close();
   d2 = again;
 });
 
@@ -363,6 +364,59 @@ serial('the routing mesh: both nodes serve an ingress port (TCP and UDP) from th
     t.false(existsSync(join(root, d, 't-ingress-sbox')), `${d}: no sandbox`);
     t.false((await inNetns(log, h, 'nft', ['list', 'tables'])).stdout.includes('swarm_ingress'), `${d}: no host table`);
   }
+});
+
+serial('circuit breaking: a ready task that refuses connections is taken out of the mesh and DNS within a second, gets a trickle after its cooldown, and its full share once it answers', async (t) => {
+  const www = join(root, 'www');
+  const dir = join(www, 'cbgood0001');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'index.html'), 'cbgood0001\n');
+  // Quick circuits on a driver of its own (a third host namespace would be no different): host 1 gets it here.
+  const good = await d2.attach('cbgood0001', [ingressAttachment('10.90.0.20/24')], { service: 'cb', task: 'cb.1.cbgood0001' });
+  const bad = await d1.attach('cbbad00001', [ingressAttachment('10.90.0.21/24')], { service: 'cb', task: 'cb.2.cbbad00001' });
+  t.teardown(() => d2.detach('cbgood0001'));
+  t.teardown(() => d1.detach('cbbad00001'));
+  const servers = [spawn('nsenter', [`--net=${good.netnsPath}`, BUSYBOX, 'httpd', '-f', '-p', '7070', '-h', dir], { stdio: 'ignore' })];
+  t.teardown(() => servers.forEach((s) => s.kill('SIGKILL')));
+  d2.setReady('cbgood0001', true);
+  d1.setReady('cbbad00001', true); // running, but nothing listens: every connection it gets is refused
+  const config = { services: [{ name: 'cb', ports: [{ protocol: 'tcp' as const, publishedPort: 8090, targetPort: 7070 }], strategy: 'round-robin' as const }] };
+  await d1.setIngress({ attachment: ingressAttachment('10.90.0.2/24'), ...config });
+  await d2.setIngress({ attachment: ingressAttachment('10.90.0.3/24'), ...config });
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  await pollUntil('the good task answers through the mesh', async () => (await httpGet(h2, UNDERLAY[0], 8090)) || undefined, { deadlineMs: 10_000 });
+  // Half the connections are refused until the bad task's host sees it (default: 5 refusals in 500 ms).
+  let failed = 0;
+  for (let i = 0; i < 12; i++) if ((await httpGet(h2, UNDERLAY[0], 8090)) === '') failed++;
+  t.true(failed >= 5, `refused while its circuit was closed: ${failed}`);
+  const opened = await pollUntil('the circuit opens', () => (d1.circuitOf('cbbad00001') === 'open' ? true : undefined), { deadlineMs: 2_000, intervalMs: 50 });
+  t.true(opened);
+  t.is(d1.localEndpoints('ning').find((e) => e.taskId === 'cbbad00001')?.circuit, 'open', 'published as open');
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  for (let i = 0; i < 10; i++) t.is(await httpGet(h2, UNDERLAY[0], 8090), 'cbgood0001', 'no request fails once the circuit is open');
+  t.false(resolveName('tasks.cb', [[...d1.localEndpoints('ning'), ...d2.localEndpoints('ning')]], false)?.includes('10.90.0.21') ?? true, 'out of DNS answers');
+
+  // After its cooldown (5 s) a trickle: weight 1 against 10 (the table shows the ranges); it answers now, and after
+  // the probe time (5 s) without a refusal it has its full share again.
+  const dir2 = join(www, 'cbbad00001');
+  mkdirSync(dir2, { recursive: true });
+  writeFileSync(join(dir2, 'index.html'), 'cbbad00001\n');
+  servers.push(spawn('nsenter', [`--net=${bad.netnsPath}`, BUSYBOX, 'httpd', '-f', '-p', '7070', '-h', dir2], { stdio: 'ignore' }));
+  await pollUntil('half-open', () => (d1.circuitOf('cbbad00001') === 'half-open' ? true : undefined), { deadlineMs: 8_000, intervalMs: 100 });
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  const table = await inNetns(log, join(root, 'd1', 't-ingress-sbox'), 'nft', ['list', 'table', 'ip', 'swarm_ingress']);
+  t.regex(table.stdout, /tcp dport 8090 dnat to numgen inc mod 11 map \{ 0-9 : 10\.90\.0\.20, 10 : 10\.90\.0\.21 \}:7070/);
+  await pollUntil('closed again', () => (d1.circuitOf('cbbad00001') === 'closed' ? true : undefined), { deadlineMs: 8_000, intervalMs: 100 });
+  await gossip('ning');
+  await Promise.all([d1.lbSettled(), d2.lbSettled()]);
+  const seen = new Set<string>();
+  for (let i = 0; i < 4; i++) seen.add(await httpGet(h2, UNDERLAY[0], 8090));
+  t.deepEqual([...seen].sort(), ['cbbad00001', 'cbgood0001'], 'its full share again');
+  await d1.setIngress(null);
+  await d2.setIngress(null);
 });
 
 serial('detaching every task leaves no namespace, device, record, gateway bridge or nft table behind', async (t) => {
