@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { NodeRole } from '@swarm/store';
 import { ApiError, DaemonUnreachableError, isApiErrorCode } from './errors.js';
+import type { ConfigDocument, FileObjectFilters, SecretDocument } from './secrets.js';
 import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from './services.js';
 import type { InfoDocument, JoinTokenDocument, MemberDocument, NetworkCreateRequest, NetworkDocument, NodeDocument, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmDocument, SwarmInitResponse, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from './types.js';
 
@@ -131,6 +132,47 @@ export class ApiClient {
 
   async removeNetwork(ref: string): Promise<void> {
     await this.call('DELETE', `/networks/${encodeURIComponent(ref)}`);
+  }
+
+  // ---- secrets and configs (cluster objects; the stack deployer uses these too)
+
+  /** `secret create`: `data` is the secret's bytes (sent base64, as Docker's API); answers the new id. */
+  async createSecret(name: string, data: Uint8Array, labels: Record<string, string> = {}): Promise<string> {
+    const res = (await this.call('POST', '/secrets/create', { Name: name, Labels: labels, Data: Buffer.from(data).toString('base64') })) as { ID: string };
+    return res.ID;
+  }
+
+  /** Secrets by name; `filters` as `secret ls --filter` (name and id by prefix, label by key or key=value). */
+  listSecrets(filters: FileObjectFilters = {}): Promise<SecretDocument[]> {
+    return this.call('GET', `/secrets${filterQuery(filters)}`) as Promise<SecretDocument[]>;
+  }
+
+  /** By id, name or unique id prefix; never carries the data. */
+  inspectSecret(ref: string): Promise<SecretDocument> {
+    return this.call('GET', `/secrets/${encodeURIComponent(ref)}`) as Promise<SecretDocument>;
+  }
+
+  /** Refused (conflict) while a service uses it. */
+  async removeSecret(ref: string): Promise<void> {
+    await this.call('DELETE', `/secrets/${encodeURIComponent(ref)}`);
+  }
+
+  async createConfig(name: string, data: Uint8Array, labels: Record<string, string> = {}): Promise<string> {
+    const res = (await this.call('POST', '/configs/create', { Name: name, Labels: labels, Data: Buffer.from(data).toString('base64') })) as { ID: string };
+    return res.ID;
+  }
+
+  listConfigs(filters: FileObjectFilters = {}): Promise<ConfigDocument[]> {
+    return this.call('GET', `/configs${filterQuery(filters)}`) as Promise<ConfigDocument[]>;
+  }
+
+  /** Spec.Data is the config's bytes in base64, as Docker's. */
+  inspectConfig(ref: string): Promise<ConfigDocument> {
+    return this.call('GET', `/configs/${encodeURIComponent(ref)}`) as Promise<ConfigDocument>;
+  }
+
+  async removeConfig(ref: string): Promise<void> {
+    await this.call('DELETE', `/configs/${encodeURIComponent(ref)}`);
   }
 
   listVolumes(): Promise<VolumeDocument[]> {
@@ -375,6 +417,12 @@ export class ApiClient {
       req.end();
     });
   }
+}
+
+/** Docker's `filters` query: JSON of lists; empty lists are left out. */
+function filterQuery(filters: FileObjectFilters): string {
+  const present = Object.fromEntries(Object.entries(filters).filter(([, v]) => Array.isArray(v) && v.length > 0));
+  return Object.keys(present).length === 0 ? '' : `?${new URLSearchParams({ filters: JSON.stringify(present) }).toString()}`;
 }
 
 function errorFromBody(status: number, body: unknown, what: string): ApiError {

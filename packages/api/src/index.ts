@@ -8,3 +8,4 @@ export { buildApiApp, startApiServer, MAX_REQUEST_BODY_BYTES, type ApiServer, ty
 export { ApiClient, DEFAULT_REQUEST_TIMEOUT_MS, MAX_RESPONSE_BYTES, type ApiClientOptions, type SwarmInitOptions, type SwarmJoinOptions } from './client.js';
 export * from './services.js';
 export { attachedTasks, networkDocument, resolveNetwork, sortNetworks, taskContainerName, NETWORK_NAME_PATTERN } from './networks.js';
+export { checkSecretName, configDocument, matchesFilters, parseFileObjectFilters, resolveFileObject, secretDocument, sortByName, toFileObjectSpec, MAX_SECRET_BYTES, MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN, type ConfigCreateRequest, type ConfigDocument, type FileObjectFilters, type FileObjectKind, type FileObjectSpec, type SecretCreateRequest, type SecretDocument } from './secrets.js';

@@ -1,7 +1,7 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, LB_STRATEGIES, type LbStrategy, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, LB_STRATEGIES, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
 export { LB_STRATEGIES, type LbStrategy };
@@ -31,6 +31,9 @@ export interface ServiceSpecDocument {
       ReadOnly?: boolean;
       CapabilityAdd?: string[];
       CapabilityDrop?: string[];
+      /** Secrets as files in the containers: SecretName (or SecretID) names it; the daemon resolves the other. */
+      Secrets?: SecretReferenceDocument[];
+      Configs?: ConfigReferenceDocument[];
     };
     Resources?: { Limits?: ResourcesDocument; Reservations?: ResourcesDocument };
     RestartPolicy?: { Condition?: 'none' | 'on-failure' | 'any'; Delay?: number; MaxAttempts?: number; Window?: number };
@@ -46,6 +49,29 @@ export interface ServiceSpecDocument {
   RollbackConfig?: UpdateConfigDocument;
   /** How the service is reached: a virtual IP (vip, the default) or DNS round robin (dnsrr), and published ports. */
   EndpointSpec?: EndpointSpecDocument;
+}
+
+/** Docker's File of a secret or config reference: the file's name (or absolute path), owner and mode. */
+export interface FileTargetDocument {
+  Name?: string;
+  UID?: string;
+  GID?: string;
+  /** Permission bits (Docker's JSON carries them as a decimal number: 0444 is 292). */
+  Mode?: number;
+}
+
+/** Docker's SecretReference; File.Name defaults to the secret's name (under /run/secrets/). */
+export interface SecretReferenceDocument {
+  File?: FileTargetDocument;
+  SecretID?: string;
+  SecretName: string;
+}
+
+/** Docker's ConfigReference; File.Name defaults to `/` + the config's name. */
+export interface ConfigReferenceDocument {
+  File?: FileTargetDocument;
+  ConfigID?: string;
+  ConfigName: string;
 }
 
 export interface EndpointSpecDocument {
@@ -214,6 +240,33 @@ const mount = {
     TmpfsOptions: { type: 'object', additionalProperties: false, properties: { SizeBytes: nonNegative } },
   },
 } as const;
+/** Docker's default mode of a secret or config file: readable by all, writable by none. */
+export const DEFAULT_FILE_MODE = 0o444;
+const fileTarget = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    Name: { type: 'string', minLength: 1, maxLength: 4096 },
+    UID: { type: 'string', pattern: '^[0-9]{1,10}$' },
+    GID: { type: 'string', pattern: '^[0-9]{1,10}$' },
+    Mode: { type: 'integer', minimum: 0, maximum: 0o777 },
+  },
+} as const;
+const fileRefs = (kind: 'Secret' | 'Config') =>
+  ({
+    type: 'array',
+    maxItems: 256,
+    items: {
+      type: 'object',
+      additionalProperties: false,
+      required: [`${kind}Name`],
+      properties: {
+        File: fileTarget,
+        [`${kind}ID`]: { type: 'string', maxLength: 256 },
+        [`${kind}Name`]: { type: 'string', minLength: 1, maxLength: 256 },
+      },
+    },
+  }) as const;
 const updateConfig = {
   type: 'object',
   additionalProperties: false,
@@ -275,6 +328,8 @@ export const serviceSpecSchema = {
             ReadOnly: { type: 'boolean' },
             CapabilityAdd: capabilityList,
             CapabilityDrop: capabilityList,
+            Secrets: fileRefs('Secret'),
+            Configs: fileRefs('Config'),
           },
         },
         Resources: { type: 'object', additionalProperties: false, properties: { Limits: resources, Reservations: resources } },
@@ -374,6 +429,7 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
     throw new ApiError('invalid_argument', 'Networks: give the networks in TaskTemplate.Networks only (the top-level Networks is deprecated)');
   }
   const networks = (t.Networks ?? doc.Networks ?? []).map((n) => ({ target: n.Target, aliases: [...(n.Aliases ?? [])] }));
+  const { secrets, configs } = toFileReferences(c.Secrets ?? [], c.Configs ?? []);
   const taskTemplate: TaskSpec = {
     containerSpec: {
       image: c.Image,
@@ -388,8 +444,8 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
       stopSignal: c.StopSignal ?? '',
       stopGracePeriodMs: ms(c.StopGracePeriod, 10_000),
       healthcheck: toHealthConfig(c.Healthcheck),
-      secrets: [],
-      configs: [],
+      secrets,
+      configs,
       mounts: toMounts(c.Mounts ?? []),
       init: c.Init ?? false,
       readOnly: c.ReadOnly ?? false,
@@ -491,6 +547,55 @@ function toMount(m: MountDocument, i: number): Mount {
   return { type: m.Type, source, target: m.Target, readOnly: m.ReadOnly ?? false, tmpfsSizeBytes: m.TmpfsOptions?.SizeBytes ?? 0 };
 }
 
+/** Where a secret's or config's file is in the container: Docker's rules (secrets under /run/secrets/). */
+export function fileTargetPath(kind: 'secret' | 'config', target: string): string {
+  if (target.startsWith('/')) return target;
+  return kind === 'secret' ? `/run/secrets/${target}` : `/${target}`;
+}
+
+function toFileTarget(doc: FileTargetDocument | undefined, name: string, field: string): FileTarget {
+  const target = doc?.Name ?? name;
+  const parts = target.split('/');
+  if (target === '' || target === '/' || target.endsWith('/') || target.includes('\0') || parts.some((p) => p === '..' || p === '.')) {
+    throw new ApiError('invalid_argument', `${field}.File.Name: ${JSON.stringify(target)} is not a file name or absolute file path`);
+  }
+  return { target, uid: doc?.UID ?? '0', gid: doc?.GID ?? '0', mode: doc?.Mode ?? DEFAULT_FILE_MODE };
+}
+
+/**
+ * Docker's checks: a secret or config is given once per service, and no two files share a path in the container.
+ * Ids are what the user gave (usually none): the daemon resolves names to ids.
+ */
+function toFileReferences(secretDocs: readonly SecretReferenceDocument[], configDocs: readonly ConfigReferenceDocument[]): { secrets: SecretReference[]; configs: ConfigReference[] } {
+  const paths = new Map<string, string>();
+  const claim = (path: string, field: string): void => {
+    const other = paths.get(path);
+    if (other !== undefined) throw new ApiError('invalid_argument', `${field}.File.Name: ${path} is also the target of ${other}`);
+    paths.set(path, field);
+  };
+  const secretNames = new Set<string>();
+  const secrets = secretDocs.map((d, i): SecretReference => {
+    const field = `TaskTemplate.ContainerSpec.Secrets[${i}]`;
+    if (secretNames.has(d.SecretName)) throw new ApiError('invalid_argument', `${field}.SecretName: secret ${d.SecretName} is given twice`);
+    secretNames.add(d.SecretName);
+    const file = toFileTarget(d.File, d.SecretName, field);
+    claim(fileTargetPath('secret', file.target), field);
+    return { secretId: d.SecretID ?? '', secretName: d.SecretName, ...file };
+  });
+  const configNames = new Set<string>();
+  const configs = configDocs.map((d, i): ConfigReference => {
+    const field = `TaskTemplate.ContainerSpec.Configs[${i}]`;
+    if (configNames.has(d.ConfigName)) throw new ApiError('invalid_argument', `${field}.ConfigName: config ${d.ConfigName} is given twice`);
+    configNames.add(d.ConfigName);
+    const file = toFileTarget(d.File, d.ConfigName, field);
+    claim(fileTargetPath('config', file.target), field);
+    return { configId: d.ConfigID ?? '', configName: d.ConfigName, ...file };
+  });
+  return { secrets, configs };
+}
+
+const fileTargetDocument = (f: FileTarget): Required<FileTargetDocument> => ({ Name: f.target, UID: f.uid, GID: f.gid, Mode: f.mode });
+
 function mountDocument(m: Mount): MountDocument {
   const d: MountDocument = { Type: m.type, Target: m.target };
   if (m.source !== '') d.Source = m.source;
@@ -533,6 +638,9 @@ function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] 
   if (c.readOnly) container.ReadOnly = true;
   if (c.capabilityAdd.length > 0) container.CapabilityAdd = [...c.capabilityAdd];
   if (c.capabilityDrop.length > 0) container.CapabilityDrop = [...c.capabilityDrop];
+  // Docker's field order: File, SecretID, SecretName.
+  if (c.secrets.length > 0) container.Secrets = c.secrets.map((r) => ({ File: fileTargetDocument(r), SecretID: r.secretId, SecretName: r.secretName }));
+  if (c.configs.length > 0) container.Configs = c.configs.map((r) => ({ File: fileTargetDocument(r), ConfigID: r.configId, ConfigName: r.configName }));
   const limits: ResourcesDocument = { NanoCPUs: t.resources.limits.nanoCpus, MemoryBytes: t.resources.limits.memoryBytes };
   if (c.pidsLimit > 0) limits.Pids = c.pidsLimit;
   return {

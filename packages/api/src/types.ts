@@ -1,7 +1,8 @@
 // The API's documents (Docker Engine API field names, so `--format json` and `node inspect` read like Docker's)
 // and the backend interface the daemon implements. No cluster logic here: only shapes.
 
-import type { Cluster, Network, Node, NodeRole, Service, Task } from '@swarm/store';
+import type { Cluster, Config, Network, Node, NodeRole, Secret, Service, Task } from '@swarm/store';
+import type { FileObjectSpec } from './secrets.js';
 import type { ServiceSpecDocument } from './services.js';
 
 export interface VersionDocument {
@@ -336,6 +337,19 @@ export interface ApiBackend {
   listNetworks(): Promise<{ networks: Network[]; tasks: Task[]; nodes: Node[] }>;
   /** `network rm`: by id, name or unique id prefix; refused (conflict) while a service uses it, and for ingress while services publish ports. */
   removeNetwork(ref: string): Promise<void>;
+  /**
+   * `secret create`: the spec as the API checked it (name rule, data decoded, at most 500 KB); sealed under the
+   * cluster's data key and written through Raft. conflict when the name is taken.
+   */
+  createSecret(spec: FileObjectSpec): Promise<{ ID: string }>;
+  /** Every secret (after a linearizable read), its data sealed; the API never shows it. */
+  listSecrets(): Promise<Secret[]>;
+  /** `secret rm`: by id, name or unique id prefix; refused (conflict) while a service uses it, naming the services. */
+  removeSecret(ref: string): Promise<void>;
+  /** `config create`: as createSecret; a config's data is kept as given (configs are not secret). */
+  createConfig(spec: FileObjectSpec): Promise<{ ID: string }>;
+  listConfigs(): Promise<Config[]>;
+  removeConfig(ref: string): Promise<void>;
   /** This node's named volumes (they are node-local, as in Docker); answer outside a swarm too. */
   listVolumes(): Promise<VolumeDocument[]>;
   createVolume(request: VolumeCreateRequest): Promise<VolumeDocument>;

@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Cluster, Network, Node, NodeRole, Service, Task } from '@swarm/store';
+import type { Cluster, Config, Network, Node, NodeRole, Secret, Service, Task } from '@swarm/store';
 import { defaultClusterSpec } from '@swarm/store';
 import { pollUntil, silentLogger } from '@swarm/wire';
 import { ApiClient } from '../src/client.js';
@@ -15,6 +15,7 @@ import { buildApiApp, startApiServer } from '../src/server.js';
 import { resolveNode } from '../src/documents.js';
 import { resolveNetwork } from '../src/networks.js';
 import type { ServiceSpecDocument } from '../src/services.js';
+import { resolveFileObject, type FileObjectSpec } from '../src/secrets.js';
 import type { ApiBackend, InfoDocument, JoinTokenDocument, MemberDocument, NetworkCreateRequest, NodeUpdateRequest, ServiceLogLine, SwarmLeaveResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, VolumeCreateRequest, VolumeDocument, ImageInspectDocument, ImageProgressLine, ImageSummaryDocument } from '../src/types.js';
 
 function node(id: string, hostname: string, role: NodeRole = 'worker'): Node {
@@ -198,6 +199,35 @@ class FakeBackend implements ApiBackend {
     const n = resolveNetwork(this.networks, ref);
     if (n.spec.name === 'busy') throw new ApiError('conflict', 'network busy is in use by service web');
     this.networks = this.networks.filter((x) => x.id !== n.id);
+  }
+  secrets: Secret[] = [];
+  configs: Config[] = [];
+  async createSecret(spec: FileObjectSpec): Promise<{ ID: string }> {
+    if (this.secrets.some((x) => x.spec.name === spec.name)) throw new ApiError('conflict', `secret ${spec.name} already exists`);
+    const id = `sec${this.secrets.length + 1}${'0'.repeat(22)}`;
+    // The fake "seals" by reversing: enough to show that the document never carries the stored bytes.
+    this.secrets.push({ id, meta: { version: { index: 7 }, createdAtMs: 1_700_000_000_000, updatedAtMs: 1_700_000_000_000 }, spec: { ...spec, data: spec.data.slice().reverse() } });
+    return { ID: id };
+  }
+  async listSecrets(): Promise<Secret[]> {
+    return this.secrets;
+  }
+  async removeSecret(ref: string): Promise<void> {
+    const s = resolveFileObject('secret', this.secrets, ref);
+    if (s.spec.name === 'busy') throw new ApiError('conflict', "secret 'busy' is in use by the following service: web");
+    this.secrets = this.secrets.filter((x) => x.id !== s.id);
+  }
+  async createConfig(spec: FileObjectSpec): Promise<{ ID: string }> {
+    const id = `cfg${this.configs.length + 1}${'0'.repeat(22)}`;
+    this.configs.push({ id, meta: { version: { index: 8 }, createdAtMs: 1_700_000_000_000, updatedAtMs: 1_700_000_000_000 }, spec });
+    return { ID: id };
+  }
+  async listConfigs(): Promise<Config[]> {
+    return this.configs;
+  }
+  async removeConfig(ref: string): Promise<void> {
+    const c = resolveFileObject('config', this.configs, ref);
+    this.configs = this.configs.filter((x) => x.id !== c.id);
   }
   leaves: boolean[] = [];
   async leaveSwarm(force: boolean): Promise<SwarmLeaveResponse> {
@@ -495,4 +525,69 @@ test('networks through the client over a socket: create, ls, inspect, rm; errors
   t.is((await t.throwsAsync(client.createNetwork({ Name: 'web' }), { instanceOf: ApiError }))?.code, 'conflict');
   await client.removeNetwork(Id);
   t.is((await t.throwsAsync(client.removeNetwork('web'), { instanceOf: ApiError }))?.code, 'not_found');
+});
+
+test('secrets: create checks the name (Docker\'s rule), base64 and the 500 KB bound naming the field; the document never carries data; ls filters by name prefix and label; rm 204 or the backend\'s conflict', async (t) => {
+  const backend = new FakeBackend();
+  const a = app(t, backend);
+  const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
+  const create = await a.inject({ method: 'POST', url: '/secrets/create', payload: { Name: 'db-password', Labels: { env: 'prod' }, Data: b64('hunter2') } });
+  t.is(create.statusCode, 201);
+  t.deepEqual(create.json(), { ID: `sec1${'0'.repeat(22)}` });
+  t.is(Buffer.from(backend.secrets[0]?.spec.data ?? []).reverse().toString(), 'hunter2', 'the backend got the decoded bytes');
+  await a.inject({ method: 'POST', url: '/secrets/create', payload: { Name: 'db-user', Data: b64('admin') } });
+  await a.inject({ method: 'POST', url: '/secrets/create', payload: { Name: 'busy', Labels: { env: 'dev' }, Data: b64('x') } });
+
+  const bad: Array<[unknown, RegExp]> = [
+    [{ Name: '-bad', Data: b64('x') }, /^Name: invalid secret name "-bad": only 64 \[a-zA-Z0-9-_.\] characters allowed, and the start and end character must be \[a-zA-Z0-9\]$/],
+    [{ Name: 'a'.repeat(65), Data: b64('x') }, /only 64/],
+    [{ Name: 'x', Data: 'not base64!' }, /^Data: the secret's data is not valid base64$/],
+    [{ Name: 'x', Data: '' }, /^Data: a secret needs data/],
+    [{ Name: 'x', Data: b64(Buffer.alloc(500 * 1024 + 1)) }, /^Data: secret data must be larger than 0 and less than 512000 bytes \(it is 512001\)$/],
+    [{ Name: 'x' }, /missing field "Data"/],
+    [{ Name: 'x', Data: b64('x'), Driver: 'vault' }, /unknown field "Driver"/],
+  ];
+  for (const [payload, message] of bad) {
+    const res = await a.inject({ method: 'POST', url: '/secrets/create', payload: payload as Record<string, unknown> });
+    t.is(res.statusCode, 400, JSON.stringify(payload).slice(0, 80));
+    t.regex(res.json<{ error: { message: string } }>().error.message, message);
+  }
+  t.is(backend.secrets.length, 3, 'nothing refused reached the backend');
+  const biggest = await a.inject({ method: 'POST', url: '/secrets/create', payload: { Name: 'big', Data: b64(Buffer.alloc(500 * 1024, 1)) } });
+  t.is(biggest.statusCode, 201, 'exactly 500 KB fits in the request body');
+
+  const ls = await a.inject({ method: 'GET', url: '/secrets' });
+  t.deepEqual(ls.json<Array<{ Spec: { Name: string } }>>().map((s) => s.Spec.Name), ['big', 'busy', 'db-password', 'db-user']);
+  t.false(ls.body.includes(b64('hunter2')) || ls.body.includes('Data'), 'ls never carries data');
+  const byPrefix = await a.inject({ method: 'GET', url: `/secrets?filters=${encodeURIComponent(JSON.stringify({ name: ['db-'] }))}` });
+  t.deepEqual(byPrefix.json<Array<{ Spec: { Name: string } }>>().map((s) => s.Spec.Name), ['db-password', 'db-user']);
+  const byLabel = await a.inject({ method: 'GET', url: `/secrets?filters=${encodeURIComponent(JSON.stringify({ label: ['env=prod'] }))}` });
+  t.deepEqual(byLabel.json<Array<{ Spec: { Name: string } }>>().map((s) => s.Spec.Name), ['db-password']);
+  const badFilter = await a.inject({ method: 'GET', url: `/secrets?filters=${encodeURIComponent(JSON.stringify({ driver: ['x'] }))}` });
+  t.is(badFilter.statusCode, 400);
+
+  const inspect = await a.inject({ method: 'GET', url: '/secrets/db-password' });
+  t.deepEqual(inspect.json(), { ID: `sec1${'0'.repeat(22)}`, Version: { Index: 7 }, CreatedAt: '2023-11-14T22:13:20.000Z', UpdatedAt: '2023-11-14T22:13:20.000Z', Spec: { Name: 'db-password', Labels: { env: 'prod' } } });
+  const missing = await a.inject({ method: 'GET', url: '/secrets/nope' });
+  t.deepEqual(missing.json(), { error: { code: 'not_found', message: 'secret nope not found' } });
+
+  const busy = await a.inject({ method: 'DELETE', url: '/secrets/busy' });
+  t.is(busy.statusCode, 409);
+  t.regex(busy.json<{ error: { message: string } }>().error.message, /in use by the following service: web/);
+  t.is((await a.inject({ method: 'DELETE', url: '/secrets/db-user' })).statusCode, 204);
+});
+
+test('configs through the client over a socket: create, ls with filters, inspect shows Data in base64 (Docker\'s), rm', async (t) => {
+  const { client } = await overSocket(t);
+  const id = await client.createConfig('nginx.conf', Buffer.from('server {}\n'), { app: 'web' });
+  await client.createConfig('other', Buffer.from('x'));
+  t.deepEqual((await client.listConfigs({ label: ['app'] })).map((c) => c.ID), [id]);
+  const doc = await client.inspectConfig('nginx.conf');
+  t.is(doc.Spec.Data, Buffer.from('server {}\n').toString('base64'));
+  t.deepEqual(doc.Spec.Labels, { app: 'web' });
+  await client.removeConfig(id);
+  t.is((await t.throwsAsync(client.inspectConfig(id), { instanceOf: ApiError }))?.message, `config ${id} not found`);
+  const sid = await client.createSecret('token', Buffer.from('s3cr3t'));
+  t.deepEqual((await client.listSecrets({ name: ['tok'] })).map((s) => s.ID), [sid]);
+  t.is((await t.throwsAsync(client.createSecret('token', Buffer.from('again')), { instanceOf: ApiError }))?.code, 'conflict');
 });

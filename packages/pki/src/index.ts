@@ -43,3 +43,4 @@ export {
   type JoinTokens,
 } from './tokens.js';
 export { generatePnetKey, derivePnetKey, encodePnetKey, decodePnetKey, PNET_KEY_BYTES } from './pnet.js';
+export { generateDataKey, encodeDataKey, decodeDataKey, sealData, openData, DATA_KEY_BYTES } from './data-key.js';

@@ -176,8 +176,10 @@ export interface ContainerSpec {
   stopSignal: string;
   stopGracePeriodMs: number;
   healthcheck: HealthConfig | null;
-  secrets: Array<{ secretId: string; secretName: string; target: string }>;
-  configs: Array<{ configId: string; configName: string; target: string }>;
+  /** Secrets the task's container sees as files (under /run/secrets/ unless the target is absolute). */
+  secrets: SecretReference[];
+  /** Configs the task's container sees as files (at `/<target>` unless the target is absolute). */
+  configs: ConfigReference[];
   mounts: Mount[];
   /** Docker's --init: tini runs as the container's pid 1. */
   init: boolean;
@@ -192,6 +194,28 @@ export interface ContainerSpec {
    * node that runs a task can pull it. In the Raft log like the rest of the spec (as Docker's); never shown.
    */
   registryAuth: RegistryAuth | null;
+}
+
+/** Docker's SecretReferenceFileTarget / ConfigReferenceFileTarget: where the file goes and who owns it. */
+export interface FileTarget {
+  /** The file's name (or absolute path) in the container; Docker's File.Name. */
+  target: string;
+  /** Numeric user and group id of the file, as strings like Docker's ('0'). */
+  uid: string;
+  gid: string;
+  /** Permission bits (Docker's default 0o444). */
+  mode: number;
+}
+
+/** A service's use of a secret: its id (what the store keeps) and name (what the user gave, for display). */
+export interface SecretReference extends FileTarget {
+  secretId: string;
+  secretName: string;
+}
+
+export interface ConfigReference extends FileTarget {
+  configId: string;
+  configName: string;
 }
 
 export interface RegistryAuth {
@@ -427,12 +451,18 @@ export interface NetworkAllocation {
 export interface Secret {
   id: string;
   meta: Meta;
+  /**
+   * data is sealed: AES-256-GCM under the cluster's data key (@swarm/pki sealData, bound to the secret's id), never
+   * the plaintext, so neither the Raft log nor a snapshot on a manager's disk holds it in the clear. Only the leader's
+   * dispatcher opens it, to send it to a node that runs a task using it.
+   */
   spec: { name: string; labels: Labels; data: Uint8Array };
 }
 
 export interface Config {
   id: string;
   meta: Meta;
+  /** data is the config's bytes as given (configs are not secret, as in Docker). */
   spec: { name: string; labels: Labels; data: Uint8Array };
 }
 
