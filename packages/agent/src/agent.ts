@@ -2,7 +2,7 @@
 // (ACCEPTED -> PREPARING -> STARTING -> RUNNING -> COMPLETE|FAILED|SHUTDOWN) level-triggered, and reports every move.
 
 import { canTransitionTask, isTerminalTaskState, taskStateRank, type HealthConfig, type Task, type TaskState, type TaskStatus, type TaskStatusUpdate } from '@swarm/store';
-import { containerConfigFor, RuntimeError, type ContainerConfig, type LogLine, type LogOptions, type Runtime } from '@swarm/runtime';
+import { containerConfigFor, NO_TASK_FILES, RuntimeError, type ContainerConfig, type LogLine, type LogOptions, type Runtime, type TaskFiles } from '@swarm/runtime';
 import type { IngressConfig, TaskNetworking } from '@swarm/netdriver';
 import type { Logger } from '@swarm/wire';
 
@@ -127,6 +127,8 @@ export class Agent {
   private ingressRetry: NodeJS.Timeout | null = null;
   /** Containers an earlier run of this daemon left running (see adopt); taken over by the first assignment set. */
   private adoptable: Set<string> | null = null;
+  /** The bytes of the secrets and configs of the latest assignment set: in memory only, never logged. */
+  private files: TaskFiles = NO_TASK_FILES;
 
   constructor(opts: AgentOptions) {
     this.nodeId = opts.nodeId;
@@ -154,9 +156,13 @@ export class Agent {
     this.adoptable = new Set(containerIds);
   }
 
-  /** The full set of tasks assigned to this node; anything not in it must not run here. Idempotent. */
-  setAssignments(tasks: Task[]): void {
+  /**
+   * The full set of tasks assigned to this node; anything not in it must not run here. Idempotent. `files`: the
+   * secrets and configs those tasks use (replacing the previous set's).
+   */
+  setAssignments(tasks: Task[], files: TaskFiles = NO_TASK_FILES): void {
     if (this.closed) return;
+    this.files = files;
     const set = new Map<string, Task>();
     for (const task of tasks) {
       if (task.nodeId !== this.nodeId) {
@@ -574,7 +580,7 @@ export class Agent {
    * carry its addresses, and /etc/hosts names it by the first of them, as Docker's does.
    */
   private async containerConfig(task: Task): Promise<ContainerConfig> {
-    const config = containerConfigFor(task);
+    const config = containerConfigFor(task, this.files);
     if (this.networking === null || task.networksAttachments.length === 0) return config;
     // Host-mode ports with a number: this node forwards them to the task (0, a port picked per node, is not done yet).
     const hostPorts = (task.endpoint?.ports ?? []).filter((p) => p.publishMode === 'host' && p.publishedPort > 0).map((p) => ({ protocol: p.protocol, publishedPort: p.publishedPort, targetPort: p.targetPort }));

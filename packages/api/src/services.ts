@@ -1,7 +1,7 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, LB_STRATEGIES, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, fileTargetPath, LB_STRATEGIES, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
 export { LB_STRATEGIES, type LbStrategy };
@@ -545,12 +545,6 @@ function toMount(m: MountDocument, i: number): Mount {
   if (m.Type === 'tmpfs' && source !== '') throw new ApiError('invalid_argument', `${field}.Source: a tmpfs mount takes no source`);
   if (m.TmpfsOptions !== undefined && m.Type !== 'tmpfs') throw new ApiError('invalid_argument', `${field}.TmpfsOptions: only for Type tmpfs`);
   return { type: m.Type, source, target: m.Target, readOnly: m.ReadOnly ?? false, tmpfsSizeBytes: m.TmpfsOptions?.SizeBytes ?? 0 };
-}
-
-/** Where a secret's or config's file is in the container: Docker's rules (secrets under /run/secrets/). */
-export function fileTargetPath(kind: 'secret' | 'config', target: string): string {
-  if (target.startsWith('/')) return target;
-  return kind === 'secret' ? `/run/secrets/${target}` : `/${target}`;
 }
 
 function toFileTarget(doc: FileTargetDocument | undefined, name: string, field: string): FileTarget {

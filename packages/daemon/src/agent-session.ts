@@ -3,6 +3,7 @@
 
 import type { GossipHost, Stream } from '@swarm/gossip';
 import type { IngressConfig } from '@swarm/netdriver';
+import type { TaskFiles } from '@swarm/runtime';
 import type { Task } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
@@ -17,7 +18,8 @@ const LOCAL_LEADER_CHECK_MS = 250;
 
 /** What the session needs of the agent (packages/agent implements it). */
 export interface AgentLike {
-  setAssignments(tasks: Task[]): void;
+  /** `files`: the bytes of the secrets and configs the tasks use (held in memory only). */
+  setAssignments(tasks: Task[], files?: TaskFiles): void;
   setIngress(ingress: IngressConfig | null): void;
   statuses(): TaskStatusUpdate[];
 }
@@ -37,6 +39,13 @@ export interface AgentSessionDeps {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The files of an assignments message; malformed entries are dropped (a task that needs one then fails, naming it). */
+export function parseTaskFiles(value: unknown): TaskFiles {
+  const list = (v: unknown): Array<{ id: string; data: Uint8Array }> =>
+    Array.isArray(v) ? v.filter((f): f is { id: string; data: Uint8Array } => isRecord(f) && typeof f['id'] === 'string' && f['data'] instanceof Uint8Array) : [];
+  return isRecord(value) ? { secrets: list(value['secrets']), configs: list(value['configs']) } : { secrets: [], configs: [] };
 }
 
 export class AgentSession {
@@ -169,7 +178,7 @@ export class AgentSession {
           if (message['type'] === 'assignments' && Array.isArray(message['tasks'])) {
             if (!assigned) this.deps.logger.info({ target }, 'agent session with the leader started');
             assigned = true;
-            this.deps.agent.setAssignments(message['tasks'] as Task[]);
+            this.deps.agent.setAssignments(message['tasks'] as Task[], parseTaskFiles(message['files']));
           }
           // From the leader over the cluster's private, authenticated transport: trusted like the assignments.
           if (message['type'] === 'ingress' && (message['ingress'] === null || isRecord(message['ingress']))) {

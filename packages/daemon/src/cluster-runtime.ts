@@ -18,6 +18,7 @@ import { ProposalForwarder, proposeHere, raftErrorToApi } from './forward.js';
 import { serveLeave, serveRole, type RoleHandler } from './node-control.js';
 import { AgentSession, type AgentLike } from './agent-session.js';
 import { DEFAULT_HEARTBEAT_GRACE_MS, Dispatcher } from './dispatcher.js';
+import { openSecret } from './secret-store.js';
 import { ReconcileLoop, type Reconciler } from './reconcile-loop.js';
 import { serveTaskLogs, type LogSource } from './task-logs.js';
 import { StoreStateMachine } from './state-machine.js';
@@ -35,6 +36,8 @@ export interface ClusterRuntimeOptions {
   libp2pKey: PrivateKey;
   libp2pPeerId: string;
   pnetKeyFile: Uint8Array;
+  /** Managers: the cluster's data key, which the leader's dispatcher opens secrets with; null on workers. */
+  dataKey: Uint8Array | null;
   /** Gossip (libp2p) port on the listen host; 0 picks a free one (tests). */
   gossipPort: number;
   logger: Logger;
@@ -193,6 +196,10 @@ export class ClusterRuntime {
           leaderAddress: () => (raftNode.leaderId === null ? null : raftNode.addressOf(raftNode.leaderId)),
           nodeOfPeer: (peer) => store.view((tx) => tx.list('node')).find((n) => n.description.engineLabels[PEER_ID_LABEL] === peer)?.id ?? null,
           propose: (ops) => runtime.propose(ops),
+          openSecret: (secret) => {
+            if (options.dataKey === null) throw new Error('this manager holds no data key (its cluster was made before secrets existed)');
+            return openSecret(options.dataKey, secret);
+          },
           logger: options.loggerFor('dispatcher'),
         });
         await dispatcher.start();

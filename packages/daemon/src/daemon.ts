@@ -40,12 +40,17 @@ import {
   type ImageSummaryDocument,
   type VolumeCreateRequest,
   type VolumeDocument,
+  type FileObjectSpec,
+  resolveFileObject,
 } from '@swarm/api';
 import {
   createJoinTokens,
   createRootCA,
   encodePnetKey,
   decodePnetKey,
+  decodeDataKey,
+  encodeDataKey,
+  generateDataKey,
   generateNodeKeyPair,
   generatePnetKey,
   issueNodeCertificate,
@@ -58,7 +63,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { deepEqual, defaultClusterSpec, type RegistryAuth, type Cluster, type IpamConfig, type Network, type NetworkSpec, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
+import { deepEqual, defaultClusterSpec, type Config, type Secret, type RegistryAuth, type Cluster, type IpamConfig, type Network, type NetworkSpec, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
 import { pollUntil, type Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -85,6 +90,7 @@ import { leaderReconcilers } from './reconcilers.js';
 import { fetchTaskLogs, mergeStreams, mergeTaskLogs, MAX_TAIL_LINES, type LogSource, type TaskLogLine } from './task-logs.js';
 import { publicKeyOfCertificate, requestLeave, sendRemoved, sendRoleChange, type RaftPeer, type RoleGrant, type RoleHandler } from './node-control.js';
 import { chooseAdvertiseHost, describeLocalNode } from './platform.js';
+import { inUseError, resolveServiceFiles, sealSecret, servicesUsing } from './secret-store.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/swarm';
 /** Docker's gossip port. */
@@ -347,6 +353,7 @@ class NodeDaemon implements ApiBackend, Daemon {
   private async dropManagerFiles(): Promise<void> {
     await rm(join(this.dataDir, FILES.raftDir), { recursive: true, force: true });
     await rm(join(this.dataDir, FILES.caKey), { force: true });
+    await rm(join(this.dataDir, FILES.dataKey), { force: true });
   }
 
   private async startRuntime(
@@ -359,7 +366,10 @@ class NodeDaemon implements ApiBackend, Daemon {
     const secrets = await loadSecrets(this.dataDir);
     // Re-encoding checks the file's format before libp2p sees it.
     const pnetKeyFile = encodePnetKey(decodePnetKey(secrets.pnetKeyFile));
+    // Only a manager's dispatcher opens secrets; a worker has no key (and never gets one).
+    const dataKey = state.role === 'manager' && secrets.dataKeyFile !== null ? decodeDataKey(secrets.dataKeyFile) : null;
     return ClusterRuntime.start({
+      dataKey,
       dataDir: this.dataDir,
       state,
       description: this.description,
@@ -486,8 +496,9 @@ class NodeDaemon implements ApiBackend, Daemon {
         nowMs,
       });
       const pnetKeyFile = encodePnetKey(generatePnetKey());
+      const dataKeyFile = encodeDataKey(generateDataKey());
       await removeSwarmState(this.dataDir);
-      await saveSecrets(this.dataDir, { caCertPem: ca.certPem, caKeyPem: ca.keyPem, nodeCertPem, nodeKeyPem: nodeKeys.privateKeyPem, pnetKeyFile });
+      await saveSecrets(this.dataDir, { caCertPem: ca.certPem, caKeyPem: ca.keyPem, nodeCertPem, nodeKeyPem: nodeKeys.privateKeyPem, pnetKeyFile, dataKeyFile });
       runtime = await this.startRuntime(state);
       const managerAddr = formatHostPort(state.advertiseHost, state.advertisePort);
       const cluster: Omit<Cluster, 'meta'> = {
@@ -602,9 +613,11 @@ class NodeDaemon implements ApiBackend, Daemon {
         managerAddrs: answer.managers.flatMap((m) => m.multiaddrs),
       };
       const pnetKeyFile = encodePnetKey(decodePnetKey(answer.pnetKey));
+      // Re-encoding checks the key file's format; a worker never keeps one, whatever it was sent.
+      const dataKeyFile = answer.role === 'manager' && answer.dataKey !== null ? encodeDataKey(decodeDataKey(Buffer.from(answer.dataKey, 'utf8'))) : null;
       await removeSwarmState(this.dataDir);
       wrote = true;
-      await saveSecrets(this.dataDir, { caCertPem: answer.caCert, caKeyPem: answer.caKey, nodeCertPem: answer.cert, nodeKeyPem: nodeKeys.privateKeyPem, pnetKeyFile });
+      await saveSecrets(this.dataDir, { caCertPem: answer.caCert, caKeyPem: answer.caKey, nodeCertPem: answer.cert, nodeKeyPem: nodeKeys.privateKeyPem, pnetKeyFile, dataKeyFile });
       const raftPeers = Object.fromEntries(answer.managers.flatMap((m) => (m.multiaddrs[0] === undefined ? [] : [[m.nodeId, m.multiaddrs[0]]])));
       runtime = await this.startRuntime(state, answer.managers.flatMap((m) => m.multiaddrs), raftPeers, true);
       if (state.role === 'manager') await this.waitUntilReplicated(runtime);
@@ -693,6 +706,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       caCert: cluster.rootCA.certPem,
       caKey: role === 'manager' ? secrets.caKeyPem : null,
       pnetKey: Buffer.from(secrets.pnetKeyFile).toString('utf8'),
+      dataKey: role === 'manager' && secrets.dataKeyFile !== null ? Buffer.from(secrets.dataKeyFile).toString('utf8') : null,
       managers,
     };
   }
@@ -960,6 +974,90 @@ class NodeDaemon implements ApiBackend, Daemon {
     spec.taskTemplate.networks = resolved;
   }
 
+  // ------------------------------------------------------------ secrets and configs (cluster objects, through Raft)
+
+  /** The cluster's data key from this manager's data dir (read when needed, like the CA key). */
+  private async dataKey(): Promise<Uint8Array> {
+    const secrets = await loadSecrets(this.dataDir);
+    if (secrets.dataKeyFile === null) {
+      throw new ApiError('unavailable', 'this manager holds no data key: its cluster was initialized before secrets existed, so it cannot store secrets (configs work)');
+    }
+    return decodeDataKey(secrets.dataKeyFile);
+  }
+
+  async createSecret(spec: FileObjectSpec): Promise<{ ID: string }> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    const key = await this.dataKey();
+    await runtime.readBarrier();
+    // The store refuses a taken name too (any case); saying it here is Docker's message.
+    const taken = runtime.store.view((tx) => tx.list('secret')).find((x) => x.spec.name.toLowerCase() === spec.name.toLowerCase());
+    if (taken !== undefined) throw new ApiError('conflict', `secret ${taken.spec.name} already exists`);
+    const id = newId();
+    // Sealed before it is proposed: the Raft log, its snapshots and every manager's WAL only ever hold the ciphertext.
+    const secret: Omit<Secret, 'meta'> = { id, spec: { name: spec.name, labels: spec.labels, data: sealSecret(key, id, spec.data) } };
+    await runtime.propose([{ op: 'create', kind: 'secret', object: secret }]);
+    this.logger.info({ secret: id, name: spec.name }, 'secret created');
+    return { ID: id };
+  }
+
+  async listSecrets(): Promise<Secret[]> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    return runtime.store.view((tx) => tx.list('secret'));
+  }
+
+  async removeSecret(ref: string): Promise<void> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const { secret, services } = runtime.store.view((tx) => ({ secret: resolveFileObject('secret', tx.list('secret'), ref), services: tx.list('service') }));
+    const users = servicesUsing('secret', secret.id, services);
+    if (users.length > 0) throw inUseError('secret', secret.spec.name, users);
+    await runtime.propose([{ op: 'delete', kind: 'secret', id: secret.id, version: secret.meta.version }]);
+    this.logger.info({ secret: secret.id, name: secret.spec.name }, 'secret removed');
+  }
+
+  async createConfig(spec: FileObjectSpec): Promise<{ ID: string }> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const taken = runtime.store.view((tx) => tx.list('config')).find((x) => x.spec.name.toLowerCase() === spec.name.toLowerCase());
+    if (taken !== undefined) throw new ApiError('conflict', `config ${taken.spec.name} already exists`);
+    const id = newId();
+    const config: Omit<Config, 'meta'> = { id, spec: { name: spec.name, labels: spec.labels, data: spec.data } };
+    await runtime.propose([{ op: 'create', kind: 'config', object: config }]);
+    this.logger.info({ config: id, name: spec.name }, 'config created');
+    return { ID: id };
+  }
+
+  async listConfigs(): Promise<Config[]> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    return runtime.store.view((tx) => tx.list('config'));
+  }
+
+  async removeConfig(ref: string): Promise<void> {
+    const runtime = this.active();
+    this.requireManager(runtime);
+    await runtime.readBarrier();
+    const { config, services } = runtime.store.view((tx) => ({ config: resolveFileObject('config', tx.list('config'), ref), services: tx.list('service') }));
+    const users = servicesUsing('config', config.id, services);
+    if (users.length > 0) throw inUseError('config', config.spec.name, users);
+    await runtime.propose([{ op: 'delete', kind: 'config', id: config.id, version: config.meta.version }]);
+    this.logger.info({ config: config.id, name: config.spec.name }, 'config removed');
+  }
+
+  /** A service spec's secret and config references, names resolved to ids against the store (in place). */
+  private resolveFiles(runtime: ClusterRuntime, spec: Service['spec']): void {
+    const c = spec.taskTemplate.containerSpec;
+    if ((c.secrets ?? []).length === 0 && (c.configs ?? []).length === 0) return;
+    const { secrets, configs } = runtime.store.view((tx) => ({ secrets: tx.list('secret'), configs: tx.list('config') }));
+    resolveServiceFiles(spec, secrets, configs);
+  }
+
   // ------------------------------------------------------------ services
 
   async createService(doc: ServiceSpecDocument, options: ServiceWriteOptions): Promise<{ ID: string; Warnings: string[] }> {
@@ -973,6 +1071,10 @@ class NodeDaemon implements ApiBackend, Daemon {
       await runtime.readBarrier();
       this.resolveServiceNetworks(runtime, spec);
       checkPortConflicts(spec, runtime.store.view((tx) => tx.list('service')), id);
+    }
+    if (spec.taskTemplate.containerSpec.secrets.length > 0 || spec.taskTemplate.containerSpec.configs.length > 0) {
+      await runtime.readBarrier();
+      this.resolveFiles(runtime, spec);
     }
     if (options.withRegistryAuth) spec.taskTemplate.containerSpec.registryAuth = this.registryAuthFor(spec.taskTemplate.containerSpec.image);
     const warnings = await this.pinImage(spec, options);
@@ -1037,6 +1139,8 @@ class NodeDaemon implements ApiBackend, Daemon {
       if (service.previousSpec === null) throw new ApiError('invalid_argument', `service ${service.spec.name} has no previous spec to roll back to`);
       // Its networks may have been removed since: refused now, rather than tasks that wait for them forever.
       this.resolveServiceNetworks(runtime, structuredClone(service.previousSpec));
+      // And its secrets and configs.
+      this.resolveFiles(runtime, structuredClone(service.previousSpec));
       // So may its published ports have been taken by another service.
       checkPortConflicts(service.previousSpec, runtime.store.view((tx) => tx.list('service')), service.id);
       const rollingOut = !deepEqual(service.previousSpec.taskTemplate, service.spec.taskTemplate);
@@ -1054,6 +1158,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       }
       checkServiceSpec(spec);
       this.resolveServiceNetworks(runtime, spec);
+      this.resolveFiles(runtime, spec);
       checkPortConflicts(spec, runtime.store.view((tx) => tx.list('service')), service.id);
       // As Docker's: without --with-registry-auth an update keeps the login the service already carries.
       spec.taskTemplate.containerSpec.registryAuth = options.withRegistryAuth
@@ -1327,7 +1432,8 @@ class NodeDaemon implements ApiBackend, Daemon {
         libp2pPeerId: peer,
         nowMs: Date.now(),
       });
-      return { cert, caKey: role === 'manager' ? ca.keyPem : null, managers: managerPeers(runtime, node.id) };
+      const dataKey = role === 'manager' && secrets.dataKeyFile !== null ? Buffer.from(secrets.dataKeyFile).toString('utf8') : null;
+      return { cert, caKey: role === 'manager' ? ca.keyPem : null, dataKey, managers: managerPeers(runtime, node.id) };
     });
   }
 
@@ -1368,12 +1474,13 @@ class NodeDaemon implements ApiBackend, Daemon {
     if (role === 'manager') {
       next.raftJoin = true;
       next.managerAddrs = grant.managers.map((m) => m.multiaddr);
-      await saveSecrets(this.dataDir, { ...secrets, nodeCertPem: grant.cert, caKeyPem: grant.caKey });
+      const dataKeyFile = grant.dataKey === null ? null : encodeDataKey(decodeDataKey(Buffer.from(grant.dataKey, 'utf8')));
+      await saveSecrets(this.dataDir, { ...secrets, nodeCertPem: grant.cert, caKeyPem: grant.caKey, dataKeyFile });
       if (state.role !== 'manager') await rm(join(this.dataDir, FILES.raftDir), { recursive: true, force: true });
       await saveNodeState(this.dataDir, next);
     } else {
       await saveNodeState(this.dataDir, next);
-      await saveSecrets(this.dataDir, { ...secrets, nodeCertPem: grant.cert, caKeyPem: null });
+      await saveSecrets(this.dataDir, { ...secrets, nodeCertPem: grant.cert, caKeyPem: null, dataKeyFile: null });
       await this.dropManagerFiles();
     }
     this.logger.info({ role, from: state.role }, 'took a new role');

@@ -17,6 +17,8 @@ export const FILES = {
   nodeCert: 'certificates/swarm-node.crt',
   nodeKey: 'certificates/swarm-node.key',
   pnetKey: 'certificates/swarm.psk',
+  /** Managers only, like the CA key: what secrets are sealed under in the Raft log (see docs/security.md). */
+  dataKey: 'certificates/swarm-data.key',
   raftDir: 'raft',
 } as const;
 
@@ -49,6 +51,11 @@ export interface NodeSecrets {
   nodeKeyPem: string;
   /** The PSK file bytes (@swarm/pki encodePnetKey) that the gossip host takes as is. */
   pnetKeyFile: Uint8Array;
+  /**
+   * Managers only: the data key file (@swarm/pki encodeDataKey). null on workers, and on managers of a cluster made
+   * before secrets existed (they cannot store secrets).
+   */
+  dataKeyFile: Uint8Array | null;
 }
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
@@ -149,6 +156,8 @@ export async function saveSecrets(dataDir: string, secrets: NodeSecrets): Promis
   await writeFileAtomic(join(dataDir, FILES.nodeCert), secrets.nodeCertPem, PUBLIC_MODE);
   await writeFileAtomic(join(dataDir, FILES.nodeKey), secrets.nodeKeyPem, SECRET_MODE);
   await writeFileAtomic(join(dataDir, FILES.pnetKey), secrets.pnetKeyFile, SECRET_MODE);
+  if (secrets.dataKeyFile !== null) await writeFileAtomic(join(dataDir, FILES.dataKey), secrets.dataKeyFile, SECRET_MODE);
+  else await rm(join(dataDir, FILES.dataKey), { force: true });
 }
 
 export async function loadSecrets(dataDir: string): Promise<NodeSecrets> {
@@ -160,12 +169,14 @@ export async function loadSecrets(dataDir: string): Promise<NodeSecrets> {
     return bytes;
   };
   const caKey = await readIfExists(join(dataDir, FILES.caKey));
+  const dataKey = await readIfExists(join(dataDir, FILES.dataKey));
   return {
     caCertPem: (await need(FILES.caCert)).toString('utf8'),
     caKeyPem: caKey === null ? null : caKey.toString('utf8'),
     nodeCertPem: (await need(FILES.nodeCert)).toString('utf8'),
     nodeKeyPem: (await need(FILES.nodeKey)).toString('utf8'),
     pnetKeyFile: new Uint8Array(await need(FILES.pnetKey)),
+    dataKeyFile: dataKey === null ? null : new Uint8Array(dataKey),
   };
 }
 

@@ -1,10 +1,12 @@
 // The dispatcher, manager side: agents open a session over libp2p (/swarm/dispatcher/1.0.0); the leader pushes each
 // node its full assignment set whenever it changes and writes the task status the agents report into Raft, in batches.
+// With an assignment set go the bytes of the secrets and configs its tasks use: to that node only, opened here.
 
 import type { GossipHost, Stream } from '@swarm/gossip';
 import { statusOps } from '@swarm/manager';
 import type { IngressConfig } from '@swarm/netdriver';
-import { isTaskState, isTerminalTaskState, type Op, type Store, type Task, type TaskStatusUpdate } from '@swarm/store';
+import type { TaskFiles } from '@swarm/runtime';
+import { isTaskState, isTerminalTaskState, taskStateRank, type Op, type Secret, type Store, type Task, type TaskStatusUpdate } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
 import { assert } from './errors.js';
@@ -37,15 +39,50 @@ export const DEFAULT_HEARTBEAT_GRACE_MS = 10_000;
 /** Manager -> agent. redirect: this manager does not lead; `leader` is the leader's multiaddr if known. */
 export type DispatcherMessage =
   | { type: 'redirect'; leader: string | null }
-  | { type: 'assignments'; tasks: Task[] }
+  | { type: 'assignments'; tasks: Task[]; files: TaskFiles }
   /** The routing mesh this node serves; sent when it changes (null: none). */
   | { type: 'ingress'; ingress: IngressConfig | null };
 
 /** What the agent side of a session takes from the dispatcher. */
 export interface SessionAgent {
-  setAssignments(tasks: Task[]): void;
+  /** `files`: the bytes of the secrets and configs the tasks use (held in memory only). */
+  setAssignments(tasks: Task[], files?: TaskFiles): void;
   setIngress(ingress: IngressConfig | null): void;
   statuses(): TaskStatusUpdate[];
+}
+
+/**
+ * The secrets and configs used by the tasks in a node's set that may still start (desired running, not ended), with
+ * their bytes: secrets opened with `openSecret`. A secret that does not open is left out and logged (never its
+ * bytes); the agent then fails the task that needs it, naming it. Tasks that are stopping get nothing.
+ */
+export function filesFor(store: Store, tasks: readonly Task[], openSecret: (secret: Secret) => Uint8Array, logger: Logger): TaskFiles {
+  const secretIds = new Set<string>();
+  const configIds = new Set<string>();
+  for (const t of tasks) {
+    if (taskStateRank(t.desiredState) > taskStateRank('running') || isTerminalTaskState(t.status.state)) continue;
+    for (const r of t.spec.containerSpec.secrets ?? []) secretIds.add(r.secretId);
+    for (const r of t.spec.containerSpec.configs ?? []) configIds.add(r.configId);
+  }
+  if (secretIds.size === 0 && configIds.size === 0) return { secrets: [], configs: [] };
+  return store.view((tx) => {
+    const secrets: Array<{ id: string; data: Uint8Array }> = [];
+    for (const id of secretIds) {
+      const secret = tx.get('secret', id);
+      if (secret === undefined) continue;
+      try {
+        secrets.push({ id, data: openSecret(secret) });
+      } catch (err) {
+        logger.warn({ secret: id, name: secret.spec.name, err: (err as Error).message }, 'a secret could not be opened; the tasks that use it cannot start');
+      }
+    }
+    const configs = [...configIds].flatMap((id) => {
+      const config = tx.get('config', id);
+      return config === undefined ? [] : [{ id, data: config.spec.data }];
+    });
+    assert(secrets.length <= secretIds.size && configs.length <= configIds.size, 'only the files the tasks use');
+    return { secrets, configs };
+  });
 }
 
 /**
@@ -122,6 +159,8 @@ export interface DispatcherDeps {
   /** The node id a libp2p peer is, by the store (its engine label), or null. */
   nodeOfPeer(peer: string): string | null;
   propose(ops: Op[]): Promise<number>;
+  /** A secret's plaintext (its sealed data opened with the cluster's data key); throws when it cannot. */
+  openSecret(secret: Secret): Uint8Array;
   logger: Logger;
 }
 
@@ -200,7 +239,7 @@ export class Dispatcher {
       ingress: '',
       lastSeenMs: Infinity,
       deliver: (m) => {
-        if (open && m.type === 'assignments') agent.setAssignments(m.tasks);
+        if (open && m.type === 'assignments') agent.setAssignments(m.tasks, m.files);
         if (open && m.type === 'ingress') agent.setIngress(m.ingress);
       },
       close: () => {
@@ -235,7 +274,7 @@ export class Dispatcher {
     }
     if (signature === s.signature) return;
     s.signature = signature;
-    s.deliver({ type: 'assignments', tasks });
+    s.deliver({ type: 'assignments', tasks, files: filesFor(this.deps.store, tasks, this.deps.openSecret, this.deps.logger) });
   }
 
   private streamSession(nodeId: string, stream: Stream): Session {

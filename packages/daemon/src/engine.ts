@@ -152,7 +152,7 @@ export async function createEngine(opts: EngineOptions): Promise<NodeEngine> {
       agent = a;
       return {
         nodeId,
-        setAssignments: (tasks) => a.setAssignments(tasks),
+        setAssignments: (tasks, files) => a.setAssignments(tasks, files),
         setIngress: (ingress) => a.setIngress(ingress),
         statuses: () => a.statuses(),
         logs: (taskId, o) => a.logs(taskId, o),

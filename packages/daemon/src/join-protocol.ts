@@ -52,6 +52,8 @@ export type JoinAnswer =
       caKey: string | null;
       /** The pnet key file's text. */
       pnetKey: string;
+      /** Only for managers: the data key file's text (secrets are sealed under it); null from a cluster without one. */
+      dataKey: string | null;
       managers: ManagerContact[];
     }
   | { ok: false; code: 'token' | 'invalid' | 'unavailable'; message: string };
@@ -279,5 +281,8 @@ function parseJoinAnswer(raw: unknown): JoinAnswer {
   });
   const caKey = raw['caKey'];
   if (caKey !== null && typeof caKey !== 'string') throw bad();
-  return { ok: true, nodeId: s('nodeId'), role, clusterId: s('clusterId'), cert: s('cert'), caCert: s('caCert'), caKey, pnetKey: s('pnetKey'), managers };
+  // Absent from a manager older than secrets.
+  const dataKey = raw['dataKey'] ?? null;
+  if (dataKey !== null && typeof dataKey !== 'string') throw bad();
+  return { ok: true, nodeId: s('nodeId'), role, clusterId: s('clusterId'), cert: s('cert'), caCert: s('caCert'), caKey, pnetKey: s('pnetKey'), dataKey, managers };
 }

@@ -37,6 +37,8 @@ export interface RoleGrant {
   cert: string;
   /** Managers hold the CA key (they certify joining nodes); workers get null. */
   caKey: string | null;
+  /** Managers hold the data key file's text too (secrets are sealed under it); workers get null. */
+  dataKey: string | null;
   managers: RaftPeer[];
 }
 
@@ -209,10 +211,12 @@ export async function serveRole(host: GossipHost, handler: RoleHandler, logger: 
           if (!isObject(grant) || typeof grant['cert'] !== 'string' || !Array.isArray(grant['managers'])) throw new DaemonError('invalid_request', 'a malformed role grant');
           const caKey = grant['caKey'];
           if (caKey !== null && typeof caKey !== 'string') throw new DaemonError('invalid_request', 'a malformed role grant');
+          const dataKey = grant['dataKey'] ?? null;
+          if (dataKey !== null && typeof dataKey !== 'string') throw new DaemonError('invalid_request', 'a malformed role grant');
           const managers = (grant['managers'] as unknown[]).filter(
             (m): m is RaftPeer => isObject(m) && typeof m['nodeId'] === 'string' && typeof m['multiaddr'] === 'string',
           );
-          const applied = await handler.applyRole(role, { cert: grant['cert'], caKey, managers });
+          const applied = await handler.applyRole(role, { cert: grant['cert'], caKey, dataKey, managers });
           const done: RoleDone = { ok: true, managerAddr: applied.managerAddr };
           channel.send(done);
           after = applied.restart;

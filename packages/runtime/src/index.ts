@@ -2,12 +2,16 @@
 export {
   assert,
   containerConfigFor,
+  taskFileMounts,
+  NO_TASK_FILES,
   defaultContainerConfig,
   containerName,
   isContainerId,
   RuntimeError,
   MAX_EXEC_OUTPUT_BYTES,
   type ContainerConfig,
+  type FileMountConfig,
+  type TaskFiles,
   type ContainerStats,
   type ExecResult,
   type ExitStatus,
@@ -28,6 +32,8 @@ export {
   MAX_CLOSE_GRACE_MS,
   ProcessRuntime,
   TASK_ID_ENV,
+  FILES_ROOT_ENV,
+  SECRETS_DIR_ENV,
   parseStopSignal,
   resolveExecutable,
   type ProcessRuntimeOptions,
@@ -39,3 +45,4 @@ export { DEFAULT_CONMON, DEFAULT_RUNC, DEFAULT_RUNC_LOG_BYTES, DEFAULT_TINI, des
 export { buildSpec, hostsFile, processArgs, processEnv, resolveUser, INIT_PATH, type OciSpec } from './oci-spec.js';
 export { CriLogParser } from './cri-log.js';
 export { readProcStat, type ProcStat } from './proc-stat.js';
+export { isMountPoint, mountTaskFiles, unmountTaskFiles, taskFilesSizeBytes } from './task-files.js';

@@ -72,6 +72,8 @@ export interface SpecPaths {
   volumes: ReadonlyMap<string, string>;
   /** tini-static on the host (for --init). */
   init: string;
+  /** Host files of the task's secrets and configs (on its tmpfs), mounted read-only at their targets. */
+  files?: ReadonlyArray<{ target: string; source: string }>;
 }
 
 /** Docker's rules: the service's command replaces ENTRYPOINT, its args replace CMD. */
@@ -205,6 +207,10 @@ export function buildSpec(config: ContainerConfig, image: ImageConfig, files: Ro
     } else {
       mounts.push(bind(m.target, m.source, m.readOnly));
     }
+  }
+  for (const f of paths.files ?? []) {
+    if (!f.target.startsWith('/')) throw new RuntimeError('invalid_config', `secret or config target ${JSON.stringify(f.target)} is not an absolute path`);
+    mounts.push(bind(f.target, f.source, true));
   }
   let processArgv = args;
   if (config.init) {

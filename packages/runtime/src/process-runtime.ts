@@ -1,5 +1,6 @@
 // The `process` runtime: a task is a plain child process in its own process group (no namespaces, no image, no
-// limits), for machines without root. Owns the children it spawned, their working dirs and their log files.
+// limits), for machines without root. Owns the children it spawned, their working dirs and their log files, and the
+// tmpfs of each task's secrets and configs (secrets/<id>: files at their container paths below it, named by env).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -7,6 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from '@swarm/wire';
 import { DEFAULT_MAX_LOG_FILE_BYTES, followLog, LineSplitter, LogWriter, readSnapshot, removeLogFiles, snapshotFiles } from './log-file.js';
+import { mountTaskFiles, unmountAllTaskFiles, unmountTaskFiles } from './task-files.js';
 import { assert, isContainerId, MAX_EXEC_OUTPUT_BYTES, RuntimeError, type ContainerConfig, type ContainerStats, type ExecResult, type ExitStatus, type LogLine, type LogOptions, type Runtime } from './runtime.js';
 
 export const DEFAULT_MAX_CONTAINERS = 1_024;
@@ -19,6 +21,13 @@ const PIPE_CLOSE_AFTER_EXIT_MS = 250;
 const BASE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Every task process carries it, so tools (the lab) can recognise a task's processes. */
 export const TASK_ID_ENV = 'SWARM_TASK_ID';
+/**
+ * No mount namespace, so a task's secrets and configs cannot be at their container paths: they are under this
+ * directory instead (`$SWARM_FILES_ROOT/run/secrets/NAME`, `$SWARM_FILES_ROOT/NAME` for a config), and
+ * SWARM_SECRETS_DIR names `$SWARM_FILES_ROOT/run/secrets`.
+ */
+export const FILES_ROOT_ENV = 'SWARM_FILES_ROOT';
+export const SECRETS_DIR_ENV = 'SWARM_SECRETS_DIR';
 
 export interface ProcessRuntimeOptions {
   /** Holds tasks/<id>/ (working dir and HOME when the spec gives none) and logs/<id>.log. */
@@ -40,6 +49,8 @@ interface Container {
   readonly workDir: string;
   readonly logPath: string;
   readonly user: { uid: number; gid: number } | null;
+  /** The tmpfs with its secrets and configs, or null when it has none. */
+  readonly filesDir: string | null;
   state: ContainerState;
   writer: LogWriter | null;
   stopping: Promise<void> | null;
@@ -193,6 +204,7 @@ export class ProcessRuntime implements Runtime {
   private readonly keptLogs: string[] = [];
   private readonly tasksDir: string;
   private readonly logsDir: string;
+  private readonly secretsDir: string;
   private readonly log: Logger;
   private readonly maxContainers: number;
   private readonly maxLogFileBytes: number;
@@ -210,10 +222,12 @@ export class ProcessRuntime implements Runtime {
     this.nowMs = opts.nowMs ?? Date.now;
     this.tasksDir = join(opts.rootDir, 'tasks');
     this.logsDir = join(opts.rootDir, 'logs');
+    this.secretsDir = join(opts.rootDir, 'secrets');
     // Processes and working dirs left by an earlier daemon on this rootDir belong to no container any more: the
     // processes are killed (this runtime cannot wait on them or stop them later), their logs are kept (bounded).
     this.killLeftovers();
     rmSync(this.tasksDir, { recursive: true, force: true });
+    unmountAllTaskFiles(this.secretsDir);
     mkdirSync(this.tasksDir, { recursive: true });
     mkdirSync(this.logsDir, { recursive: true });
     const old = readdirSync(this.logsDir)
@@ -258,10 +272,20 @@ export class ProcessRuntime implements Runtime {
     if (config.limits.nanoCpus > 0 || config.limits.memoryBytes > 0) {
       this.log.warn({ task: config.id }, 'the process runtime does not enforce cpu or memory limits');
     }
+    let filesDir: string | null = null;
+    if (config.files.length > 0) {
+      const self = process.getuid?.() ?? 0;
+      if (self !== 0) {
+        throw new RuntimeError('invalid_config', "the process runtime puts a task's secrets and configs on a tmpfs of its own, which needs a daemon started as root (or the runc runtime)");
+      }
+      filesDir = join(this.secretsDir, config.id);
+      // The task's own user owns the tmpfs (0700): other users on the node cannot list it.
+      mountTaskFiles(filesDir, config.files, (f) => f.target.slice(1), user ?? { uid: self, gid: process.getgid?.() ?? 0 });
+    }
     const workDir = join(this.tasksDir, config.id);
     mkdirSync(workDir, { recursive: true });
     this.forgetKeptLog(config.id);
-    this.containers.set(config.id, { config, workDir, logPath: join(this.logsDir, `${config.id}.log`), user, state: { kind: 'prepared' }, writer: null, stopping: null });
+    this.containers.set(config.id, { config, workDir, logPath: join(this.logsDir, `${config.id}.log`), user, filesDir, state: { kind: 'prepared' }, writer: null, stopping: null });
     this.log.debug({ task: config.id, name: config.name, image: config.image }, 'prepared');
   }
 
@@ -345,6 +369,10 @@ export class ProcessRuntime implements Runtime {
       env[e.slice(0, at)] = e.slice(at + 1);
     }
     env[TASK_ID_ENV] = config.id;
+    if (c.filesDir !== null) {
+      env[FILES_ROOT_ENV] = c.filesDir;
+      env[SECRETS_DIR_ENV] = join(c.filesDir, 'run', 'secrets');
+    }
     return { cwd, env };
   }
 
@@ -454,6 +482,7 @@ export class ProcessRuntime implements Runtime {
     if (c.state.kind === 'running') throw new RuntimeError('invalid_state', `container ${c.config.name} is running: stop it before removing it`);
     this.containers.delete(id);
     rmSync(c.workDir, { recursive: true, force: true });
+    if (c.filesDir !== null) unmountTaskFiles(c.filesDir);
     if (c.state.kind === 'exited') this.keepLog(id);
     else removeLogFiles(c.logPath);
     this.log.debug({ task: id }, 'removed');

@@ -5,7 +5,8 @@
 //
 // On disk, under rootDir: containers/<id>/ (bundle: config.json, rootfs overlay mountpoint, upper/, work/, etc/,
 // persist/ for conmon's exit and oom files, meta.json), state/ (runc --root), exits/<id> (conmon's exit file),
-// logs/<id>.log (kept after remove, the oldest deleted past a bound), sock/ (conmon's attach sockets).
+// logs/<id>.log (kept after remove, the oldest deleted past a bound), sock/ (conmon's attach sockets), secrets/<id>
+// (a tmpfs with the task's secrets and configs, bind-mounted read-only file by file into the container).
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
@@ -30,6 +31,7 @@ import {
 import { parseStopSignal } from './process-runtime.js';
 import { constants as osConstants } from 'node:os';
 import { readProcStat } from './proc-stat.js';
+import { mountTaskFiles, unmountTaskFiles } from './task-files.js';
 
 export const DEFAULT_RUNC = '/usr/sbin/runc';
 export const DEFAULT_CONMON = '/usr/bin/conmon';
@@ -132,7 +134,7 @@ export class RuncRuntime implements Runtime {
     this.conmon = opts.conmonPath ?? DEFAULT_CONMON;
     this.tini = opts.tiniPath ?? DEFAULT_TINI;
     this.maxLogBytes = opts.maxLogFileBytes ?? DEFAULT_RUNC_LOG_BYTES;
-    for (const d of ['containers', 'state', 'exits', 'logs', 'sock']) mkdirSync(join(this.rootDir, d), { recursive: true, mode: 0o700 });
+    for (const d of ['containers', 'state', 'exits', 'logs', 'sock', 'secrets']) mkdirSync(join(this.rootDir, d), { recursive: true, mode: 0o700 });
   }
 
   private path(...parts: string[]): string {
@@ -319,12 +321,15 @@ export class RuncRuntime implements Runtime {
           return '';
         }
       };
+      // Secrets and configs: on the task's own tmpfs, one file per entry (named by position, not by secret name).
+      const sources = config.files.length === 0 ? [] : mountTaskFiles(this.path('secrets', config.id), config.files, (_f, i) => String(i));
       const paths = {
         hosts: join(dir, 'etc', 'hosts'),
         hostname: join(dir, 'etc', 'hostname'),
         resolvConf: join(dir, 'etc', 'resolv.conf'),
         volumes,
         init: this.tini,
+        files: config.files.map((f, i) => ({ target: f.target, source: sources[i] ?? '' })),
       };
       // The image's stop signal when the service gives none.
       const spec = buildSpec({ ...config, stopSignal: config.stopSignal !== '' ? config.stopSignal : image.config.stopSignal }, image.config, { passwd: read('etc/passwd'), group: read('etc/group') }, paths);
@@ -334,7 +339,8 @@ export class RuncRuntime implements Runtime {
       writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
       const imageSignal = parseStopSignal(image.config.stopSignal) ?? 'SIGTERM';
       // The registry login stays out of the files on disk.
-      const meta: Meta = { config: { ...config, registryAuth: null }, stopSignal: config.stopSignal !== '' ? stopSignal : imageSignal, started: false };
+      // Nor do the secrets' and configs' bytes: they live on the tmpfs only.
+      const meta: Meta = { config: { ...config, registryAuth: null, files: [] }, stopSignal: config.stopSignal !== '' ? stopSignal : imageSignal, started: false };
       writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
       this.track(config.id, dir, meta);
     } catch (err) {
@@ -449,6 +455,7 @@ export class RuncRuntime implements Runtime {
     }
     rmSync(dir, { recursive: true, force: true });
     rmSync(this.path('exits', id), { force: true });
+    unmountTaskFiles(this.path('secrets', id));
   }
 
   private pruneLogs(): void {

@@ -1,7 +1,7 @@
 // The Runtime interface every task runner implements (process now, runc later), its typed error, and the
 // mapping from a store Task to the ContainerConfig a runtime is given: the rest of the code depends only on this file.
 
-import type { Task } from '@swarm/store';
+import { fileTargetPath, type Task } from '@swarm/store';
 
 export type RuntimeName = 'process' | 'runc';
 
@@ -50,7 +50,36 @@ export interface ContainerConfig {
   readonly resolvConf: string | null;
   /** The registry login the service carries (--with-registry-auth) for pulling its image; null for none. */
   readonly registryAuth: { readonly username: string; readonly password: string } | null;
+  /**
+   * Secrets and configs as files: the runtime puts them on a tmpfs of the task's own and mounts each read-only at
+   * its target. The data is in memory only; a runtime never writes it anywhere but that tmpfs (nor logs it).
+   */
+  readonly files: readonly FileMountConfig[];
 }
+
+export interface FileMountConfig {
+  readonly kind: 'secret' | 'config';
+  /** The secret's or config's name, for messages. */
+  readonly name: string;
+  /** Absolute path in the container (/run/secrets/NAME by default for a secret, /NAME for a config). */
+  readonly target: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** Permission bits, e.g. 0o444. */
+  readonly mode: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * The bytes of the secrets and configs a node's tasks use, by id: the dispatcher sends them with the assignments (to
+ * the nodes whose tasks use them only), the agent keeps them in memory and hands them over in ContainerConfig.files.
+ */
+export interface TaskFiles {
+  readonly secrets: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>;
+  readonly configs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>;
+}
+
+export const NO_TASK_FILES: TaskFiles = Object.freeze({ secrets: [], configs: [] });
 
 export interface MountConfig {
   readonly type: 'bind' | 'volume' | 'tmpfs';
@@ -231,10 +260,37 @@ export function defaultContainerConfig(id: string, command: readonly string[], i
     extraHosts: [],
     resolvConf: null,
     registryAuth: null,
+    files: [],
   };
 }
 
-export function containerConfigFor(task: Task): ContainerConfig {
+/**
+ * The task's secrets and configs as files, with their bytes from `files`; one that did not come with the assignment
+ * fails the task (RuntimeError invalid_config) naming it.
+ */
+export function taskFileMounts(task: Task, files: TaskFiles): FileMountConfig[] {
+  const c = task.spec.containerSpec;
+  const find = (kind: 'secret' | 'config', id: string, name: string): Uint8Array => {
+    const data = (kind === 'secret' ? files.secrets : files.configs).find((f) => f.id === id)?.data;
+    if (data === undefined) {
+      throw new RuntimeError('invalid_config', `${kind} ${name} (${id}) did not come with the task's assignment: the leader could not send it (see its log), or it was removed`);
+    }
+    return data;
+  };
+  const mount = (kind: 'secret' | 'config', id: string, name: string, f: { target: string; uid: string; gid: string; mode: number }): FileMountConfig => ({
+    kind,
+    name,
+    target: fileTargetPath(kind, f.target),
+    uid: Number(f.uid),
+    gid: Number(f.gid),
+    mode: f.mode,
+    data: find(kind, id, name),
+  });
+  // `?? []`: specs written before the fields existed have none.
+  return [...(c.secrets ?? []).map((r) => mount('secret', r.secretId, r.secretName, r)), ...(c.configs ?? []).map((r) => mount('config', r.configId, r.configName, r))];
+}
+
+export function containerConfigFor(task: Task, files: TaskFiles = NO_TASK_FILES): ContainerConfig {
   const c = task.spec.containerSpec;
   return {
     id: task.id,
@@ -262,5 +318,6 @@ export function containerConfigFor(task: Task): ContainerConfig {
     resolvConf: null,
     // `?? null`: specs written before the field existed have none.
     registryAuth: (c.registryAuth ?? null) === null ? null : { username: c.registryAuth?.username ?? '', password: c.registryAuth?.password ?? '' },
+    files: taskFileMounts(task, files),
   };
 }

@@ -218,6 +218,12 @@ export interface ConfigReference extends FileTarget {
   configName: string;
 }
 
+/** Where a secret's or config's file is in the container, by Docker's rules: secrets under /run/secrets/, configs at /. */
+export function fileTargetPath(kind: 'secret' | 'config', target: string): string {
+  if (target.startsWith('/')) return target;
+  return kind === 'secret' ? `/run/secrets/${target}` : `/${target}`;
+}
+
 export interface RegistryAuth {
   registry: string;
   username: string;
