@@ -22,3 +22,8 @@ export function componentLogger(node: string, component: string): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/** JSON lines to `sink` (tests that check what was, or was not, logged). */
+export function captureLogger(sink: { write(line: string): void }, level = 'debug'): Logger {
+  return pino({ level }, sink);
+}
