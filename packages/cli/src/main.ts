@@ -8,6 +8,7 @@ import { CliError } from './context.js';
 import { registerDaemonCommand } from './daemon-command.js';
 import { registerLabCommands } from './lab.js';
 import { registerNetworkCommands } from './network-commands.js';
+import { registerSecretCommands } from './secret-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerServiceCommands } from './service-commands.js';
 import { registerSwarmCommands } from './swarm-commands.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program);
   registerServiceCommands(program);
   registerNetworkCommands(program);
+  registerSecretCommands(program);
   registerVolumeCommands(program);
   registerImageCommands(program);
   registerLabCommands(program);

@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, LB_STRATEGIES, type ApiClient, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
+import { ApiError, LB_STRATEGIES, type ApiClient, type ConfigReferenceDocument, type FileTargetDocument, type SecretReferenceDocument, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat, collect, parseKeyValues } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -103,6 +103,9 @@ export interface CreateFlags extends SpecFlags {
   network: string[];
   /** --publish/-p, Docker's short or long syntax (repeatable). */
   publish: string[];
+  /** --secret / --config: NAME, or source=NAME,target=T[,uid=U][,gid=G][,mode=M] (repeatable). */
+  secret: string[];
+  config: string[];
 }
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
@@ -267,6 +270,54 @@ export function parseMount(value: string, flag = '--mount'): MountDocument {
   return m;
 }
 
+/**
+ * Docker's --secret and --config: NAME alone, or CSV fields source|src, target, uid, gid, mode. The mode is read as
+ * Docker reads it (a leading 0 is octal: 0400; 0x is hex; else decimal). The daemon resolves the name to an id.
+ */
+export function parseFileReference(kind: 'secret', value: string, flag?: string): SecretReferenceDocument;
+export function parseFileReference(kind: 'config', value: string, flag?: string): ConfigReferenceDocument;
+export function parseFileReference(kind: 'secret' | 'config', value: string, flag = `--${kind}`): SecretReferenceDocument | ConfigReferenceDocument {
+  const bad = (why: string): CliError => new CliError(`invalid ${flag} ${JSON.stringify(value)}: ${why}`);
+  let source = '';
+  const file: FileTargetDocument = {};
+  if (!value.includes('=')) source = value.trim();
+  else {
+    for (const part of value.split(',')) {
+      const eq = part.indexOf('=');
+      if (eq < 0) throw bad(`field ${JSON.stringify(part)} must be a key=value pair`);
+      const key = part.slice(0, eq).trim().toLowerCase();
+      const v = part.slice(eq + 1).trim();
+      switch (key) {
+        case 'source':
+        case 'src':
+          source = v;
+          break;
+        case 'target':
+          file.Name = v;
+          break;
+        case 'uid':
+        case 'gid':
+          if (!/^[0-9]{1,10}$/.test(v)) throw bad(`${key} must be a numeric id`);
+          if (key === 'uid') file.UID = v;
+          else file.GID = v;
+          break;
+        case 'mode': {
+          const mode = /^0[xX][0-9a-fA-F]+$/.test(v) ? parseInt(v.slice(2), 16) : /^0[oO]?[0-7]+$/.test(v) ? parseInt(v.replace(/^0[oO]?/, '') || '0', 8) : /^[0-9]+$/.test(v) ? Number(v) : NaN;
+          if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw bad('mode must be permission bits, e.g. 0400');
+          file.Mode = mode;
+          break;
+        }
+        default:
+          throw bad(`unknown field ${JSON.stringify(key)} (use source, target, uid, gid, mode)`);
+      }
+    }
+  }
+  if (source === '') throw bad(`the ${kind} name (source) is required`);
+  if (file.Name === '') throw bad('target is empty');
+  const hasFile = Object.keys(file).length > 0;
+  return kind === 'secret' ? { SecretName: source, ...(hasFile ? { File: file } : {}) } : { ConfigName: source, ...(hasFile ? { File: file } : {}) };
+}
+
 function capabilityNames(items: readonly string[], flag: string): string[] {
   const out: string[] = [];
   for (const item of items) {
@@ -414,6 +465,8 @@ export function specFromFlags(image: string, args: readonly string[], f: CreateF
   if (f.capDrop.length > 0) c.CapabilityDrop = capabilityNames(f.capDrop, '--cap-drop');
   if (f.network.length > 0) spec.TaskTemplate.Networks = f.network.map((n) => parseNetwork(n));
   if (f.publish.length > 0) spec.EndpointSpec = { Ports: f.publish.map((p) => parsePublish(p)) };
+  if (f.secret.length > 0) c.Secrets = f.secret.map((x) => parseFileReference('secret', x));
+  if (f.config.length > 0) c.Configs = f.config.map((x) => parseFileReference('config', x));
   applySpecFlags(spec, f);
   const preferences = preferencesOf(f.placementPref, '--placement-pref');
   if (f.constraint.length > 0 || preferences.length > 0) {
@@ -445,6 +498,11 @@ export interface UpdateFlags extends SpecFlags {
   networkRm: string[];
   publishAdd: string[];
   publishRm: string[];
+  /** Docker's order: --secret-rm (by name or id) first, then --secret-add; the same for configs. */
+  secretAdd: string[];
+  secretRm: string[];
+  configAdd: string[];
+  configRm: string[];
   force?: boolean;
 }
 
@@ -509,6 +567,14 @@ export function updatedSpec(current: ServiceSpecDocument, f: UpdateFlags): Servi
     for (const p of f.publishAdd.map((x) => parsePublish(x, '--publish-add'))) if (!added.some((a) => samePort(a, p))) added.push(p);
     const kept = (spec.EndpointSpec?.Ports ?? []).filter((p) => !removals.some((rm) => rm(p)) && !added.some((a) => samePort(a, p)));
     spec.EndpointSpec = { ...spec.EndpointSpec, Ports: [...kept, ...added] };
+  }
+  if (f.secretAdd.length > 0 || f.secretRm.length > 0) {
+    const drop = new Set(f.secretRm);
+    c.Secrets = [...(c.Secrets ?? []).filter((r) => !drop.has(r.SecretName) && !drop.has(r.SecretID ?? '')), ...f.secretAdd.map((x) => parseFileReference('secret', x, '--secret-add'))];
+  }
+  if (f.configAdd.length > 0 || f.configRm.length > 0) {
+    const drop = new Set(f.configRm);
+    c.Configs = [...(c.Configs ?? []).filter((r) => !drop.has(r.ConfigName) && !drop.has(r.ConfigID ?? '')), ...f.configAdd.map((x) => parseFileReference('config', x, '--config-add'))];
   }
   applySpecFlags(spec, f);
   // --force: a new ForceUpdate value changes the template, so every task is replaced even if nothing else changed.
@@ -776,6 +842,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--container-label <key=value>', 'container label (repeatable)', collect, [])
     .option('--mount <mount>', 'type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64M] (repeatable)', collect, [])
     .option('--network <network>', 'attach to an overlay network: NAME, or name=NAME,alias=ALIAS (repeatable)', collect, [])
+    .option('--secret <secret>', 'give the tasks a secret: NAME, or source=NAME,target=FILE[,uid=0][,gid=0][,mode=0444] (at /run/secrets/FILE; repeatable)', collect, [])
+    .option('--config <config>', 'give the tasks a config: NAME, or source=NAME,target=PATH[,uid=0][,gid=0][,mode=0444] (default target /NAME; repeatable)', collect, [])
     .option('-p, --publish <port>', 'publish a port: [PUBLISHED:]TARGET[/PROTOCOL], or published=P,target=T[,protocol=udp][,mode=host] (repeatable; no PUBLISHED: one of 30000-32767 is picked)', collect, []);
   specOptions(create)
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
@@ -902,6 +970,10 @@ export function registerServiceCommands(program: Command): void {
     .option('--network-rm <network>', 'detach from a network, by name or id (repeatable)', collect, [])
     .option('--publish-add <port>', 'publish a port (same syntax as --publish; repeatable)', collect, [])
     .option('--publish-rm <port>', 'remove a published port by its target port: TARGET[/PROTOCOL], or published=PORT (repeatable)', collect, [])
+    .option('--secret-add <secret>', 'add a secret (same syntax as --secret; repeatable)', collect, [])
+    .option('--secret-rm <secret>', 'remove a secret, by name or id (repeatable)', collect, [])
+    .option('--config-add <config>', 'add a config (same syntax as --config; repeatable)', collect, [])
+    .option('--config-rm <config>', 'remove a config, by name or id (repeatable)', collect, [])
     .option('--force', 'replace every task even if nothing changed')
     .option('--rollback', 'roll back to the previous spec (as `service rollback`)');
   specOptions(update)

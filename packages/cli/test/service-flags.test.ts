@@ -3,9 +3,9 @@
 
 import test from 'ava';
 import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from '@swarm/api/client';
-import { parseMount, parseNetwork, parsePublish, serviceRow, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
+import { parseFileReference, parseMount, parseNetwork, parsePublish, serviceRow, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
 
-const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [], network: [], publish: [] };
+const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [], network: [], publish: [], secret: [], config: [] };
 const noUpdate: UpdateFlags = {
   envAdd: [],
   envRm: [],
@@ -25,6 +25,10 @@ const noUpdate: UpdateFlags = {
   networkRm: [],
   publishAdd: [],
   publishRm: [],
+  secretAdd: [],
+  secretRm: [],
+  configAdd: [],
+  configRm: [],
 };
 
 test('create: update, rollback and health flags become UpdateConfig, RollbackConfig and Healthcheck in ns', (t) => {
@@ -250,4 +254,43 @@ test('service ls PORTS: the ingress ports as allocated, *:PUBLISHED->TARGET/PROT
   t.is(row.Ports, '*:8080->80/tcp, *:30000->53/udp');
   t.like(row, { ID: 'abcdefabcdef', Replicas: '1/2', Image: 'nginx:1' });
   t.is(serviceRow(doc([])).Ports, '');
+});
+
+test('--secret and --config: a name, or Docker\'s CSV (source, target, uid, gid, mode with Docker\'s octal reading); bad ones refused naming the flag', (t) => {
+  t.deepEqual(parseFileReference('secret', 'db-password'), { SecretName: 'db-password' });
+  t.deepEqual(parseFileReference('secret', 'source=db,target=pw.txt,uid=1000,gid=1000,mode=0400'), { SecretName: 'db', File: { Name: 'pw.txt', UID: '1000', GID: '1000', Mode: 0o400 } });
+  t.deepEqual(parseFileReference('config', 'src=nginx,target=/etc/nginx/nginx.conf'), { ConfigName: 'nginx', File: { Name: '/etc/nginx/nginx.conf' } });
+  t.is(parseFileReference('secret', 'source=a,mode=420').File?.Mode, 420, 'no leading 0: decimal, as Docker reads it');
+  t.is(parseFileReference('secret', 'source=a,mode=0o440').File?.Mode, 0o440);
+  const bad: Array<[string, RegExp]> = [
+    ['target=x', /^invalid --secret "target=x": the secret name \(source\) is required$/],
+    ['source=a,mode=999', /mode must be permission bits/],
+    ['source=a,uid=root', /uid must be a numeric id/],
+    ['source=a,driver=x', /unknown field "driver"/],
+    ['source=a,ro', /field "ro" must be a key=value pair/],
+  ];
+  for (const [value, message] of bad) t.throws(() => parseFileReference('secret', value), { message }, value);
+  const spec = specFromFlags('busybox', [], { ...none, secret: ['a', 'source=b,target=b.txt'], config: ['c'] });
+  t.deepEqual(spec.TaskTemplate.ContainerSpec.Secrets, [{ SecretName: 'a' }, { SecretName: 'b', File: { Name: 'b.txt' } }]);
+  t.deepEqual(spec.TaskTemplate.ContainerSpec.Configs, [{ ConfigName: 'c' }]);
+});
+
+test('update: --secret-rm (by name or id) comes first, then --secret-add; the same for configs; other flags leave them alone', (t) => {
+  const current: ServiceSpecDocument = {
+    Name: 'web',
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: 'busybox',
+        Secrets: [
+          { File: { Name: 'a', UID: '0', GID: '0', Mode: 0o444 }, SecretID: 'ida', SecretName: 'a' },
+          { File: { Name: 'b', UID: '0', GID: '0', Mode: 0o444 }, SecretID: 'idb', SecretName: 'b' },
+        ],
+        Configs: [{ File: { Name: '/c', UID: '0', GID: '0', Mode: 0o444 }, ConfigID: 'idc', ConfigName: 'c' }],
+      },
+    },
+  };
+  const next = updatedSpec(current, { ...noUpdate, secretRm: ['ida', 'b'], secretAdd: ['source=b,target=other'], configRm: ['c'], configAdd: ['d'] });
+  t.deepEqual(next.TaskTemplate.ContainerSpec.Secrets, [{ SecretName: 'b', File: { Name: 'other' } }]);
+  t.deepEqual(next.TaskTemplate.ContainerSpec.Configs, [{ ConfigName: 'd' }]);
+  t.deepEqual(updatedSpec(current, { ...noUpdate, image: 'nginx' }).TaskTemplate.ContainerSpec.Secrets, current.TaskTemplate.ContainerSpec.Secrets);
 });
