@@ -5,7 +5,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil, silentLogger } from '@swarm/wire';
@@ -439,4 +439,37 @@ serial('a daemon that dies between creating a container and starting it: the nex
   await logSays(c.id, 'started');
   await rt.stop(c.id, 0);
   t.like(await rt.wait(c.id), { exitCode: 137, signal: 'SIGKILL' });
+});
+
+serial('secrets and configs: files on a tmpfs of the task\'s own, read-only at their targets with their owner and mode; not in the bundle\'s files; unmounted and gone after remove', async (t) => {
+  const secret = `s3cret-${process.pid}-${Date.now()}`;
+  const c = config(
+    ['sh', '-c', 'cat /run/secrets/db; echo; stat -c "%a %u:%g" /run/secrets/db; cat /etc/app.conf; echo; (echo x > /run/secrets/db) 2>/dev/null && echo writable || echo read-only; sleep 30'],
+    {
+      readOnly: true,
+      files: [
+        { kind: 'secret', name: 'db-password', target: '/run/secrets/db', uid: 1000, gid: 1000, mode: 0o400, data: Buffer.from(secret) },
+        { kind: 'config', name: 'app.conf', target: '/etc/app.conf', uid: 0, gid: 0, mode: 0o444, data: Buffer.from('listen 80') },
+      ],
+    },
+  );
+  await startRunning(t, c);
+  await logSays(c.id, 'read-only');
+  t.deepEqual((await lines(c.id)).map((l) => l.line), [secret, '400 1000:1000', 'listen 80', 'read-only']);
+  const tmpfs = join(runcRoot, 'secrets', c.id);
+  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === tmpfs) ?? '';
+  t.regex(mountinfo, / - tmpfs tmpfs .*mode=700/);
+  t.regex(mountinfo, /nosuid,nodev,noexec/);
+  // The bundle (config.json, meta.json, the overlay's upper dir) never holds the bytes.
+  const holders = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) return p === join(runcRoot, 'containers', c.id, 'rootfs') ? [] : holders(p);
+      return e.isFile() && readFileSync(p).includes(secret) ? [p] : [];
+    });
+  t.deepEqual(holders(join(runcRoot, 'containers', c.id)), []);
+  await rt.stop(c.id, 0);
+  await rt.remove(c.id);
+  t.false(existsSync(tmpfs));
+  t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(c.id), 'nothing of the container is mounted any more');
 });
