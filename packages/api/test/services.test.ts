@@ -173,3 +173,34 @@ test('EndpointSpec.LbStrategy: absent means round-robin and stays absent; a know
   t.is(spec({ LbStrategy: 'random' }).endpointSpec.lbStrategy, 'random');
   t.throws(() => spec({ LbStrategy: 'fastest' }), { instanceOf: ApiError, message: /^EndpointSpec\.LbStrategy: "fastest" is not one of round-robin, random, load-aware/ });
 });
+
+test('toServiceSpec: Secrets and Configs with Docker\'s defaults (File.Name = the name, UID/GID 0, mode 0444), a round trip through the document; a name twice, a path twice or a bad file name is refused naming the field', (t) => {
+  const spec = toServiceSpec(
+    {
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: 'busybox',
+          Secrets: [{ SecretName: 'db' }, { SecretName: 'tls', SecretID: 'id-tls', File: { Name: 'cert.pem', UID: '1000', GID: '1000', Mode: 0o400 } }],
+          Configs: [{ ConfigName: 'app.conf' }, { ConfigName: 'nginx', File: { Name: '/etc/nginx/nginx.conf' } }],
+        },
+      },
+    },
+    'web',
+  );
+  t.deepEqual(spec.taskTemplate.containerSpec.secrets, [
+    { secretId: '', secretName: 'db', target: 'db', uid: '0', gid: '0', mode: 0o444 },
+    { secretId: 'id-tls', secretName: 'tls', target: 'cert.pem', uid: '1000', gid: '1000', mode: 0o400 },
+  ]);
+  t.deepEqual(spec.taskTemplate.containerSpec.configs.map((c) => c.target), ['app.conf', '/etc/nginx/nginx.conf']);
+  const doc = serviceDocument({ id: 's1', meta, spec, previousSpec: null, specVersion: { index: 7 }, endpoint: { spec: spec.endpointSpec, ports: [], virtualIps: [] }, updateStatus: null });
+  t.deepEqual(doc.Spec.TaskTemplate.ContainerSpec.Secrets?.[1], { File: { Name: 'cert.pem', UID: '1000', GID: '1000', Mode: 0o400 }, SecretID: 'id-tls', SecretName: 'tls' });
+  t.deepEqual(toServiceSpec(doc.Spec, 'web').taskTemplate.containerSpec.secrets, spec.taskTemplate.containerSpec.secrets);
+
+  const refused = (c: Record<string, unknown>, message: RegExp): void => {
+    const err = t.throws(() => toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'busybox', ...c } } }, 'web'), { instanceOf: ApiError });
+    t.regex(err?.message ?? '', message);
+  };
+  refused({ Secrets: [{ SecretName: 'a' }, { SecretName: 'a', File: { Name: 'b' } }] }, /^TaskTemplate\.ContainerSpec\.Secrets\[1\]\.SecretName: secret a is given twice$/);
+  refused({ Secrets: [{ SecretName: 'a', File: { Name: 'x' } }, { SecretName: 'b', File: { Name: '/run/secrets/x' } }] }, /^TaskTemplate\.ContainerSpec\.Secrets\[1\]\.File\.Name: \/run\/secrets\/x is also the target of TaskTemplate\.ContainerSpec\.Secrets\[0\]$/);
+  refused({ Configs: [{ ConfigName: 'a', File: { Name: '../etc/passwd' } }] }, /^TaskTemplate\.ContainerSpec\.Configs\[0\]\.File\.Name: "\.\.\/etc\/passwd" is not a file name or absolute file path$/);
+});

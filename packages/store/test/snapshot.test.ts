@@ -143,3 +143,28 @@ test('restore closes open watchers so they re-list', (t) => {
   t.is(store.watcherCount, 0);
   t.is(store.appliedIndex, 9);
 });
+
+test('secrets, configs and a service that uses them come through a transaction and a snapshot as they went in (bytes as Uint8Array, names unique)', (t) => {
+  const store = new Store();
+  const sealed = new Uint8Array([0x53, 0x57, 0x42, 0x01, 0, 1, 2, 255]);
+  const service = edit(newService('s1', 'api'), (c) => {
+    c.spec.taskTemplate.containerSpec.secrets = [{ secretId: 'x1', secretName: 'db', target: 'db', uid: '1000', gid: '1000', mode: 0o400 }];
+    c.spec.taskTemplate.containerSpec.configs = [{ configId: 'c1', configName: 'app.conf', target: '/etc/app.conf', uid: '0', gid: '0', mode: 0o444 }];
+  });
+  mustCommit(store, 1, [
+    { op: 'create', kind: 'secret', object: { id: 'x1', spec: { name: 'db', labels: { env: 'prod' }, data: sealed } } },
+    { op: 'create', kind: 'config', object: { id: 'c1', spec: { name: 'app.conf', labels: {}, data: new TextEncoder().encode('listen 80') } } },
+    { op: 'create', kind: 'service', object: service },
+  ]);
+  const dup = commit(store, 2, [{ op: 'create', kind: 'secret', object: { id: 'x2', spec: { name: 'DB', labels: {}, data: sealed } } }]);
+  t.false(dup.ok, 'a secret name is unique, in any case');
+  const restored = new Store();
+  restored.restore(store.snapshot());
+  const secret = restored.get('secret', 'x1');
+  t.true(secret?.spec.data instanceof Uint8Array);
+  t.true(sameBytes(secret?.spec.data ?? new Uint8Array(), sealed));
+  t.deepEqual(secret?.spec.labels, { env: 'prod' });
+  t.is(new TextDecoder().decode(restored.get('config', 'c1')?.spec.data), 'listen 80');
+  t.deepEqual(restored.get('service', 's1')?.spec.taskTemplate.containerSpec.secrets, service.spec.taskTemplate.containerSpec.secrets);
+  t.deepEqual(restored.get('service', 's1')?.spec.taskTemplate.containerSpec.configs, service.spec.taskTemplate.containerSpec.configs);
+});
