@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ApiError, type ServiceSpecDocument } from '@swarm/api';
 import { isMountPoint } from '@swarm/runtime';
 import { captureLogger } from '@swarm/wire';
-import { cluster, eventually, joinAddr, local, votersAre, type Host } from './local-cluster.js';
+import { cluster, eventually, form, joinAddr, local, votersAre, type Host } from './local-cluster.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -151,4 +151,31 @@ test('service update: secrets added and removed by name; an update naming a remo
   t.regex(rollback?.message ?? '', /Secrets\[0\]\.SecretID: secret \w+ not found/);
   const worker = await t.throwsAsync(w1.client.createSecret('c', Buffer.from('x')), { instanceOf: ApiError });
   t.truthy(worker);
+});
+
+test('promotion hands a worker the data key and demotion takes it away; the promoted leader opens a secret sealed before it was a manager', async (t) => {
+  if (!isRoot) return t.pass('skipped: the process runtime mounts a tmpfs for task files, which needs root');
+  const { managers, workers } = await form(t, 1, 1);
+  const [m] = managers;
+  const [w] = workers;
+  if (m === undefined || w === undefined) throw new Error('unreachable');
+  const keyFile = (h: Host): string => join(h.dataDir, 'certificates/swarm-data.key');
+  await m.client.createSecret('early', Buffer.from('sealed-before-promotion'));
+  t.false(existsSync(keyFile(w)));
+
+  await m.client.updateNode('wrk-1', { role: 'manager' });
+  await votersAre(m, [m, w]);
+  await eventually('the promoted node holds the data key', 30_000, async () => (existsSync(keyFile(w)) ? true : undefined));
+  t.deepEqual(readFileSync(keyFile(w)), readFileSync(keyFile(m)));
+
+  // The first manager steps down: the promoted node leads, and its dispatcher opens the secret with its copy.
+  await m.client.updateNode('mgr-1', { role: 'worker' });
+  await votersAre(w, [w]);
+  await eventually('the demoted node drops the data key', 30_000, async () => (existsSync(keyFile(m)) ? undefined : true));
+  await w.client.createService(service('early-user', { Secrets: [{ SecretName: 'early' }] }, 'node.hostname==mgr-1'));
+  const dir = await eventually('the task files on mgr-1', 30_000, async () => taskFileDirs(m)[0]);
+  await eventually('the secret file written', 30_000, async () => (existsSync(join(dir, 'run/secrets/early')) ? true : undefined));
+  t.is(readFileSync(join(dir, 'run/secrets/early'), 'utf8'), 'sealed-before-promotion');
+  await w.client.removeService('early-user');
+  await eventually('the task files unmounted', 30_000, async () => (taskFileDirs(m).length === 0 ? true : undefined));
 });
