@@ -105,6 +105,10 @@ test('secrets: sealed in Raft (WAL and snapshots never hold the plaintext), mana
   t.is(busy?.message, "secret 'db-password' is in use by the following service: api");
   t.regex((await t.throwsAsync(m1.client.removeConfig('app.conf'), { instanceOf: ApiError }))?.message ?? '', /config 'app\.conf' is in use by the following service: api/);
 
+  // The largest secret Docker allows goes through the follower, the forwarding and Raft's replication.
+  const big = randomBytes(500 * 1024);
+  await m2.client.createSecret('big', big);
+  t.deepEqual((await m1.client.listSecrets({ name: ['big'] })).map((x) => x.Spec.Name), ['big']);
   // More writes so that both managers snapshot (every 4 entries) with the secret in the store.
   for (let i = 0; i < 6; i++) await m1.client.createConfig(`filler-${i}`, Buffer.from('x'));
   await eventually('snapshots on both managers', 30_000, async () =>
@@ -118,13 +122,14 @@ test('secrets: sealed in Raft (WAL and snapshots never hold the plaintext), mana
   }
   t.true(filesUnder(join(m1.dataDir, 'raft')).some((f) => readFileSync(f).includes(Buffer.from('db-password'))), 'the Raft files do hold the secret object (its name)');
   t.false(logs.join('').includes(plaintext), 'no log line carries the secret');
+  for (const h of [m1, m2]) t.deepEqual(holders(h.dataDir, big.subarray(1000, 1064)), [], `${h.name}: none of the big secret either`);
 
   // The service gone, its task's tmpfs goes too; then the secret can be removed.
   await m1.client.removeService('api');
   await eventually('the task files unmounted and removed', 30_000, async () => (taskFileDirs(w1).length === 0 ? true : undefined));
   t.false(isMountPoint(dir));
   await m1.client.removeSecret(id);
-  t.deepEqual((await m1.client.listSecrets()).map((s) => s.Spec.Name), []);
+  t.deepEqual((await m1.client.listSecrets()).map((s) => s.Spec.Name), ['big']);
 });
 
 test('service update: secrets added and removed by name; an update naming a removed secret is refused; a worker cannot store secrets', async (t) => {
