@@ -265,3 +265,33 @@ test('exec runs a command in a running task\'s environment and directory; a slow
   await rt.stop(c.id, 1_000);
   await t.throwsAsync(rt.exec(c.id, ['true'], { timeoutMs: 1_000 }), { instanceOf: RuntimeError, message: /is not running/ });
 });
+
+test('secrets and configs: on a tmpfs of the task\'s own, at their container paths below $SWARM_FILES_ROOT; unmounted on remove; a new runtime on the dir unmounts what a dead one left', async (t) => {
+  if (process.getuid?.() !== 0) return t.pass('skipped: mounting the tmpfs needs root (a non-root daemon rejects such tasks, naming the reason)');
+  const { rt, root } = setup(t);
+  const c = config(['sh', '-c', 'cat "$SWARM_SECRETS_DIR/db"; echo; cat "$SWARM_FILES_ROOT/etc/app.conf"'], {
+    files: [
+      { kind: 'secret', name: 'db-password', target: '/run/secrets/db', uid: 0, gid: 0, mode: 0o400, data: Buffer.from('hunter2') },
+      { kind: 'config', name: 'app.conf', target: '/etc/app.conf', uid: 0, gid: 0, mode: 0o444, data: Buffer.from('listen 80') },
+    ],
+  });
+  await run(rt, c);
+  t.like(await rt.wait(c.id), { exitCode: 0 });
+  t.deepEqual((await collect(rt.logs(c.id, {}))).map((l) => l.line), ['hunter2', 'listen 80']);
+  const dir = join(root, 'secrets', c.id);
+  const mounted = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);
+  t.true(mounted());
+  t.is(statSync(join(dir, 'run/secrets/db')).mode & 0o777, 0o400);
+  await rt.remove(c.id);
+  t.false(mounted());
+  t.false(existsSync(dir));
+
+  // A runtime that died holding one: the next on the same dir unmounts it.
+  const left = config(['true'], { files: [{ kind: 'secret', name: 's', target: '/run/secrets/s', uid: 0, gid: 0, mode: 0o444, data: Buffer.from('x') }] });
+  await rt.prepare(left);
+  const leftDir = join(root, 'secrets', left.id);
+  t.true(existsSync(join(leftDir, 'run/secrets/s')));
+  const next = new ProcessRuntime({ rootDir: root, logger: silentLogger() });
+  t.teardown(() => next.close());
+  t.false(existsSync(leftDir));
+});
