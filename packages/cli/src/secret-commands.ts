@@ -77,6 +77,16 @@ export function fileObjectTable(docs: readonly Doc[], nowMs: number): string {
   return table(['ID', 'NAME', 'CREATED', 'UPDATED'], docs.map((d) => [d.ID, d.Spec.Name, ago(d.CreatedAt, nowMs), ago(d.UpdatedAt, nowMs)]));
 }
 
+/** Docker's `secret inspect --pretty` / `config inspect --pretty` (a config's data shown as text). */
+export function renderPretty(d: Doc): string {
+  const lines = [`ID:              ${d.ID}`, `Name:            ${d.Spec.Name}`];
+  const labels = Object.entries(d.Spec.Labels);
+  if (labels.length > 0) lines.push('Labels:', ...labels.map(([k, v]) => ` - ${k}=${v}`));
+  lines.push(`Created at:      ${d.CreatedAt}`, `Updated at:      ${d.UpdatedAt}`);
+  if ('Data' in d.Spec) lines.push('Data:', Buffer.from(d.Spec.Data, 'base64').toString('utf8'));
+  return lines.join('\n');
+}
+
 interface Verbs {
   create(client: ApiClient, name: string, data: Uint8Array, labels: Record<string, string>): Promise<string>;
   list(client: ApiClient, filters: FileObjectFilters): Promise<Doc[]>;
@@ -135,14 +145,15 @@ function register(program: Command, kind: Kind, description: string): void {
     .description(`show ${kind}s in detail (Docker's JSON shape${kind === 'secret' ? '; never the data' : '; Data in base64'})`)
     .argument(`<${kind}...>`, `${kind} names, ids or id prefixes`)
     .option('--format <format>', 'the JSON array (default), or json: one object per line')
-    .action(async (refs: string[], opts: { format?: string }, command: Command) => {
+    .option('--pretty', 'print a human-readable summary instead of JSON')
+    .action(async (refs: string[], opts: { format?: string; pretty?: boolean }, command: Command) => {
       const format = opts.format === undefined ? 'table' : parseFormat(opts.format);
       const client = clientFor(command);
       const found: Doc[] = [];
       try {
         await forEachRef(refs, async (r) => void found.push(await verbs.inspect(client, r)));
       } finally {
-        if (found.length > 0) writeOut(format === 'json' ? jsonLines(found) : JSON.stringify(found, null, 4));
+        if (found.length > 0) writeOut(opts.pretty === true ? found.map(renderPretty).join('\n\n') : format === 'json' ? jsonLines(found) : JSON.stringify(found, null, 4));
       }
     });
 
