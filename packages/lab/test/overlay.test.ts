@@ -7,7 +7,7 @@ import test from 'ava';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import http from 'node:http';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '@swarm/wire';
 import { cliLab, labSerial, missingPrerequisite } from './prerequisites.js';
@@ -361,6 +361,37 @@ serial("a replica's container killed: requests through the mesh fail only until 
   t.log(`${failed} of ${results.length} requests failed, the last ${lastFailureMs} ms after the kill`);
   t.true(lastFailureMs < 3_000, `no failure later than 3 s after the kill (last at ${lastFailureMs} ms)`);
   t.true(results.slice(-50).every(Boolean), 'the last 50 requests all succeeded');
+});
+
+serial('a task whose health check starts failing stops getting traffic through the mesh', async (t) => {
+  const sick = await on('node-1', ['service', 'create', '--name', 'sick', '--replicas', '2', '--constraint', 'node.hostname!=node-3', '--publish', 'published=8082,target=80', '--health-cmd', 'test ! -e /tmp/sick', '--health-interval', '1s', '--health-retries', '1', 'swarm/httpd'], 180_000);
+  t.is(sick.code, 0, sick.stderr);
+  const tasks = await eventually('two healthy sick tasks', 60_000, async () => {
+    const e = (await endpoints('ingress')).filter((x) => x.name.startsWith('sick.') && x.node !== '');
+    return (await running('sick')) === 2 && e.length === 2 ? e : undefined;
+  });
+  const entry = host('node-3').ip;
+  const names = tasks.map((e) => e.taskId.slice(0, 12)).sort();
+  await eventually('both answer through the mesh', 30_000, async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) seen.add(await meshGet(entry, 8082));
+    return names.every((n) => seen.has(n)) || undefined;
+  });
+  const victim = tasks[0];
+  if (victim === undefined) throw new Error('no sick task');
+  // The health command looks for this file; the container's root is an overlay mount on its host.
+  writeFileSync(join(host(victim.node).dataDir, 'runc', 'containers', victim.taskId, 'rootfs', 'tmp', 'sick'), '');
+  const t0 = Date.now();
+  let lastVictimMs = 0;
+  let failed = 0;
+  while (Date.now() - t0 < 8_000) {
+    const got = await meshGet(entry, 8082, 1_000);
+    if (got === victim.taskId.slice(0, 12)) lastVictimMs = Date.now() - t0;
+    if (got === '') failed++;
+  }
+  t.log(`the unhealthy task answered last ${lastVictimMs} ms after its check started failing; ${failed} requests failed`);
+  t.true(lastVictimMs < 4_000, `out of the mesh within 4 s (last answer at ${lastVictimMs} ms)`);
+  t.is((await on('node-1', ['service', 'rm', 'sick'])).code, 0);
 });
 
 serial('service rm of a published service leaves no ingress sandbox or ingress nft table on any host', async (t) => {
