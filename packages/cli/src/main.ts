@@ -11,6 +11,7 @@ import { registerNetworkCommands } from './network-commands.js';
 import { registerSecretCommands } from './secret-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerServiceCommands } from './service-commands.js';
+import { registerStackCommands } from './stack-commands.js';
 import { registerSwarmCommands } from './swarm-commands.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerVolumeCommands } from './volume-commands.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerSwarmCommands(program);
   registerNodeCommands(program);
   registerServiceCommands(program);
+  registerStackCommands(program);
   registerNetworkCommands(program);
   registerSecretCommands(program);
   registerVolumeCommands(program);

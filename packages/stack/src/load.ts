@@ -3,7 +3,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Document } from 'yaml';
+import { Document, visit } from 'yaml';
 import { StackError } from './errors.js';
 import { interpolate, InterpolationError } from './interpolate.js';
 import { castTypes, checkForbidden, resolvePaths, unsupportedWarnings } from './load-checks.js';
@@ -159,5 +159,11 @@ function interpolateTree(
 /** The model as YAML, as `stack config` prints it. */
 export function stringifyStack(model: ComposeModel): string {
   const doc = new Document(model, { aliasDuplicateObjects: false });
+  // `8080:80` is a string to YAML 1.2 but a base-60 number to YAML 1.1 readers: quote such strings, as Docker does.
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'string' && /^[0-9][0-9:._-]*$/.test(node.value)) node.type = 'QUOTE_DOUBLE';
+    },
+  });
   return doc.toString({ lineWidth: 0 });
 }

@@ -122,11 +122,8 @@ function asList(v: unknown): unknown[] {
 function unionBy(base: readonly unknown[], override: readonly unknown[], key: (v: unknown) => string): unknown[] {
   const byKey = new Map<string, unknown>();
   for (const item of base) byKey.set(key(item), item);
-  for (const item of override) {
-    const k = key(item);
-    byKey.delete(k);
-    byKey.set(k, item);
-  }
+  // A replaced item keeps the earlier one's place.
+  for (const item of override) byKey.set(key(item), item);
   return [...byKey.values()];
 }
 

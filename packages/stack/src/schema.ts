@@ -94,7 +94,8 @@ function explain(e: ErrorObject, value: unknown): Explained {
       return { path, keyPosition: false, reportPath: path, message: `must be one of ${allowed.join(', ')}`, depth: path.length, isType: false };
     }
     case 'uniqueItems': {
-      return { path, keyPosition: false, reportPath: path, message: `must not have duplicate items (items ${String(params['j'])} and ${String(params['i'])} are the same)`, depth: path.length, isType: false };
+      const [a, b] = [Number(params['i']), Number(params['j'])].sort((x, y) => x - y);
+      return { path, keyPosition: false, reportPath: path, message: `must not have duplicate items (items ${a} and ${b} are the same)`, depth: path.length, isType: false };
     }
     case 'pattern': {
       return { path, keyPosition: false, reportPath: path, message: `must match the pattern ${JSON.stringify(params['pattern'])}`, depth: path.length, isType: false };
