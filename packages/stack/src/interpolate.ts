@@ -57,12 +57,12 @@ function substitute(s: string, lookup: (name: string) => string | undefined, uns
     }
     if (next === '{') {
       const close = matchingBrace(s, dollar + 2);
-      if (close < 0) throw syntax(s);
-      out += braced(s.slice(dollar + 2, close), s, lookup, unset, depth);
+      if (close < 0) throw syntax(s, dollar);
+      out += braced(s.slice(dollar + 2, close), s, dollar, lookup, unset, depth);
       i = close + 1;
       continue;
     }
-    throw syntax(s);
+    throw syntax(s, dollar);
   }
   return out;
 }
@@ -89,16 +89,16 @@ function matchingBrace(s: string, from: number): number {
   return -1;
 }
 
-function braced(body: string, whole: string, lookup: (name: string) => string | undefined, unset: string[], depth: number): string {
+function braced(body: string, whole: string, at: number, lookup: (name: string) => string | undefined, unset: string[], depth: number): string {
   let end = 0;
-  if (!NAME_START.test(body[0] ?? '')) throw syntax(whole);
+  if (!NAME_START.test(body[0] ?? '')) throw syntax(whole, at);
   while (end < body.length && NAME_CHAR.test(body[end] ?? '')) end++;
   const name = body.slice(0, end);
   if (end === body.length) return resolvePlain(name, lookup, unset);
   const colon = body[end] === ':';
   const op = body[colon ? end + 1 : end];
   const arg = body.slice(colon ? end + 2 : end + 1);
-  if (op !== '-' && op !== '?' && op !== '+') throw syntax(whole);
+  if (op !== '-' && op !== '?' && op !== '+') throw syntax(whole, at);
   const raw = lookup(name);
   const isSet = raw !== undefined;
   const present = colon ? isSet && raw !== '' : isSet;
@@ -122,6 +122,13 @@ function resolvePlain(name: string, lookup: (name: string) => string | undefined
   return '';
 }
 
-function syntax(template: string): InterpolationError {
-  return new InterpolationError('syntax', `invalid interpolation format in ${JSON.stringify(template)}: you may need to escape any $ with another $`);
+/** Longer values (scripts in a command) are quoted around the offending `$` only, so the error stays readable. */
+const EXCERPT_CHARS = 24;
+
+function syntax(template: string, at: number): InterpolationError {
+  const short = template.length <= 2 * EXCERPT_CHARS + 8;
+  const start = short ? 0 : Math.max(0, at - EXCERPT_CHARS);
+  const end = short ? template.length : Math.min(template.length, at + EXCERPT_CHARS);
+  const excerpt = `${start > 0 ? '…' : ''}${template.slice(start, end)}${end < template.length ? '…' : ''}`;
+  return new InterpolationError('syntax', `invalid interpolation format in ${JSON.stringify(excerpt)}: you may need to escape any $ with another $`);
 }

@@ -77,6 +77,12 @@ for (const [template, kind, message] of errors) {
   });
 }
 
+test('a bad $ in a long value is quoted with a little context, not the whole value', (t) => {
+  const script = `${'echo one\n'.repeat(20)}export UID=$(id -u)\n${'echo two\n'.repeat(20)}`;
+  const err = t.throws(() => interpolate(script, lookup), { instanceOf: InterpolationError });
+  t.is(err?.message, 'invalid interpolation format in "…one\\necho one\\nexport UID=$(id -u)\\necho two\\necho t…": you may need to escape any $ with another $');
+});
+
 test('deeply nested defaults end in an error, not a stack overflow', (t) => {
   const template = `${'${U:-'.repeat(200)}x${'}'.repeat(200)}`;
   t.throws(() => interpolate(template, lookup), { instanceOf: InterpolationError, message: /nested more than/ });
