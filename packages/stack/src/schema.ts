@@ -78,7 +78,10 @@ function explain(e: ErrorObject, value: unknown): Explained {
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = String(params['additionalProperty']);
-      return { path: [...path, key], keyPosition: true, reportPath: path, message: `additional property '${key}' is not allowed`, depth: path.length + 1, isType: false };
+      // Under services, networks, volumes, … the key is a name the schema restricts: say so rather than "unknown".
+      const named = path.length === 1 && NAMED_SECTIONS.includes(String(path[0])) && !NAME.test(key);
+      const message = named ? `the name '${key}' is not allowed: use letters, digits, '.', '_' and '-'` : `additional property '${key}' is not allowed`;
+      return { path: [...path, key], keyPosition: true, reportPath: path, message, depth: path.length + 1, isType: false };
     }
     case 'required': {
       const key = String(params['missingProperty']);
@@ -104,6 +107,9 @@ function explain(e: ErrorObject, value: unknown): Explained {
       return { path, keyPosition: false, reportPath: path, message: e.message ?? `fails the ${e.keyword} rule`, depth: path.length, isType: false };
   }
 }
+
+const NAMED_SECTIONS = ['services', 'networks', 'volumes', 'secrets', 'configs', 'models'];
+const NAME = /^[a-zA-Z0-9._-]+$/;
 
 /** JSON Schema's type names in the words of a YAML file. */
 const YAML_TYPE_NAMES: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'a boolean', null: 'null' };

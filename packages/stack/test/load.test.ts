@@ -105,6 +105,7 @@ test('schema errors name file:line:column, the key path and what was expected', 
   fails(t, 'services:\n  web:\n    image: a\n    volumes:\n      - source: data\n        target: /data\n', "stack.yml:5:9: services.web.volumes[0]: missing required property 'type'");
   fails(t, 'services:\n  web:\n    image: a\n    deploy:\n      update_config:\n        order: sideways\n', 'stack.yml:6:16: services.web.deploy.update_config.order: must be one of "start-first", "stop-first"');
   fails(t, 'services:\n  web:\n    image: [a]\n', 'stack.yml:3:12: services.web.image: must be a string');
+  fails(t, 'services:\n  "my web":\n    image: a\n', "stack.yml:2:3: services: the name 'my web' is not allowed: use letters, digits, '.', '_' and '-'");
   fails(t, 'servces:\n  web:\n    image: a\n', "stack.yml:1:1: additional property 'servces' is not allowed");
   fails(t, 'services:\n  web:\n    image: a\n    cap_add: [NET_ADMIN, NET_ADMIN]\n', 'stack.yml:4:14: services.web.cap_add: must not have duplicate items (items 0 and 1 are the same)');
 });
