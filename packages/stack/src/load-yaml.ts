@@ -58,6 +58,9 @@ export function at(pos: SourcePosition | null, file: string): string {
 /** Upper bound on values built from one file, so a few aliases cannot expand into gigabytes ("billion laughs"). */
 const MAX_NODES = 1_000_000;
 
+/** Nesting bound: real compose files stay under 15 levels; every later step recurses, so bound it here once. */
+const MAX_DEPTH = 200;
+
 export interface ParsedFile {
   name: string;
   value: unknown;
@@ -101,6 +104,10 @@ export function parseComposeYaml(name: string, text: string): ParsedFile {
   const inProgress = new Set<YamlNode>();
 
   const walk = (node: unknown, path: (string | number)[]): unknown => {
+    if (path.length > MAX_DEPTH) {
+      const pos = positions.value(path);
+      throw new StackError('parse', `${at(pos, name)}: the YAML is nested more than ${MAX_DEPTH} levels deep`, pos, formatPath(path.slice(0, 3)));
+    }
     if (++count > MAX_NODES) {
       throw new StackError('parse', `${name}: the file expands to more than ${MAX_NODES} values (aliases of aliases?)`, null, formatPath(path));
     }
@@ -216,6 +223,7 @@ function isMergePair(key: unknown): boolean {
 function yamlMessage(code: string, message: string): string {
   if (code === 'DUPLICATE_KEY') return 'duplicate key: a mapping key must be unique';
   if (code === 'MULTIPLE_DOCS') return 'a compose file holds one YAML document (found a second one after ---)';
+  if (/call stack/i.test(message)) return `the YAML is nested too deeply`;
   // yaml's messages end with " at line L, column C:" and a source excerpt; the position is already in front.
   return message.replace(/ at line \d+, column \d+:?[\s\S]*$/, '').trim();
 }

@@ -132,6 +132,13 @@ test('many aliases of aliases stop at a bound instead of exhausting memory', (t)
   t.regex(err?.message ?? '', /expands to more than 1000000 values/);
 });
 
+test('deep nesting is refused with a StackError, never a stack overflow', (t) => {
+  for (const depth of [250, 1800, 5000]) {
+    const flow = t.throws(() => load(`x-a: ${'['.repeat(depth)}${']'.repeat(depth)}\n`), { instanceOf: StackError });
+    t.regex(flow?.message ?? '', /^stack\.yml:1:\d+: the YAML is nested (more than 200 levels deep|too deeply)$/);
+  }
+});
+
 test("keys a stack refuses are errors with Docker's advice; include is refused", (t) => {
   fails(t, 'services:\n  web:\n    image: a\n    volumes_from: [other]\n', 'stack.yml:4:5: services.web.volumes_from: not supported in a stack: to share a volume between services, define it using the top-level `volumes` option and reference it from each service that shares it using the service-level `volumes` option', 'unsupported');
   fails(t, 'services:\n  web:\n    image: a\n    mem_limit: 1g\n', 'stack.yml:4:5: services.web.mem_limit: not supported in a stack: set resource limits using deploy.resources');
