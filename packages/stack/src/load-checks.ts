@@ -234,3 +234,56 @@ export function resolvePaths(model: Mapping, workingDir: string, home: string | 
     });
   }
 }
+
+/**
+ * Every network, named volume, secret and config a service of this file names must be declared at the top level of
+ * the merged project (Docker refuses it at deploy, as "undefined network …"); the error points at the reference.
+ * The network `default` needs no declaration: a stack makes it.
+ */
+export function checkReferences(file: Mapping, project: Mapping, positions: PositionIndex): void {
+  const services = file['services'];
+  if (!isMapping(services)) return;
+  const declared = (section: string): Mapping => (isMapping(project[section]) ? (project[section] as Mapping) : {});
+  const fail = (path: KeyPath, kind: string, name: string): never => {
+    const pos = positions.value(path);
+    throw new StackError('invalid', `${at(pos, positions.file)}: ${formatPath(path)}: undefined ${kind} "${name}": declare it under the top-level ${kind}s:`, pos, formatPath(path));
+  };
+  for (const [service, spec] of Object.entries(services)) {
+    if (!isMapping(spec)) continue;
+    const base = ['services', service];
+    const networks = spec['networks'];
+    const networkNames: Array<[string, KeyPath]> = Array.isArray(networks)
+      ? networks.map((n, i) => [String(n), [...base, 'networks', i]])
+      : isMapping(networks)
+        ? Object.keys(networks).map((n) => [n, [...base, 'networks', n]])
+        : [];
+    for (const [name, path] of networkNames) if (name !== 'default' && !Object.hasOwn(declared('networks'), name)) fail(path, 'network', name);
+    for (const section of ['secrets', 'configs']) {
+      const refs = spec[section];
+      if (!Array.isArray(refs)) continue;
+      refs.forEach((ref, i) => {
+        const name = isMapping(ref) ? ref['source'] : ref;
+        if (typeof name === 'string' && !Object.hasOwn(declared(section), name)) fail([...base, section, i], section.slice(0, -1), name);
+      });
+    }
+    const volumes = spec['volumes'];
+    if (!Array.isArray(volumes)) continue;
+    volumes.forEach((v, i) => {
+      const name = namedVolume(v);
+      if (name !== null && !Object.hasOwn(declared('volumes'), name)) fail([...base, 'volumes', i], 'volume', name);
+    });
+  }
+}
+
+/** The named volume a mount uses, or null for binds, tmpfs and anonymous volumes. */
+function namedVolume(v: unknown): string | null {
+  if (isMapping(v)) {
+    const source = v['source'];
+    return (v['type'] ?? 'volume') === 'volume' && typeof source === 'string' && source !== '' ? source : null;
+  }
+  if (typeof v !== 'string') return null;
+  const colon = v.indexOf(':');
+  if (colon <= 0) return null;
+  const source = v.slice(0, colon);
+  return /^[./~]/.test(source) || source.includes('/') || source.includes('$') ? null : source;
+}

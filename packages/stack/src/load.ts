@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Document, visit } from 'yaml';
 import { StackError } from './errors.js';
 import { interpolate, InterpolationError } from './interpolate.js';
-import { castTypes, checkForbidden, resolvePaths, unsupportedWarnings } from './load-checks.js';
+import { castTypes, checkForbidden, checkReferences, resolvePaths, unsupportedWarnings } from './load-checks.js';
 import { parseDotEnv } from './load-dotenv.js';
 import { at, formatPath, parseComposeYaml, setOwn, type PositionIndex } from './load-yaml.js';
 import { mergeComposeFiles } from './merge.js';
@@ -104,6 +104,7 @@ export function loadStackFromSources(
   const warnings: string[] = [];
   const unset = new Set<string>();
   let merged: Record<string, unknown> | null = null;
+  const checked: Array<{ value: Record<string, unknown>; positions: PositionIndex }> = [];
   for (const source of sources) {
     const parsed = parseComposeYaml(source.name, source.text);
     warnings.push(...parsed.warnings);
@@ -114,9 +115,13 @@ export function loadStackFromSources(
     }
     checkForbidden(value, parsed.positions);
     validateAgainstSchema(value, parsed.positions);
+    checked.push({ value, positions: parsed.positions });
     merged = merged === null ? value : mergeComposeFiles(merged, value);
   }
   const model = merged ?? {};
+  // References are checked per file against the merged declarations, so a later file may declare what an earlier
+  // one uses and the error still points at the line that names it. With --skip-interpolation a $NAME stays unchecked.
+  for (const file of checked) checkReferences(file.value, model, file.positions);
   if (model['services'] === undefined || model['services'] === null) setOwn(model, 'services', {});
   for (const name of unset) warnings.push(`The "${name}" variable is not set. Defaulting to a blank string.`);
   warnings.push(...unsupportedWarnings(model));

@@ -139,6 +139,26 @@ test('deep nesting is refused with a StackError, never a stack overflow', (t) =>
   }
 });
 
+test('networks, named volumes, secrets and configs a service names must be declared, in this file or another', (t) => {
+  fails(t, 'services:\n  web:\n    image: a\n    networks: [front]\n', 'stack.yml:4:16: services.web.networks[0]: undefined network "front": declare it under the top-level networks:', 'invalid');
+  fails(t, 'services:\n  web:\n    image: a\n    networks:\n      back:\n        aliases: [w]\n', 'stack.yml:6:9: services.web.networks.back: undefined network "back": declare it under the top-level networks:');
+  fails(t, 'services:\n  web:\n    image: a\n    volumes:\n      - /host:/host\n      - data:/data\n', 'stack.yml:6:9: services.web.volumes[1]: undefined volume "data": declare it under the top-level volumes:');
+  fails(t, 'services:\n  web:\n    image: a\n    volumes:\n      - type: volume\n        source: logs\n        target: /logs\n', 'stack.yml:5:9: services.web.volumes[0]: undefined volume "logs": declare it under the top-level volumes:');
+  fails(t, 'services:\n  web:\n    image: a\n    secrets:\n      - source: key\n', 'stack.yml:5:9: services.web.secrets[0]: undefined secret "key": declare it under the top-level secrets:');
+  fails(t, 'services:\n  web:\n    image: a\n    configs: [conf]\n', 'stack.yml:4:15: services.web.configs[0]: undefined config "conf": declare it under the top-level configs:');
+  // The default network, binds, tmpfs and anonymous volumes need no declaration; a later file may declare for an earlier one.
+  t.notThrows(() => load('services:\n  web:\n    image: a\n    networks: [default]\n    volumes: [/data, ./x:/x, "/h:/h", {type: tmpfs, target: /t}, {type: volume, target: /anon}]\n'));
+  const twoFiles = loadStackFromSources(
+    [
+      { name: 'a.yml', text: 'services:\n  web:\n    image: a\n    networks: [front]\n' },
+      { name: 'b.yml', text: 'networks:\n  front: {}\n' },
+    ],
+    {},
+    { workingDir: '/p' },
+  );
+  t.deepEqual(twoFiles.model.networks, { front: {} });
+});
+
 test("keys a stack refuses are errors with Docker's advice; include is refused", (t) => {
   fails(t, 'services:\n  web:\n    image: a\n    volumes_from: [other]\n', 'stack.yml:4:5: services.web.volumes_from: not supported in a stack: to share a volume between services, define it using the top-level `volumes` option and reference it from each service that shares it using the service-level `volumes` option', 'unsupported');
   fails(t, 'services:\n  web:\n    image: a\n    mem_limit: 1g\n', 'stack.yml:4:5: services.web.mem_limit: not supported in a stack: set resource limits using deploy.resources');
@@ -173,7 +193,7 @@ services:
 
 test('relative paths are made absolute against the working directory: env_file, secret and config files, bind sources', (t) => {
   const { model } = load(
-    'services:\n  web:\n    image: a\n    env_file: [./web.env, {path: common.env}]\n    volumes:\n      - ./data:/data:ro\n      - named:/named\n      - type: bind\n        source: ../logs\n        target: /logs\n      - /abs:/abs\n      - ~/cache:/cache\nsecrets:\n  s:\n    file: ./s.txt\nconfigs:\n  c:\n    file: /etc/c.conf\n',
+    'services:\n  web:\n    image: a\n    env_file: [./web.env, {path: common.env}]\n    volumes:\n      - ./data:/data:ro\n      - named:/named\n      - type: bind\n        source: ../logs\n        target: /logs\n      - /abs:/abs\n      - ~/cache:/cache\nvolumes:\n  named: {}\nsecrets:\n  s:\n    file: ./s.txt\nconfigs:\n  c:\n    file: /etc/c.conf\n',
     { HOME: '/home/me' },
   );
   t.deepEqual(model.services['web']?.['env_file'], ['/project/web.env', { path: '/project/common.env' }]);

@@ -4,9 +4,12 @@
 import test from 'ava';
 import { loadStackFromSources, mergeComposeFiles } from '../src/index.js';
 
+/** A last file declares every network, volume, secret and config the tests' services name. */
+const DECLARATIONS = 'networks: {front: {}, back: {}, extra: {}}\nvolumes: {data: {}, other: {}, cache: {}}\nsecrets: {a: {external: true}, b: {external: true}}\nconfigs: {c: {external: true}, d: {external: true}}\n';
+
 function merged(...texts: string[]): Record<string, Record<string, unknown>> {
   const { model } = loadStackFromSources(
-    texts.map((text, i) => ({ name: `f${i}.yml`, text })),
+    [...texts, DECLARATIONS].map((text, i) => ({ name: `f${i}.yml`, text })),
     {},
     { workingDir: '/p' },
   );
