@@ -2,12 +2,21 @@
 // environment wins). The same syntax as Compose's: comments, `export `, single and double quotes.
 
 import { StackError } from './errors.js';
+import { interpolate, InterpolationError } from './interpolate.js';
 
 const KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
-/** Parses .env text; a malformed line is an error naming file:line. */
-export function parseDotEnv(text: string, file = '.env'): Record<string, string> {
-  const out: Record<string, string> = {};
+/** One KEY=VALUE line of a .env file: `literal` for a single-quoted value, which is never interpolated. */
+export interface DotEnvEntry {
+  key: string;
+  value: string;
+  literal: boolean;
+  line: number;
+}
+
+/** Parses .env text into its entries in order; a malformed line is an error naming file:line. */
+export function parseDotEnvEntries(text: string, file = '.env'): DotEnvEntry[] {
+  const out: DotEnvEntry[] = [];
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   for (let n = 0; n < lines.length; n++) {
     const line = (lines[n] ?? '').trim();
@@ -20,7 +29,31 @@ export function parseDotEnv(text: string, file = '.env'): Record<string, string>
     }
     // A bare KEY names a variable without giving it a value here; Compose leaves it to the environment.
     if (eq < 0) continue;
-    Object.defineProperty(out, key, { value: dotEnvValue(body.slice(eq + 1).trim(), file, n + 1), enumerable: true, writable: true, configurable: true });
+    const raw = body.slice(eq + 1).trim();
+    out.push({ key, value: dotEnvValue(raw, file, n + 1), literal: raw.startsWith("'"), line: n + 1 });
+  }
+  return out;
+}
+
+/**
+ * Parses .env text into variables. With `lookup`, unquoted and double-quoted values are interpolated as Compose
+ * does (`URL=http://${HOST}:80`), seeing the environment first and then the lines above; without it, values are
+ * taken as written.
+ */
+export function parseDotEnv(text: string, file = '.env', lookup?: (name: string) => string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of parseDotEnvEntries(text, file)) {
+    let value = entry.value;
+    if (lookup !== undefined && !entry.literal) {
+      try {
+        value = interpolate(value, (name) => lookup(name) ?? (Object.hasOwn(out, name) ? out[name] : undefined)).value;
+      } catch (err) {
+        if (!(err instanceof InterpolationError)) throw err;
+        const position = { file, line: entry.line, column: 1 };
+        throw new StackError('interpolation', `${file}:${entry.line}:1: ${entry.key}: ${err.message}`, position, entry.key);
+      }
+    }
+    Object.defineProperty(out, entry.key, { value, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -99,7 +99,11 @@ export function loadStackFromSources(
   options: LoadSourcesOptions = {},
 ): LoadedStack {
   if (sources.length === 0) throw new StackError('not_found', 'no compose file: give one with -c FILE');
-  const dotEnv = options.dotEnv === null || options.dotEnv === undefined ? {} : parseDotEnv(options.dotEnv.text, options.dotEnv.name);
+  const fromEnv = (name: string): string | undefined => (Object.hasOwn(env, name) ? env[name] : undefined);
+  const dotEnv =
+    options.dotEnv === null || options.dotEnv === undefined
+      ? {}
+      : parseDotEnv(options.dotEnv.text, options.dotEnv.name, options.skipInterpolation === true ? undefined : fromEnv);
   const lookup = (name: string): string | undefined => (Object.hasOwn(env, name) ? env[name] : Object.hasOwn(dotEnv, name) ? dotEnv[name] : undefined);
   const warnings: string[] = [];
   const unset = new Set<string>();

@@ -206,6 +206,17 @@ test('a file without services gets an empty services mapping', (t) => {
   t.deepEqual(load('networks:\n  front: {}\n').model.services, {});
 });
 
+test('.env values may use variables of the environment and of lines above; single quotes keep them literal', (t) => {
+  const { model } = load(
+    'services:\n  web:\n    image: a\n    environment:\n      URL: ${URL}\n      RAW: ${RAW}\n      BOTH: ${BOTH}\n',
+    { HOST: 'db' },
+    { dotEnv: { name: '/project/.env', text: 'PORT=5432\nURL="postgres://${HOST}:${PORT}/x"\nRAW=\'${HOST}\'\nBOTH=${URL}!\n' } },
+  );
+  t.deepEqual(model.services['web']?.['environment'], { URL: 'postgres://db:5432/x', RAW: '${HOST}', BOTH: 'postgres://db:5432/x!' });
+  const err = t.throws(() => load('services: {}\n', {}, { dotEnv: { name: '/project/.env', text: 'A=1\nB=${NEEDED:?set NEEDED}\n' } }), { instanceOf: StackError });
+  t.is(err?.message, '/project/.env:2:1: B: required variable NEEDED is missing a value: set NEEDED');
+});
+
 test('.env errors name the .env file and line', (t) => {
   const err = t.throws(() => load('services: {}\n', {}, { dotEnv: { name: '/project/.env', text: 'OK=1\nnot a valid line\n' } }), { instanceOf: StackError });
   t.is(err?.message, '/project/.env:2:1: invalid variable name "not a valid line": use KEY=VALUE');
