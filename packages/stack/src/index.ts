@@ -13,4 +13,4 @@ export { interpolate, type InterpolationResult } from './interpolate.js';
 export { parseDotEnv } from './load-dotenv.js';
 export { mergeComposeFiles } from './merge.js';
 export { stripExtensions } from './schema.js';
-export { UNSUPPORTED_SERVICE_KEYS, FORBIDDEN_SERVICE_KEYS } from './load-checks.js';
+export { UNSUPPORTED_SERVICE_KEYS, DEPRECATED_SERVICE_KEYS, FORBIDDEN_SERVICE_KEYS } from './load-checks.js';

@@ -25,18 +25,24 @@ export const FORBIDDEN_SERVICE_KEYS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Service keys a swarm ignores: docker/cli's unsupported list (build … userns_mode), its deprecated ones
- * (container_name, expose), depends_on (Docker ignores it silently; we say so), and the Compose Specification's
+ * Service keys a swarm ignores: docker/cli's unsupported list (build … userns_mode), depends_on (Docker ignores
+ * it silently; we say so), and the Compose Specification's
  * keys that the v3 format never had and a swarm service cannot honour. The converter reads none of these.
  */
 export const UNSUPPORTED_SERVICE_KEYS: readonly string[] = [
-  'attach', 'blkio_config', 'build', 'cgroup', 'cgroup_parent', 'cgroupns_mode', 'container_name', 'cpu_count', 'cpu_percent',
+  'attach', 'blkio_config', 'build', 'cgroup', 'cgroup_parent', 'cgroupns_mode', 'cpu_count', 'cpu_percent',
   'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'cpus', 'depends_on', 'develop', 'device_cgroup_rules', 'devices', 'domainname',
-  'expose', 'external_links', 'gpus', 'ipc', 'label_file', 'links', 'mac_address', 'mem_reservation', 'mem_swappiness', 'models',
+  'external_links', 'gpus', 'ipc', 'label_file', 'links', 'mac_address', 'mem_reservation', 'mem_swappiness', 'models',
   'network_mode', 'oom_kill_disable', 'oom_score_adj', 'pid', 'platform', 'post_start', 'pre_stop', 'privileged', 'profiles',
   'provider', 'pull_policy', 'pull_refresh_after', 'restart', 'runtime', 'scale', 'security_opt', 'shm_size', 'stdin_open',
   'storage_opt', 'use_api_socket', 'userns_mode', 'uts',
 ];
+
+/** Service keys docker/cli calls deprecated, ignored too, each with Docker's reason. */
+export const DEPRECATED_SERVICE_KEYS: Readonly<Record<string, string>> = {
+  container_name: 'setting the container name is not supported',
+  expose: "exposing ports is unnecessary: services on the same network can reach each other's containers on any port",
+};
 
 /** Top-level keys a stack does not use; `version` is accepted silently, as Docker does. */
 const IGNORED_TOP_LEVEL = ['name', 'models'];
@@ -65,12 +71,14 @@ export function checkForbidden(value: Mapping, positions: PositionIndex): void {
 export function unsupportedWarnings(model: Mapping): string[] {
   const byKey = new Map<string, string[]>();
   const deployByKey = new Map<string, string[]>();
+  const deprecatedByKey = new Map<string, string[]>();
   const services = model['services'];
   if (isMapping(services)) {
     for (const [name, service] of Object.entries(services)) {
       if (!isMapping(service)) continue;
       for (const key of Object.keys(service)) {
         if (UNSUPPORTED_SERVICE_KEYS.includes(key)) byKey.set(key, [...(byKey.get(key) ?? []), name]);
+        if (Object.hasOwn(DEPRECATED_SERVICE_KEYS, key)) deprecatedByKey.set(key, [...(deprecatedByKey.get(key) ?? []), name]);
       }
       const deploy = service['deploy'];
       const reservations = isMapping(deploy) && isMapping(deploy['resources']) ? deploy['resources']['reservations'] : undefined;
@@ -86,6 +94,9 @@ export function unsupportedWarnings(model: Mapping): string[] {
       .map((k) => `${k} (${(m.get(k) ?? []).join(', ')})`)
       .join(', ');
   if (byKey.size > 0) warnings.push(`Ignoring unsupported options: ${describe(byKey)}`);
+  for (const key of [...deprecatedByKey.keys()].sort()) {
+    warnings.push(`Ignoring deprecated option ${key} (${(deprecatedByKey.get(key) ?? []).join(', ')}): ${DEPRECATED_SERVICE_KEYS[key] ?? ''}`);
+  }
   if (deployByKey.size > 0) warnings.push(`Ignoring unsupported deploy options: ${describe(deployByKey)}`);
   const top = IGNORED_TOP_LEVEL.filter((k) => Object.hasOwn(model, k));
   if (top.length > 0) warnings.push(`Ignoring unsupported top-level options: ${top.join(', ')} (the stack's name is the one given to stack deploy)`);

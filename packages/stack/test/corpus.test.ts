@@ -11,6 +11,9 @@ const CORPUS = fileURLToPath(new URL('../../test/fixtures/corpus/', import.meta.
 
 const unset = (...names: string[]): string[] => names.map((n) => `The "${n}" variable is not set. Defaulting to a blank string.`);
 
+const CONTAINER_NAME = (services: string): string => `Ignoring deprecated option container_name (${services}): setting the container name is not supported`;
+const EXPOSE = (services: string): string => `Ignoring deprecated option expose (${services}): exposing ports is unnecessary: services on the same network can reach each other's containers on any port`;
+
 type Expectation = { services: string[]; warnings: string[]; env?: Record<string, string> } | { error: string; env?: Record<string, string> };
 
 const EXPECTED: Record<string, Expectation> = {
@@ -18,7 +21,8 @@ const EXPECTED: Record<string, Expectation> = {
     services: ['postgres', 'redis', 'airflow-apiserver', 'airflow-scheduler', 'airflow-dag-processor', 'airflow-worker', 'airflow-triggerer', 'airflow-init', 'airflow-cli', 'flower'],
     warnings: [
       ...unset('AIRFLOW_UID'),
-      'Ignoring unsupported options: depends_on (airflow-apiserver, airflow-scheduler, airflow-dag-processor, airflow-worker, airflow-triggerer, airflow-init, airflow-cli, flower), expose (redis), profiles (airflow-cli, flower), restart (postgres, redis, airflow-apiserver, airflow-scheduler, airflow-dag-processor, airflow-worker, airflow-triggerer, flower)',
+      'Ignoring unsupported options: depends_on (airflow-apiserver, airflow-scheduler, airflow-dag-processor, airflow-worker, airflow-triggerer, airflow-init, airflow-cli, flower), profiles (airflow-cli, flower), restart (postgres, redis, airflow-apiserver, airflow-scheduler, airflow-dag-processor, airflow-worker, airflow-triggerer, flower)',
+      EXPOSE('redis'),
     ],
   },
   'atsea-sample-shop-app.docker-stack.yml': { services: ['database', 'appserver', 'visualizer'], warnings: [] },
@@ -27,25 +31,26 @@ const EXPECTED: Record<string, Expectation> = {
   },
   'awesome-compose.elasticsearch-logstash-kibana.yaml': {
     services: ['elasticsearch', 'logstash', 'kibana'],
-    warnings: ['Ignoring unsupported options: container_name (elasticsearch, logstash, kibana), depends_on (logstash, kibana)'],
+    warnings: ['Ignoring unsupported options: depends_on (logstash, kibana)', CONTAINER_NAME('elasticsearch, logstash, kibana')],
   },
-  'awesome-compose.gitea-postgres.yaml': { services: ['gitea', 'db'], warnings: ['Ignoring unsupported options: expose (db), restart (gitea, db)'] },
+  'awesome-compose.gitea-postgres.yaml': { services: ['gitea', 'db'], warnings: ['Ignoring unsupported options: restart (gitea, db)', EXPOSE('db')] },
   'awesome-compose.minecraft.yaml': { services: ['minecraft'], warnings: [] },
   'awesome-compose.nextcloud-redis-mariadb.yaml': { services: ['nc', 'redis', 'db'], warnings: ['Ignoring unsupported options: restart (nc, redis, db)'] },
   'awesome-compose.nginx-golang-postgres.yaml': {
     services: ['backend', 'db', 'proxy'],
-    warnings: ['Ignoring unsupported options: build (backend), depends_on (backend, proxy), expose (db), restart (db)'],
+    warnings: ['Ignoring unsupported options: build (backend), depends_on (backend, proxy), restart (db)', EXPOSE('db')],
   },
   'awesome-compose.pihole-cloudflared-doh.yaml': {
     services: ['cloudflared', 'pihole'],
     warnings: [
       ...unset('TIMEZONE', 'PIHOLE_PW', 'PIHOLE_ROUTER_IP', 'PIHOLE_NETWORK_DOMAIN', 'PIHOLE_REVERSE_DNS', 'PIHOLE_HOST_IP', 'PIHOLE_HOST_IPV6'),
-      'Ignoring unsupported options: container_name (cloudflared, pihole), depends_on (pihole), restart (cloudflared, pihole)',
+      'Ignoring unsupported options: depends_on (pihole), restart (cloudflared, pihole)',
+      CONTAINER_NAME('cloudflared, pihole'),
     ],
   },
   'awesome-compose.prometheus-grafana.yaml': {
     services: ['prometheus', 'grafana'],
-    warnings: ['Ignoring unsupported options: container_name (prometheus, grafana), restart (prometheus, grafana)'],
+    warnings: ['Ignoring unsupported options: restart (prometheus, grafana)', CONTAINER_NAME('prometheus, grafana')],
   },
   'awesome-compose.react-express-mongodb.yaml': {
     services: ['frontend', 'Backend', 'db'],
@@ -65,7 +70,8 @@ const EXPECTED: Record<string, Expectation> = {
   'superset.docker-compose-non-dev.yml': {
     services: ['redis', 'db', 'superset', 'superset-init', 'superset-worker', 'superset-worker-beat'],
     warnings: [
-      'Ignoring unsupported options: build (superset, superset-init, superset-worker, superset-worker-beat), container_name (redis, db, superset, superset-init, superset-worker, superset-worker-beat), depends_on (superset, superset-init, superset-worker, superset-worker-beat), restart (redis, db, superset, superset-worker, superset-worker-beat)',
+      'Ignoring unsupported options: build (superset, superset-init, superset-worker, superset-worker-beat), depends_on (superset, superset-init, superset-worker, superset-worker-beat), restart (redis, db, superset, superset-worker, superset-worker-beat)',
+      CONTAINER_NAME('redis, db, superset, superset-init, superset-worker, superset-worker-beat'),
     ],
   },
   'swarmprom.docker-compose.yml': {

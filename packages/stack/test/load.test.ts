@@ -184,7 +184,8 @@ services:
             - capabilities: [gpu]
 `);
   t.deepEqual(warnings, [
-    'Ignoring unsupported options: build (web), container_name (web), depends_on (web), restart (web, db)',
+    'Ignoring unsupported options: build (web), depends_on (web), restart (web, db)',
+    'Ignoring deprecated option container_name (web): setting the container name is not supported',
     'Ignoring unsupported deploy options: deploy.resources.reservations.devices (db)',
     "Ignoring unsupported top-level options: name (the stack's name is the one given to stack deploy)",
   ]);
