@@ -298,3 +298,41 @@ function namedVolume(v: unknown): string | null {
   const source = v.slice(0, colon);
   return /^[./~]/.test(source) || source.includes('/') || source.includes('$') ? null : source;
 }
+
+/** `[HOST_IP:][PUBLISHED[-END]:]TARGET[-END][/PROTOCOL]`, the short port syntax Docker's loader accepts. */
+const SHORT_PORT = /^(?:(?:\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(?:(?:\d+(?:-\d+)?)?:)?\d+(?:-\d+)?(?:\/(?:tcp|udp|sctp))?$/;
+
+/**
+ * Short-syntax ports and volumes parse as Docker's loader parses them (`"8080:80/udp"`, `"data:/data:ro"`), so a
+ * variable left empty (`":/media"`) fails here, at its line, rather than at deploy. Skipped for strings that still
+ * hold a `$` (with --skip-interpolation).
+ */
+export function checkShortSyntax(file: Mapping, positions: PositionIndex): void {
+  const services = file['services'];
+  if (!isMapping(services)) return;
+  const fail = (path: KeyPath, message: string): never => {
+    const pos = positions.value(path);
+    throw new StackError('invalid', `${at(pos, positions.file)}: ${formatPath(path)}: ${message}`, pos, formatPath(path));
+  };
+  for (const [service, spec] of Object.entries(services)) {
+    if (!isMapping(spec)) continue;
+    const ports = spec['ports'];
+    if (Array.isArray(ports)) {
+      ports.forEach((p, i) => {
+        if (typeof p === 'string' && !p.includes('$') && !SHORT_PORT.test(p.trim())) {
+          fail(['services', service, 'ports', i], `invalid port ${JSON.stringify(p)}: use [HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL], e.g. "8080:80" or "53:53/udp"`);
+        }
+      });
+    }
+    const volumes = spec['volumes'];
+    if (!Array.isArray(volumes)) continue;
+    volumes.forEach((v, i) => {
+      if (typeof v !== 'string' || v.includes('$')) return;
+      const parts = v.split(':');
+      if (v === '' || parts.some((part) => part === '')) fail(['services', service, 'volumes', i], `invalid volume spec ${JSON.stringify(v)}: empty section between colons`);
+      if (parts.length > 3) fail(['services', service, 'volumes', i], `invalid volume spec ${JSON.stringify(v)}: too many colons (use SOURCE:TARGET[:MODE])`);
+      const target = parts.length === 1 ? parts[0] : parts[1];
+      if (target !== undefined && !target.startsWith('/')) fail(['services', service, 'volumes', i], `invalid volume spec ${JSON.stringify(v)}: the mount point ${JSON.stringify(target)} must be an absolute path`);
+    });
+  }
+}

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Document, visit } from 'yaml';
 import { StackError } from './errors.js';
 import { interpolate, InterpolationError } from './interpolate.js';
-import { castTypes, checkForbidden, checkReferences, resolvePaths, unsupportedWarnings } from './load-checks.js';
+import { castTypes, checkForbidden, checkReferences, checkShortSyntax, resolvePaths, unsupportedWarnings } from './load-checks.js';
 import { parseDotEnv } from './load-dotenv.js';
 import { at, formatPath, parseComposeYaml, setOwn, type PositionIndex } from './load-yaml.js';
 import { mergeComposeFiles } from './merge.js';
@@ -117,6 +117,7 @@ export function loadStackFromSources(
       value = interpolateTree(value, [], lookup, parsed.positions, unset) as Record<string, unknown>;
       castTypes(value, parsed.positions);
     }
+    checkShortSyntax(value, parsed.positions);
     checkForbidden(value, parsed.positions);
     validateAgainstSchema(value, parsed.positions);
     checked.push({ value, positions: parsed.positions });

@@ -48,6 +48,22 @@ const EXPECTED: Record<string, Expectation> = {
       CONTAINER_NAME('cloudflared, pihole'),
     ],
   },
+  'awesome-compose.plex.yaml': {
+    // PLEX_MEDIA_PATH unset leaves ":/media/", which Docker's loader refuses too.
+    error: 'awesome-compose.plex.yaml:10:9: services.plex.volumes[0]: invalid volume spec ":/media/": empty section between colons',
+  },
+  'awesome-compose.react-express-mysql.yaml': {
+    services: ['backend', 'db', 'frontend'],
+    warnings: ['Ignoring unsupported options: build (backend, frontend), depends_on (backend, frontend), restart (db)'],
+  },
+  'awesome-compose.react-java-mysql.yaml': {
+    services: ['backend', 'db', 'frontend'],
+    warnings: ['Ignoring unsupported options: build (backend, frontend), depends_on (backend, frontend), restart (backend, db)', EXPOSE('db')],
+  },
+  'awesome-compose.wireguard.yaml': {
+    services: ['wireguard'],
+    warnings: [...unset('TIMEZONE', 'VPN_SERVER_URL'), 'Ignoring unsupported options: restart (wireguard)', CONTAINER_NAME('wireguard')],
+  },
   'awesome-compose.prometheus-grafana.yaml': {
     services: ['prometheus', 'grafana'],
     warnings: ['Ignoring unsupported options: restart (prometheus, grafana)', CONTAINER_NAME('prometheus, grafana')],
@@ -111,6 +127,12 @@ test('corpus files that need variables load once they are given', (t) => {
   t.like(traefik.model.services['consul-replica'], { deploy: { replicas: 3 } });
   t.like(traefik.model.services['traefik'], { ports: [{ target: 80, published: 80, mode: 'host' }, { target: 443, published: 443, mode: 'host' }] });
   t.deepEqual(traefik.model.networks, { 'traefik-public': { external: true } });
+});
+
+test('corpus: plex loads once its media path is given', (t) => {
+  const plex = load('awesome-compose.plex.yaml', { PLEX_MEDIA_PATH: '/srv/media' });
+  t.deepEqual(plex.model.services['plex']?.['volumes'], ['/srv/media:/media/']);
+  t.deepEqual(plex.warnings, ['Ignoring unsupported options: network_mode (plex), restart (plex)', CONTAINER_NAME('plex')]);
 });
 
 test('corpus: YAML anchors and merge keys resolve as the files mean them (airflow, superset)', (t) => {

@@ -159,6 +159,17 @@ test('networks, named volumes, secrets and configs a service names must be decla
   t.deepEqual(twoFiles.model.networks, { front: {} });
 });
 
+test('short-syntax ports and volumes must parse as Docker parses them', (t) => {
+  fails(t, 'services:\n  web:\n    image: a\n    ports: ["80:http"]\n', 'stack.yml:4:13: services.web.ports[0]: invalid port "80:http": use [HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL], e.g. "8080:80" or "53:53/udp"', 'invalid');
+  fails(t, 'services:\n  web:\n    image: a\n    ports: ["${P}"]\n', 'stack.yml:4:13: services.web.ports[0]: invalid port "": use [HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL], e.g. "8080:80" or "53:53/udp"');
+  fails(t, 'services:\n  web:\n    image: a\n    volumes: ["${DATA}:/data"]\n', 'stack.yml:4:15: services.web.volumes[0]: invalid volume spec ":/data": empty section between colons');
+  fails(t, 'services:\n  web:\n    image: a\n    volumes: ["/a:/b:ro:z"]\n', 'stack.yml:4:15: services.web.volumes[0]: invalid volume spec "/a:/b:ro:z": too many colons (use SOURCE:TARGET[:MODE])');
+  fails(t, 'services:\n  web:\n    image: a\n    volumes: ["/a:data"]\n', 'stack.yml:4:15: services.web.volumes[0]: invalid volume spec "/a:data": the mount point "data" must be an absolute path');
+  const ok = load('services:\n  web:\n    image: a\n    ports: ["80", "8080:80", ":81", "127.0.0.1:8080:80/udp", "[::1]:53:53/udp", "8000-8010:8000-8010", "127.0.0.1::80", 443]\n    volumes: ["/data", "/h:/c:ro", "/h:/c:ro,z"]\n');
+  t.is((ok.model.services['web']?.['ports'] as unknown[]).length, 8);
+  t.notThrows(() => load('services:\n  web:\n    image: a\n    ports: ["${P}:80"]\n', {}, { skipInterpolation: true }));
+});
+
 test("keys a stack refuses are errors with Docker's advice; include is refused", (t) => {
   fails(t, 'services:\n  web:\n    image: a\n    volumes_from: [other]\n', 'stack.yml:4:5: services.web.volumes_from: not supported in a stack: to share a volume between services, define it using the top-level `volumes` option and reference it from each service that shares it using the service-level `volumes` option', 'unsupported');
   fails(t, 'services:\n  web:\n    image: a\n    mem_limit: 1g\n', 'stack.yml:4:5: services.web.mem_limit: not supported in a stack: set resource limits using deploy.resources');
