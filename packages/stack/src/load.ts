@@ -118,6 +118,8 @@ export function loadStackFromSources(
       castTypes(value, parsed.positions);
     }
     checkShortSyntax(value, parsed.positions);
+    // `version: 3.8` unquoted is a YAML number; the key is ignored anyway, so take it as the string it means.
+    if (typeof value['version'] === 'number') setOwn(value, 'version', String(value['version']));
     checkForbidden(value, parsed.positions);
     validateAgainstSchema(value, parsed.positions);
     checked.push({ value, positions: parsed.positions });

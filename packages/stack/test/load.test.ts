@@ -23,6 +23,10 @@ test('a minimal v3 file loads; version is kept and accepted without a warning', 
   t.deepEqual(warnings, []);
 });
 
+test('an unquoted version number is taken as the string it means', (t) => {
+  t.is((load('version: 3.8\nservices: {}\n').model as unknown as Record<string, unknown>)['version'], '3.8');
+});
+
 test('anchors, aliases and merge keys: explicit keys win over merged ones, earlier merge sources over later', (t) => {
   const { model } = load(`
 x-common: &common
