@@ -152,6 +152,11 @@ export function parseComposeYaml(name: string, text: string): ParsedFile {
         }
         const key = keyText(pair.key, path);
         const keyRange = (pair.key as { range?: [number, number, number] | null }).range;
+        if (Object.hasOwn(out, key)) {
+          // YAML tells `1:` from `"1":`; a compose key is text, so they are the same key twice.
+          const pos = keyRange === undefined || keyRange === null ? null : posOf(keyRange[0]);
+          throw new StackError('parse', `${at(pos, name)}: duplicate key: a mapping key must be unique`, pos, formatPath([...path, key]));
+        }
         if (keyRange !== undefined && keyRange !== null) positions.setKey([...path, key], posOf(keyRange[0]));
         const value = pair.value === null ? null : walk(pair.value, [...path, key]);
         if (pair.value === null && keyRange !== undefined && keyRange !== null) positions.setValue([...path, key], posOf(keyRange[0]));

@@ -120,6 +120,7 @@ test('an error inside a value reached through an alias points at the alias', (t)
 
 test('YAML errors: duplicate keys, syntax, several documents, a non-mapping top level, an empty file', (t) => {
   fails(t, 'services:\n  web:\n    image: a\n    image: b\n', 'stack.yml:4:5: duplicate key: a mapping key must be unique', 'parse');
+  fails(t, 'services:\n  web:\n    image: a\n    labels:\n      1: a\n      "1": b\n', 'stack.yml:6:7: duplicate key: a mapping key must be unique', 'parse');
   const syntax = t.throws(() => load('services:\n  web:\n    image: "unterminated\n'), { instanceOf: StackError });
   t.regex(syntax?.message ?? '', /^stack\.yml:\d+:\d+: /);
   fails(t, 'services: {}\n---\nservices: {}\n', 'stack.yml:2:1: a compose file holds one YAML document (found a second one after ---)');
