@@ -2,6 +2,7 @@
 // error it gives. A row fails if the form's rule (unset vs empty, nesting, escapes) changes.
 
 import test from 'ava';
+import fc from 'fast-check';
 import { interpolate } from '../src/index.js';
 import { InterpolationError } from '../src/interpolate.js';
 
@@ -86,4 +87,21 @@ test('a bad $ in a long value is quoted with a little context, not the whole val
 test('deeply nested defaults end in an error, not a stack overflow', (t) => {
   const template = `${'${U:-'.repeat(200)}x${'}'.repeat(200)}`;
   t.throws(() => interpolate(template, lookup), { instanceOf: InterpolationError, message: /nested more than/ });
+});
+
+test('any text either substitutes or fails with an InterpolationError; text without $ is unchanged', (t) => {
+  const pieces = fc.array(fc.constantFrom('$', '$$', '${', '}', ':', '-', '?', '+', 'SET', 'EMPTY', 'UNSET', 'a', ' ', '{', '\n'), { maxLength: 30 });
+  fc.assert(
+    fc.property(pieces, (parts) => {
+      const text = parts.join('');
+      try {
+        const r = interpolate(text, lookup);
+        if (!text.includes('$') && r.value !== text) throw new Error(`changed text without $: ${JSON.stringify(text)}`);
+      } catch (err) {
+        if (!(err instanceof InterpolationError)) throw err;
+      }
+    }),
+    { numRuns: 2000, seed: 9 },
+  );
+  t.pass();
 });
