@@ -264,6 +264,23 @@ serial("a host-mode published port answers on the node that runs the task, with 
   for (const other of hosts().filter((h) => h.name !== ep.node)) t.is(await get(other.ip), '', `${other.name} does not publish it`);
 });
 
+serial('tasks.web follows the tasks: scaled down and up again, the answers inside a task change within seconds', async (t) => {
+  const [asker] = (await endpoints('front')).filter((x) => x.name.startsWith('pub.') && x.node !== '');
+  if (asker === undefined) throw new Error('no pub task');
+  t.is((await lookup(asker, 'tasks.web')).length, 3);
+  for (const replicas of [2, 3]) {
+    t.is((await on('node-1', ['service', 'scale', `web=${replicas}`], 180_000)).code, 0);
+    const t0 = Date.now();
+    const answer = await eventually(`tasks.web with ${replicas} addresses`, 30_000, async () => {
+      const a = await lookup(asker, 'tasks.web');
+      return a.length === replicas ? a : undefined;
+    });
+    t.log(`${replicas} replicas: tasks.web had ${replicas} addresses ${Date.now() - t0} ms after scale returned`);
+    const live = (await endpoints('front')).filter((x) => x.name.startsWith('web.')).map((x) => x.ip).sort();
+    t.true(answer.every((ip) => live.includes(ip)), `addresses of web tasks: ${answer.join(' ')} of ${live.join(' ')}`);
+  }
+});
+
 /** GET /cgi-bin/host at ip:port from this machine's root namespace (a client outside the cluster): the hostname, or '' on failure. */
 function meshGet(ip: string, port: number, timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve) => {
