@@ -4,11 +4,11 @@
 
 import { decode, encode, type Logger } from '@swarm/wire';
 import type { GossipHost, Membership, MemberEvent } from '@swarm/gossip';
+import { LB_STRATEGIES } from '@swarm/store';
+import { FULL_WEIGHT } from './balance.js';
 import { EndpointTable, MAX_ENDPOINTS_PER_TABLE, type Endpoint, type PublishedTable, type RemoteEndpoint } from './endpoints.js';
 import { assert } from './errors.js';
 import { isIPv4 } from './ipam.js';
-import { LB_STRATEGIES } from '@swarm/store';
-import { FULL_WEIGHT } from './balance.js';
 
 /** What the gossip needs of the data plane (the OverlayDriver is one). */
 export interface EndpointSource {

@@ -13,13 +13,13 @@ import { macForIp, type Circuit, type Endpoint, type RemoteEndpoint } from './en
 import { lbRuleset, vipBackends } from './vip.js';
 import { portClash, publishRuleset, PUBLISH_TABLE, type HostPort } from './publish.js';
 import { hostIngressRuleset, ingressBackends, INGRESS_ENDPOINT_NAME, INGRESS_SANDBOX, INGRESS_TABLE, sandboxRuleset, type IngressConfig } from './ingress.js';
-
-/** A host-mode port as the agent hands it over. */
-export type PublishedPort = Pick<HostPort, 'protocol' | 'publishedPort' | 'targetPort'>;
 import { assert, NetError } from './errors.js';
 import { formatIp, isIPv4, parseCidr, parseIp } from './ipam.js';
 import { bridgeBatch, inNetns, ipBatch, NetnsDir, type Netns } from './netns.js';
 import type { TaskNetworking } from './networking.js';
+
+/** A host-mode port as the agent hands it over. */
+export type PublishedPort = Pick<HostPort, 'protocol' | 'publishedPort' | 'targetPort'>;
 
 /** VXLAN's encapsulation: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD_BYTES = 50;
