@@ -62,7 +62,7 @@ itest('make-images writes an OCI layout and archive; the busybox images run unde
 
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...httpd.layerDirs].reverse().join(':')}`, mnt]);
   mounted = true;
-  t.is(execFileSync('chroot', [mnt, '/bin/sh', '-c', 'echo $((40 + 2)); ls /www/cgi-bin'], { encoding: 'utf8' }), '42\nhost\n');
+  t.is(execFileSync('chroot', [mnt, '/bin/sh', '-c', 'echo $((40 + 2)); ls /www/cgi-bin'], { encoding: 'utf8' }), '42\napi\nhost\nkv\nweb\n');
   const cgi = execFileSync('chroot', [mnt, '/www/cgi-bin/host'], { encoding: 'utf8' });
   t.regex(cgi, /^Content-Type: text\/plain\n\n.+\n$/);
   const crash = spawnSync('/usr/sbin/chroot', [mnt, ...crasher.config.entrypoint], { env: { PATH: '/bin', CRASH_AFTER: '0', EXIT_CODE: '3' }, encoding: 'utf8' });

@@ -41,6 +41,57 @@ export async function busyboxLayer(busyboxPath = BUSYBOX_BIN): Promise<BuiltLaye
 }
 
 const HOST_CGI = '#!/bin/sh\necho "Content-Type: text/plain"\necho ""\nhostname\n';
+/** `?key=NAME` of the query string (letters, digits, `_.-` only), as the tiers below read it. */
+const KEY_OF_QUERY = String.raw`key=$(echo "$QUERY_STRING" | sed -n 's/^.*key=\([A-Za-z0-9_.-]*\).*$/\1/p')`;
+/** The body of an HTTP answer read from nc: what follows the first empty line. */
+const BODY_OF_ANSWER = String.raw`tr -d '\r' | sed '1,/^$/d'`;
+/**
+ * The example stack's three tiers, all CGI scripts of this one image (examples/stack.yml): `kv` keeps values in
+ * files under $KV_DIR (a named volume); `api` reads and writes them through the kv service and says whether its
+ * secret is there (never what it holds); `web` answers through the api service. GET ?key=K reads, POST ?key=K
+ * with a body writes.
+ */
+const KV_CGI = [
+  '#!/bin/sh',
+  KEY_OF_QUERY,
+  'dir="${KV_DIR:-/data}"',
+  'echo "Content-Type: text/plain"',
+  'echo ""',
+  '[ -n "$key" ] || { echo "kv $(hostname): no key"; exit 0; }',
+  'if [ "$REQUEST_METHOD" = POST ]; then head -c "${CONTENT_LENGTH:-0}" > "$dir/$key" && echo "kv $(hostname): stored $key"; exit 0; fi',
+  'if [ -f "$dir/$key" ]; then echo "kv $(hostname): $key=$(cat "$dir/$key")"; else echo "kv $(hostname): $key is not set"; fi',
+  '',
+].join('\n');
+const API_CGI = [
+  '#!/bin/sh',
+  KEY_OF_QUERY,
+  'echo "Content-Type: text/plain"',
+  'echo ""',
+  'token=missing',
+  '[ -f /run/secrets/api_token ] && token="set ($(wc -c < /run/secrets/api_token) bytes)"',
+  'echo "api $(hostname): secret api_token $token"',
+  'if [ "$REQUEST_METHOD" = POST ]; then',
+  '  body=$(head -c "${CONTENT_LENGTH:-0}")',
+  `  printf 'POST /cgi-bin/kv?key=%s HTTP/1.0\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "$key" "\${#body}" "$body" | nc -w 3 "\${KV_HOST:-kv}" 80 | ${BODY_OF_ANSWER}`,
+  'else',
+  `  printf 'GET /cgi-bin/kv?key=%s HTTP/1.0\\r\\n\\r\\n' "$key" | nc -w 3 "\${KV_HOST:-kv}" 80 | ${BODY_OF_ANSWER}`,
+  'fi',
+  '',
+].join('\n');
+const WEB_CGI = [
+  '#!/bin/sh',
+  KEY_OF_QUERY,
+  'echo "Content-Type: text/plain"',
+  'echo ""',
+  'echo "web $(hostname)"',
+  'if [ "$REQUEST_METHOD" = POST ]; then',
+  '  body=$(head -c "${CONTENT_LENGTH:-0}")',
+  `  printf 'POST /cgi-bin/api?key=%s HTTP/1.0\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "$key" "\${#body}" "$body" | nc -w 5 "\${API_HOST:-api}" 80 | ${BODY_OF_ANSWER}`,
+  'else',
+  `  printf 'GET /cgi-bin/api?key=%s HTTP/1.0\\r\\n\\r\\n' "$key" | nc -w 5 "\${API_HOST:-api}" 80 | ${BODY_OF_ANSWER}`,
+  'fi',
+  '',
+].join('\n');
 const INDEX_HTML = '<!DOCTYPE html>\n<html><body><h1>swarm httpd</h1><p>GET /cgi-bin/host for the container\'s hostname.</p></body></html>\n';
 const CRASH_SCRIPT = 'echo starting; sleep ${CRASH_AFTER:-2}; echo crashing >&2; exit ${EXIT_CODE:-1}';
 
@@ -53,6 +104,10 @@ export async function buildLabImages(store: ImageStore, busyboxPath = BUSYBOX_BI
     { type: 'file', path: 'www/index.html', content: INDEX_HTML },
     { type: 'dir', path: 'www/cgi-bin' },
     { type: 'file', path: 'www/cgi-bin/host', content: HOST_CGI, mode: 0o755 },
+    { type: 'file', path: 'www/cgi-bin/kv', content: KV_CGI, mode: 0o755 },
+    { type: 'file', path: 'www/cgi-bin/api', content: API_CGI, mode: 0o755 },
+    { type: 'file', path: 'www/cgi-bin/web', content: WEB_CGI, mode: 0o755 },
+    { type: 'dir', path: 'data' },
   ]);
   await buildImage(
     store,
