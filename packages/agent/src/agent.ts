@@ -637,7 +637,8 @@ export class Agent {
       message: fields.message,
       err: fields.err ?? '',
       containerStatus: fields.containerStatus ?? rec.status.containerStatus,
-      portStatus: [],
+      // Docker's PortStatus: the host-mode ports this task holds on its node while it runs.
+      portStatus: state === 'running' ? (rec.task.endpoint?.ports ?? []).filter((p) => p.publishMode === 'host').map((p) => ({ ...p })) : [],
     };
     rec.status = status;
     rec.lastReported = state;

@@ -171,6 +171,8 @@ export interface TaskDocument {
     Message: string;
     Err?: string;
     ContainerStatus?: { ContainerID: string; PID: number; ExitCode: number };
+    /** The host-mode ports the task holds on its node while it runs. */
+    PortStatus?: { Ports: Array<Required<Omit<PortConfigDocument, 'Name'>> & Pick<PortConfigDocument, 'Name'>> };
   };
   DesiredState: string;
   /** The task's addresses on its overlay networks, once the allocator gave them (Docker's shape, abridged). */
@@ -719,6 +721,9 @@ export function taskDocument(task: Task): TaskDocument {
   if (task.status.err !== '') doc.Status.Err = task.status.err;
   const cs = task.status.containerStatus;
   if (cs !== null) doc.Status.ContainerStatus = { ContainerID: cs.containerId, PID: cs.pid, ExitCode: cs.exitCode };
+  if (task.status.portStatus.length > 0) {
+    doc.Status.PortStatus = { Ports: task.status.portStatus.map((p) => ({ ...(p.name !== '' ? { Name: p.name } : {}), Protocol: p.protocol, TargetPort: p.targetPort, PublishedPort: p.publishedPort, PublishMode: p.publishMode })) };
+  }
   if (task.networksAttachments.length > 0) {
     doc.NetworksAttachments = task.networksAttachments.map((a) => ({
       Network: { ID: a.networkId, Spec: { Name: a.network.name, Internal: a.network.internal, Ingress: a.network.ingress } },

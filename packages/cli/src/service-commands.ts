@@ -660,7 +660,8 @@ export function taskRows(tasks: readonly TaskDocument[], hostnames: ReadonlyMap<
       DesiredState: capitalize(t.DesiredState),
       CurrentState: `${capitalize(t.Status.State)} ${ago(t.Status.Timestamp, nowMs)}`,
       Error: t.Status.Err === undefined ? '' : `"${t.Status.Err}"`,
-      Ports: '',
+      // Docker's: the host-mode ports the task holds, `*:8080->80/tcp`.
+      Ports: (t.Status.PortStatus?.Ports ?? []).map((p) => `*:${p.PublishedPort}->${p.TargetPort}/${p.Protocol}`).join(', '),
     };
   });
 }

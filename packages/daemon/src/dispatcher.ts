@@ -6,7 +6,7 @@ import type { GossipHost, Stream } from '@swarm/gossip';
 import { statusOps } from '@swarm/manager';
 import type { IngressConfig } from '@swarm/netdriver';
 import type { TaskFiles } from '@swarm/runtime';
-import { isTaskState, isTerminalTaskState, taskStateRank, type Op, type Secret, type Store, type Task, type TaskStatusUpdate } from '@swarm/store';
+import { isTaskState, isTerminalTaskState, taskStateRank, type Op, type PortConfig, type Secret, type Store, type Task, type TaskStatusUpdate } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
 import { assert } from './errors.js';
@@ -143,11 +143,23 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Shape checks of what an agent sends; a malformed update is dropped, not trusted. */
 export function parseUpdates(value: unknown): TaskStatusUpdate[] {
   if (!Array.isArray(value)) return [];
-  return value.filter((u): u is TaskStatusUpdate => {
-    if (!isRecord(u) || typeof u['taskId'] !== 'string' || !isRecord(u['status'])) return false;
-    const s = u['status'];
-    return isTaskState(s['state']) && typeof s['timestampMs'] === 'number' && typeof s['message'] === 'string' && typeof s['err'] === 'string';
-  });
+  return value
+    .filter((u): u is TaskStatusUpdate => {
+      if (!isRecord(u) || typeof u['taskId'] !== 'string' || !isRecord(u['status'])) return false;
+      const s = u['status'];
+      return isTaskState(s['state']) && typeof s['timestampMs'] === 'number' && typeof s['message'] === 'string' && typeof s['err'] === 'string';
+    })
+    .map((u) => ({ ...u, status: { ...u.status, portStatus: portStatusOf(u.status.portStatus) } }));
+}
+
+/** The ports an agent says a task holds, well-formed ones only (none from an agent that sends none). */
+function portStatusOf(value: unknown): PortConfig[] {
+  if (!Array.isArray(value)) return [];
+  const port = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535;
+  return value.filter(
+    (p): p is PortConfig =>
+      isRecord(p) && typeof p['name'] === 'string' && ['tcp', 'udp', 'sctp'].includes(p['protocol'] as string) && port(p['targetPort']) && port(p['publishedPort']) && (p['publishMode'] === 'host' || p['publishMode'] === 'ingress'),
+  );
 }
 
 export interface DispatcherDeps {

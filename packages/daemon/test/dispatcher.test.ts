@@ -86,6 +86,12 @@ test('parseUpdates keeps well-formed updates and drops the rest', (t) => {
   const good = { taskId: 't1', status: status('running') };
   t.deepEqual(parseUpdates([good, { taskId: 1 }, { taskId: 't2', status: { state: 'dancing' } }, null]), [good]);
   t.deepEqual(parseUpdates('nope'), []);
+  // The ports a task holds: well-formed entries kept, the rest dropped, none when absent.
+  const held = { name: '', protocol: 'tcp' as const, targetPort: 80, publishedPort: 8080, publishMode: 'host' as const };
+  const [withPorts] = parseUpdates([{ taskId: 't3', status: { ...status('running'), portStatus: [held, { protocol: 'icmp' }, 7] } }]);
+  t.deepEqual(withPorts?.status.portStatus, [held]);
+  const [without] = parseUpdates([{ taskId: 't4', status: { ...status('running'), portStatus: undefined } }]);
+  t.deepEqual(without?.status.portStatus, []);
 });
 
 // ---------------------------------------------------------------- secrets and configs with the assignments

@@ -262,6 +262,9 @@ serial("a host-mode published port answers on the node that runs the task, with 
   const answered = await eventually('the published port answers', 15_000, async () => (await get(host(ep.node).ip)) || undefined).catch(() => '');
   t.is(answered, ep.taskId.slice(0, 12));
   for (const other of hosts().filter((h) => h.name !== ep.node)) t.is(await get(other.ip), '', `${other.name} does not publish it`);
+  // `service ps` shows the port the task holds, as Docker's PORTS column.
+  const ps = await on('node-1', ['service', 'ps', '--format', 'json', 'pub']);
+  t.true(ps.stdout.includes('"Ports":"*:8080->80/tcp"'), ps.stdout);
 });
 
 serial('tasks.web follows the tasks: scaled down and up again, the answers inside a task change within seconds', async (t) => {
