@@ -10,16 +10,15 @@
 // Needs root and wrk.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decode, encode } from 'dns-packet';
 import type { NetworkAttachment } from '@swarm/store';
 import { silentLogger, writeDocBlock } from '@swarm/wire';
-import { EmbeddedDns, inNetns, ipBatch, NetnsDir, OverlayDriver, systemTool, type Endpoint } from '../src/index.js';
+import { EmbeddedDns, inNetns, ipBatch, NetnsDir, OverlayDriver, systemTool } from '../src/index.js';
+import { benchEndpoints, measureDns, type DnsResult } from './dns-load.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -71,62 +70,15 @@ function httpServer(): void {
 
 /** The embedded DNS on `address` (in the namespace this process runs in), answering from a fixed table. */
 async function dnsServer(address: string): Promise<void> {
-  const endpoints: Endpoint[] = Array.from({ length: 100 }, (_, i) => ({
-    ip: `10.94.0.${i + 2}`,
-    mac: '02:42:00:00:00:00',
-    taskId: `task${i}`,
-    service: `svc${i % 10}`,
-    task: `svc${i % 10}.${Math.floor(i / 10) + 1}.task${i}`,
-    aliases: [],
-    vip: '',
-    ready: true,
-  }));
+  const endpoints = benchEndpoints();
   const dns = new EmbeddedDns({ view: () => [endpoints], logger: log, upstream: [] });
   await dns.start(address);
   process.stdout.write('ready\n');
 }
 
-/** From inside a task: DNS_QUERIES questions one at a time, then 64 in flight; prints JSON. */
+/** From inside a task: the questions, as JSON on stdout. */
 async function dnsClient(server: string): Promise<void> {
-  const client = createSocket('udp4');
-  await new Promise<void>((r) => client.bind(0, () => r()));
-  const waiting = new Map<number, () => void>();
-  client.on('message', (m) => {
-    const id = decode(m).id ?? -1;
-    waiting.get(id)?.();
-    waiting.delete(id);
-  });
-  const names = ['svc3', 'tasks.svc7', 'svc5.4.task45'];
-  let nextId = 0;
-  const ask = (): Promise<void> =>
-    new Promise((resolve) => {
-      const id = (nextId = (nextId + 1) % 65536);
-      waiting.set(id, resolve);
-      client.send(encode({ type: 'query', id, flags: 256, questions: [{ type: 'A', name: names[id % names.length] ?? 'svc3', class: 'IN' }] }), 53, server);
-    });
-  const times: number[] = [];
-  for (let i = 0; i < DNS_QUERIES; i++) {
-    const t0 = process.hrtime.bigint();
-    await ask();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  const t0 = performance.now();
-  let sent = 0;
-  const worker = async (): Promise<void> => {
-    while (sent < DNS_QUERIES) {
-      sent += 1;
-      await ask();
-    }
-  };
-  await Promise.all(Array.from({ length: 64 }, () => worker()));
-  const perSecond = DNS_QUERIES / ((performance.now() - t0) / 1000);
-  client.close();
-  process.stdout.write(JSON.stringify({ p50: quantile(times, 0.5), p99: quantile(times, 0.99), perSecond }));
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  process.stdout.write(JSON.stringify(await measureDns(server, 53, DNS_QUERIES)));
 }
 
 /** Runs this script in `mode` inside a namespace and waits for its "ready" line. */
@@ -191,7 +143,7 @@ async function main(): Promise<void> {
     // DNS from inside a task: the server on host 1's gateway bridge address, the client in the web task.
     children.push(await helper(h1, 'dns-server', '172.18.0.1'));
     const dnsRes = await inNetns(log, web.netnsPath, process.execPath, [fileURLToPath(import.meta.url), 'dns-client', '172.18.0.1'], { timeoutMs: 300_000 });
-    const dns = JSON.parse(dnsRes.stdout) as { p50: number; p99: number; perSecond: number };
+    const dns = JSON.parse(dnsRes.stdout) as DnsResult;
 
     const row = (name: string, rs: WrkResult[]): string =>
       `| ${name} | ${median(rs.map((r) => r.rps)).toFixed(0)} | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} | ${median(rs.map((r) => r.p50Ms)).toFixed(2)} ms | ${median(rs.map((r) => r.p99Ms)).toFixed(2)} ms | ${rs.reduce((s, r) => s + r.errors, 0)} |`;

@@ -12,9 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { createServer, connect } from 'node:net';
 import type { NetworkAttachment } from '@swarm/store';
 import { silentLogger, writeDocBlock } from '@swarm/wire';
-import { createSocket } from 'node:dgram';
-import { decode, encode } from 'dns-packet';
-import { EmbeddedDns, inNetns, ipBatch, NetnsDir, OverlayDriver, systemTool, type Endpoint } from '../src/index.js';
+import { EmbeddedDns, inNetns, ipBatch, NetnsDir, OverlayDriver, systemTool } from '../src/index.js';
+import { benchEndpoints, measureDns, quantile, type DnsResult } from './dns-load.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -27,10 +26,6 @@ const log = silentLogger();
 
 function attachment(address: string): NetworkAttachment {
   return { networkId: 'benchnet', network: { name: 'bench', vni: 6001, subnet: '10.91.0.0/16', gateway: '10.91.0.1', internal: false, encrypted: false, ingress: false }, addresses: [address], aliases: [], virtualIp: '' };
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
 async function iperf(clientNs: string, serverIp: string): Promise<number> {
@@ -81,60 +76,16 @@ async function echoClient(ip: string, n: number): Promise<void> {
   process.stdout.write(JSON.stringify(times));
 }
 
-/**
- * The embedded DNS on loopback with one network of 100 tasks in 10 services: one query at a time for latency, then
- * 64 in flight for throughput. Question names cycle over services, `tasks.` names and task names.
- */
-async function dnsBench(): Promise<{ p50: number; p99: number; perSecond: number }> {
-  const endpoints: Endpoint[] = Array.from({ length: 100 }, (_, i) => ({
-    ip: `10.92.0.${i + 2}`,
-    mac: '02:42:00:00:00:00',
-    taskId: `task${i}`,
-    service: `svc${i % 10}`,
-    task: `svc${i % 10}.${Math.floor(i / 10) + 1}.task${i}`,
-    aliases: [],
-    vip: '',
-    ready: true,
-  }));
+/** The embedded DNS on loopback, answering from a table of 100 tasks in 10 services. */
+async function dnsBench(): Promise<DnsResult> {
+  const endpoints = benchEndpoints();
   const dns = new EmbeddedDns({ view: () => [endpoints], logger: log, upstream: [] });
   await dns.start('127.0.0.1', 0);
-  const port = dns.address()?.port ?? 0;
-  const client = createSocket('udp4');
-  await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
-  const waiting = new Map<number, () => void>();
-  client.on('message', (m) => {
-    const id = decode(m).id ?? -1;
-    waiting.get(id)?.();
-    waiting.delete(id);
-  });
-  const names = ['svc3', 'tasks.svc7', 'svc5.4.task45'];
-  let nextId = 0;
-  const ask = (): Promise<void> =>
-    new Promise((resolve) => {
-      const id = (nextId = (nextId + 1) % 65536);
-      waiting.set(id, resolve);
-      client.send(encode({ type: 'query', id, flags: 256, questions: [{ type: 'A', name: names[id % names.length] ?? 'svc3', class: 'IN' }] }), port, '127.0.0.1');
-    });
-  const times: number[] = [];
-  for (let i = 0; i < DNS_QUERIES; i++) {
-    const t0 = process.hrtime.bigint();
-    await ask();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  try {
+    return await measureDns('127.0.0.1', dns.address()?.port ?? 0, DNS_QUERIES);
+  } finally {
+    await dns.stop();
   }
-  times.sort((a, b) => a - b);
-  const t0 = performance.now();
-  let sent = 0;
-  const worker = async (): Promise<void> => {
-    while (sent < DNS_QUERIES) {
-      sent += 1;
-      await ask();
-    }
-  };
-  await Promise.all(Array.from({ length: 64 }, () => worker()));
-  const perSecond = DNS_QUERIES / ((performance.now() - t0) / 1000);
-  client.close();
-  await dns.stop();
-  return { p50: quantile(times, 0.5), p99: quantile(times, 0.99), perSecond };
 }
 
 async function main(): Promise<void> {

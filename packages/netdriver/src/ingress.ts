@@ -11,6 +11,7 @@ import type { LbStrategy, NetworkAttachment } from '@swarm/store';
 import { chooseExpression, endpointWeight, type WeightedBackend } from './balance.js';
 import type { Endpoint } from './endpoints.js';
 import { isIPv4, parseIp } from './ipam.js';
+import { isRulePort, localDnatChains, replaceTable } from './nft.js';
 
 export const INGRESS_TABLE = 'swarm_ingress';
 /** The ingress sandbox's id among the driver's task records, and its name in `network inspect`. */
@@ -71,24 +72,13 @@ export function sandboxRuleset(services: readonly IngressBackends[], ingressIfna
     const to = chooseExpression(backends, service.strategy);
     for (const p of service.ports) {
       assertPort(p);
-      nat.push(`    ${p.protocol} dport ${p.publishedPort} dnat to ${to} : ${p.targetPort}`);
+      nat.push(`${p.protocol} dport ${p.publishedPort} dnat to ${to} : ${p.targetPort}`);
     }
   }
-  return [
-    `table ip ${INGRESS_TABLE} {}`,
-    `delete table ip ${INGRESS_TABLE}`,
-    `table ip ${INGRESS_TABLE} {`,
-    '  chain prerouting {',
-    '    type nat hook prerouting priority dstnat; policy accept;',
-    ...nat,
-    '  }',
-    '  chain postrouting {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    `    oifname "${ingressIfname}" ct status dnat masquerade`,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
+  return replaceTable('ip', INGRESS_TABLE, [
+    { name: 'prerouting', type: 'nat', hook: 'prerouting', priority: 'dstnat', rules: nat },
+    { name: 'postrouting', type: 'nat', hook: 'postrouting', priority: 'srcnat', rules: [`oifname "${ingressIfname}" ct status dnat masquerade`] },
+  ]);
 }
 
 /**
@@ -102,33 +92,15 @@ export function hostIngressRuleset(services: readonly IngressService[], sandboxI
   for (const s of services) {
     for (const p of s.ports) {
       assertPort(p);
-      rules.push(`    fib daddr type local ip daddr != 127.0.0.0/8 ${p.protocol} dport ${p.publishedPort} dnat to ${sandboxIp}`);
+      rules.push(`fib daddr type local ip daddr != 127.0.0.0/8 ${p.protocol} dport ${p.publishedPort} dnat to ${sandboxIp}`);
     }
   }
-  return [
-    `table ip ${INGRESS_TABLE} {}`,
-    `delete table ip ${INGRESS_TABLE}`,
-    `table ip ${INGRESS_TABLE} {`,
-    '  chain prerouting {',
-    '    type nat hook prerouting priority dstnat; policy accept;',
-    ...rules,
-    '  }',
-    '  chain output {',
-    '    type nat hook output priority -100; policy accept;',
-    ...rules,
-    '  }',
-    '  chain postrouting {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    `    ip daddr ${sandboxIp} oifname "${gatewayBridge}" ct status dnat masquerade`,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
+  return replaceTable('ip', INGRESS_TABLE, [
+    ...localDnatChains(rules),
+    { name: 'postrouting', type: 'nat', hook: 'postrouting', priority: 'srcnat', rules: [`ip daddr ${sandboxIp} oifname "${gatewayBridge}" ct status dnat masquerade`] },
+  ]);
 }
 
 function assertPort(p: IngressPort): void {
-  const ok = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535;
-  if (!ok(p.publishedPort) || !ok(p.targetPort) || !['tcp', 'udp', 'sctp'].includes(p.protocol)) {
-    throw new Error(`netdriver invariant: ingress port ${JSON.stringify(p)} is well formed`);
-  }
+  if (!isRulePort(p)) throw new Error(`netdriver invariant: ingress port ${JSON.stringify(p)} is well formed`);
 }

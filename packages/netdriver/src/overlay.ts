@@ -17,6 +17,7 @@ import { assert, NetError } from './errors.js';
 import { formatIp, isIPv4, parseCidr, parseIp } from './ipam.js';
 import { bridgeBatch, inNetns, ipBatch, NetnsDir, type Netns } from './netns.js';
 import type { TaskNetworking } from './networking.js';
+import { replaceTable } from './nft.js';
 
 /** A host-mode port as the agent hands it over. */
 export type PublishedPort = Pick<HostPort, 'protocol' | 'publishedPort' | 'targetPort'>;
@@ -881,29 +882,18 @@ export class OverlayDriver implements TaskNetworking {
       await ipBatch(this.log, this.host, [`link add ${GATEWAY_BRIDGE} type bridge`, `addr add ${gatewayIp}/${this.gatewayPrefix} dev ${GATEWAY_BRIDGE}`, `link set ${GATEWAY_BRIDGE} up`]);
     }
     const internal = [...this.tasks.values()].flatMap((t) => (t.gateway?.internal === true ? [t.gateway.ip] : []));
-    const ruleset = [
-      `table ip ${NFT_TABLE} {}`,
-      `delete table ip ${NFT_TABLE}`,
-      `table ip ${NFT_TABLE} {`,
+    const ruleset = replaceTable(
+      'ip',
+      NFT_TABLE,
+      [
+        { name: 'postrouting', type: 'nat', hook: 'postrouting', priority: 'srcnat', rules: [`ip saddr ${subnet} oifname != "${GATEWAY_BRIDGE}" masquerade`] },
+        { name: 'input', type: 'filter', hook: 'input', priority: 'filter', rules: [`ip saddr @internal ip daddr ${gatewayIp} udp dport 53 accept`, 'ip saddr @internal drop'] },
+        { name: 'forward', type: 'filter', hook: 'forward', priority: 'filter', rules: ['ip saddr @internal drop', 'ip daddr @internal drop'] },
+      ],
       // The legs of tasks on internal networks only: DNS questions to the bridge, nothing else, nowhere.
-      `  set internal { type ipv4_addr;${internal.length > 0 ? ` elements = { ${internal.join(', ')} };` : ''} }`,
-      '  chain postrouting {',
-      '    type nat hook postrouting priority srcnat; policy accept;',
-      `    ip saddr ${subnet} oifname != "${GATEWAY_BRIDGE}" masquerade`,
-      '  }',
-      '  chain input {',
-      '    type filter hook input priority filter; policy accept;',
-      `    ip saddr @internal ip daddr ${gatewayIp} udp dport 53 accept`,
-      '    ip saddr @internal drop',
-      '  }',
-      '  chain forward {',
-      '    type filter hook forward priority filter; policy accept;',
-      '    ip saddr @internal drop',
-      '    ip daddr @internal drop',
-      '  }',
-      '}',
-    ].join('\n');
-    await inNetns(this.log, this.host, 'nft', ['-f', '-'], { input: ruleset + '\n' });
+      [`set internal { type ipv4_addr;${internal.length > 0 ? ` elements = { ${internal.join(', ')} };` : ''} }`],
+    );
+    await inNetns(this.log, this.host, 'nft', ['-f', '-'], { input: ruleset });
     await inNetns(this.log, this.host, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     this.gatewayUp = true;
     if (this.hostPorts().length > 0) await this.writePublishTable();
@@ -1000,27 +990,14 @@ function parseJsonArray(text: string): Array<Record<string, unknown>> {
  * without one, which bounds the set; a poll sees a counter start again and takes it as new.
  */
 function circuitRuleset(vxlan: string): string {
-  return [
-    `table bridge ${CB_TABLE} {}`,
-    `delete table bridge ${CB_TABLE}`,
-    `table bridge ${CB_TABLE} {`,
-    '  set refused {',
-    '    type ipv4_addr',
-    '    size 65536',
-    '    flags dynamic,timeout',
-    '    timeout 1h',
-    '    counter',
-    '  }',
-    '  chain forward {',
-    '    type filter hook forward priority 0; policy accept;',
+  const rules = [
     // A refusal is a reset answering a SYN: RST+ACK with sequence number 0. Resets of established connections are
     // not counted: servers send them whenever they close with unread data (busybox httpd does, every request).
-    `    iifname != "${vxlan}" tcp flags & (rst | ack) == rst | ack tcp sequence 0 update @refused { ip saddr }`,
-    `    iifname != "${vxlan}" icmp type destination-unreachable icmp code port-unreachable update @refused { ip saddr }`,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
+    `iifname != "${vxlan}" tcp flags & (rst | ack) == rst | ack tcp sequence 0 update @refused { ip saddr }`,
+    `iifname != "${vxlan}" icmp type destination-unreachable icmp code port-unreachable update @refused { ip saddr }`,
+  ];
+  const set = 'set refused {\n  type ipv4_addr\n  size 65536\n  flags dynamic,timeout\n  timeout 1h\n  counter\n}';
+  return replaceTable('bridge', CB_TABLE, [{ name: 'forward', type: 'filter', hook: 'forward', priority: '0', rules }], [set]);
 }
 
 /** `nft -j list set`'s elements with counters, as address -> packets. */

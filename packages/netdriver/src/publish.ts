@@ -3,6 +3,7 @@
 // replies go back through the host, whose conntrack undoes the DNAT). One nft table for the node, rebuilt whole.
 
 import { isIPv4 } from './ipam.js';
+import { isRulePort, localDnatChains, replaceTable } from './nft.js';
 
 export const PUBLISH_TABLE = 'swarm_publish';
 
@@ -32,28 +33,8 @@ export function portClash(held: readonly HostPort[], wanted: readonly HostPort[]
 export function publishRuleset(ports: readonly HostPort[]): string {
   const rules: string[] = [];
   for (const p of [...ports].sort((a, b) => a.publishedPort - b.publishedPort || a.protocol.localeCompare(b.protocol))) {
-    if (!isIPv4(p.taskIp) || !valid(p.publishedPort) || !valid(p.targetPort) || !['tcp', 'udp', 'sctp'].includes(p.protocol)) {
-      throw new Error(`netdriver invariant: host port ${JSON.stringify(p)} is well formed`);
-    }
-    rules.push(`    fib daddr type local ip daddr != 127.0.0.0/8 ${p.protocol} dport ${p.publishedPort} dnat to ${p.taskIp}:${p.targetPort}`);
+    if (!isIPv4(p.taskIp) || !isRulePort(p)) throw new Error(`netdriver invariant: host port ${JSON.stringify(p)} is well formed`);
+    rules.push(`fib daddr type local ip daddr != 127.0.0.0/8 ${p.protocol} dport ${p.publishedPort} dnat to ${p.taskIp}:${p.targetPort}`);
   }
-  return [
-    `table ip ${PUBLISH_TABLE} {}`,
-    `delete table ip ${PUBLISH_TABLE}`,
-    `table ip ${PUBLISH_TABLE} {`,
-    '  chain prerouting {',
-    '    type nat hook prerouting priority dstnat; policy accept;',
-    ...rules,
-    '  }',
-    '  chain output {',
-    '    type nat hook output priority -100; policy accept;',
-    ...rules,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
-}
-
-function valid(port: number): boolean {
-  return Number.isInteger(port) && port >= 1 && port <= 65535;
+  return replaceTable('ip', PUBLISH_TABLE, localDnatChains(rules));
 }

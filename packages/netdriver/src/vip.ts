@@ -7,6 +7,7 @@ import type { LbStrategy } from '@swarm/store';
 import { chooseExpression, endpointWeight, type WeightedBackend } from './balance.js';
 import type { Endpoint } from './endpoints.js';
 import { isIPv4, parseIp } from './ipam.js';
+import { replaceTable } from './nft.js';
 
 export const LB_TABLE = 'swarm_lb';
 
@@ -53,24 +54,13 @@ export function lbRuleset(vips: readonly VipBackends[]): string {
     if (!isIPv4(vip)) throw new Error(`netdriver invariant: VIP ${vip} is an IPv4 address`);
     if (backends.length === 0) {
       // Fail fast: a client learns at once that nobody serves, instead of waiting for a timeout.
-      refuse.push(`    ip daddr ${vip} meta l4proto tcp reject with tcp reset`, `    ip daddr ${vip} reject`);
+      refuse.push(`ip daddr ${vip} meta l4proto tcp reject with tcp reset`, `ip daddr ${vip} reject`);
     } else {
-      nat.push(`    ip daddr ${vip} dnat to ${chooseExpression(backends, strategy)}`);
+      nat.push(`ip daddr ${vip} dnat to ${chooseExpression(backends, strategy)}`);
     }
   }
-  return [
-    `table ip ${LB_TABLE} {}`,
-    `delete table ip ${LB_TABLE}`,
-    `table ip ${LB_TABLE} {`,
-    '  chain vip_nat {',
-    '    type nat hook output priority -100; policy accept;',
-    ...nat,
-    '  }',
-    '  chain vip_refuse {',
-    '    type filter hook output priority filter; policy accept;',
-    ...refuse,
-    '  }',
-    '}',
-    '',
-  ].join('\n');
+  return replaceTable('ip', LB_TABLE, [
+    { name: 'vip_nat', type: 'nat', hook: 'output', priority: '-100', rules: nat },
+    { name: 'vip_refuse', type: 'filter', hook: 'output', priority: 'filter', rules: refuse },
+  ]);
 }

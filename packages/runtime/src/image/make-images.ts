@@ -62,36 +62,30 @@ const KV_CGI = [
   'if [ -f "$dir/$key" ]; then echo "kv $(hostname): $key=$(cat "$dir/$key")"; else echo "kv $(hostname): $key is not set"; fi',
   '',
 ].join('\n');
-const API_CGI = [
-  '#!/bin/sh',
-  KEY_OF_QUERY,
-  'echo "Content-Type: text/plain"',
-  'echo ""',
-  'token=missing',
-  '[ -f /run/secrets/api_token ] && token="set ($(wc -c < /run/secrets/api_token) bytes)"',
-  'echo "api $(hostname): secret api_token $token"',
-  'if [ "$REQUEST_METHOD" = POST ]; then',
-  '  body=$(head -c "${CONTENT_LENGTH:-0}")',
-  `  printf 'POST /cgi-bin/kv?key=%s HTTP/1.0\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "$key" "\${#body}" "$body" | nc -w 3 "\${KV_HOST:-kv}" 80 | ${BODY_OF_ANSWER}`,
-  'else',
-  `  printf 'GET /cgi-bin/kv?key=%s HTTP/1.0\\r\\n\\r\\n' "$key" | nc -w 3 "\${KV_HOST:-kv}" 80 | ${BODY_OF_ANSWER}`,
-  'fi',
-  '',
-].join('\n');
-const WEB_CGI = [
-  '#!/bin/sh',
-  KEY_OF_QUERY,
-  'echo "Content-Type: text/plain"',
-  'echo ""',
-  'echo "web $(hostname)"',
-  'if [ "$REQUEST_METHOD" = POST ]; then',
-  '  body=$(head -c "${CONTENT_LENGTH:-0}")',
-  `  printf 'POST /cgi-bin/api?key=%s HTTP/1.0\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "$key" "\${#body}" "$body" | nc -w 5 "\${API_HOST:-api}" 80 | ${BODY_OF_ANSWER}`,
-  'else',
-  `  printf 'GET /cgi-bin/api?key=%s HTTP/1.0\\r\\n\\r\\n' "$key" | nc -w 5 "\${API_HOST:-api}" 80 | ${BODY_OF_ANSWER}`,
-  'fi',
-  '',
-].join('\n');
+/** A tier that says who it is (`lines`), then passes the request on to `path` of the host in `hostVar`. */
+function forwardingCgi(lines: readonly string[], hostVar: string, path: string): string {
+  const to = `nc -w 5 "\${${hostVar}}" 80 | ${BODY_OF_ANSWER}`;
+  return [
+    '#!/bin/sh',
+    KEY_OF_QUERY,
+    'echo "Content-Type: text/plain"',
+    'echo ""',
+    ...lines,
+    'if [ "$REQUEST_METHOD" = POST ]; then',
+    '  body=$(head -c "${CONTENT_LENGTH:-0}")',
+    `  printf 'POST ${path}?key=%s HTTP/1.0\\r\\nContent-Length: %s\\r\\n\\r\\n%s' "$key" "\${#body}" "$body" | ${to}`,
+    'else',
+    `  printf 'GET ${path}?key=%s HTTP/1.0\\r\\n\\r\\n' "$key" | ${to}`,
+    'fi',
+    '',
+  ].join('\n');
+}
+const API_CGI = forwardingCgi(
+  ['token=missing', '[ -f /run/secrets/api_token ] && token="set ($(wc -c < /run/secrets/api_token) bytes)"', 'echo "api $(hostname): secret api_token $token"'],
+  'KV_HOST:-kv',
+  '/cgi-bin/kv',
+);
+const WEB_CGI = forwardingCgi(['echo "web $(hostname)"'], 'API_HOST:-api', '/cgi-bin/api');
 const INDEX_HTML = '<!DOCTYPE html>\n<html><body><h1>swarm httpd</h1><p>GET /cgi-bin/host for the container\'s hostname.</p></body></html>\n';
 const CRASH_SCRIPT = 'echo starting; sleep ${CRASH_AFTER:-2}; echo crashing >&2; exit ${EXIT_CODE:-1}';
 
