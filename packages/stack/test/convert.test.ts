@@ -1,0 +1,312 @@
+// The converter, key by key: each compose key in its short and long syntax -> the cluster's spec, as Docker's
+// `stack deploy` converts it, and errors that name the key path.
+
+import test from 'ava';
+import { convertStack, StackError, shellSplit, type ComposeModel, type ComposeService, type ConvertedStack } from '../src/index.js';
+
+const files: Record<string, string> = {
+  '/stack/web.env': '# comment\nFROM_FILE=1\nexport QUOTED="a b"\nOVERRIDDEN=file\n\nBARE\n',
+  '/stack/secret.txt': 's3cret',
+  '/stack/app.conf': 'listen 80',
+};
+
+const readFile = (path: string): Uint8Array => {
+  const text = files[path];
+  if (text === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
+  return Buffer.from(text, 'utf8');
+};
+
+function convert(model: Partial<ComposeModel> & { services: ComposeModel['services'] }, environment: Record<string, string> = {}): ConvertedStack {
+  return convertStack('shop', model as ComposeModel, { workingDir: '/stack', readFile, environment });
+}
+
+function service(svc: ComposeService, extra: Partial<ComposeModel> = {}) {
+  const stack = convert({ services: { web: { image: 'nginx:1.27', ...svc } }, ...extra });
+  const spec = stack.services[0];
+  if (spec === undefined) throw new Error('no service');
+  return { spec, stack, c: spec.taskTemplate.containerSpec, t: spec.taskTemplate };
+}
+
+function failsWith(t: import('ava').ExecutionContext, fn: () => unknown, path: string, message?: RegExp): void {
+  const err = t.throws(fn, { instanceOf: StackError });
+  t.is(err?.path, path, err?.message);
+  t.true(err?.message.startsWith(path) ?? false, err?.message);
+  if (message !== undefined) t.regex(err?.message ?? '', message);
+}
+
+test('names are prefixed with the stack, and every object carries the namespace label; services the image label', (t) => {
+  const { spec, c, stack } = service({});
+  t.is(spec.name, 'shop_web');
+  t.deepEqual(spec.labels, { 'com.docker.stack.namespace': 'shop', 'com.docker.stack.image': 'nginx:1.27' });
+  t.deepEqual(c.labels, { 'com.docker.stack.namespace': 'shop' });
+  t.is(c.image, 'nginx:1.27');
+  t.deepEqual(stack.warnings, []);
+});
+
+test('a service without networks joins <stack>_default, an overlay made for the stack, with its name as alias', (t) => {
+  const { t: task, stack } = service({});
+  t.deepEqual(task.networks, [{ target: 'shop_default', aliases: ['web'] }]);
+  t.is(stack.networks.length, 1);
+  const n = stack.networks[0];
+  t.true(n !== undefined && !n.external);
+  if (n !== undefined && !n.external) {
+    t.is(n.spec.name, 'shop_default');
+    t.is(n.spec.driver, 'overlay');
+    t.deepEqual(n.spec.labels, { 'com.docker.stack.namespace': 'shop' });
+  }
+});
+
+test('networks: list and map syntax, aliases, external and named networks keep their names', (t) => {
+  const networks = { front: { attachable: true, labels: ['tier=front'] }, back: { external: true }, legacy: { external: { name: 'old-net' } }, named: { name: 'exact-name', ipam: { config: [{ subnet: '10.9.0.0/24' }] } } };
+  const list = service({ networks: ['front', 'back'] }, { networks });
+  t.deepEqual(list.t.networks, [
+    { target: 'back', aliases: ['web'] },
+    { target: 'shop_front', aliases: ['web'] },
+  ]);
+  const map = service({ networks: { front: { aliases: ['www', 'web'] }, legacy: null, named: {} } }, { networks });
+  t.deepEqual(map.t.networks, [
+    { target: 'exact-name', aliases: ['web'] },
+    { target: 'old-net', aliases: ['web'] },
+    { target: 'shop_front', aliases: ['www', 'web'] },
+  ]);
+  const byName = new Map(map.stack.networks.map((n) => [n.name, n]));
+  t.deepEqual([...byName.keys()].sort(), ['exact-name', 'old-net', 'shop_front']);
+  t.true(byName.get('old-net')?.external);
+  const front = byName.get('shop_front');
+  if (front === undefined || front.external) return t.fail('shop_front is the stack\'s');
+  t.true(front.spec.attachable);
+  t.deepEqual(front.spec.labels, { tier: 'front', 'com.docker.stack.namespace': 'shop' });
+  const named = byName.get('exact-name');
+  if (named === undefined || named.external) return t.fail('exact-name is the stack\'s');
+  t.deepEqual(named.spec.ipam.configs, [{ subnet: '10.9.0.0/24', range: '', gateway: '' }]);
+});
+
+test('a network the file does not define, or one that is not an overlay, is an error naming the key', (t) => {
+  failsWith(t, () => service({ networks: ['nope'] }), 'services.web.networks[0]', /not defined under the top-level networks/);
+  failsWith(t, () => service({ networks: { front: null } }, { networks: { front: { driver: 'bridge' } } }), 'networks.front.driver', /overlay/);
+});
+
+test('ports: short syntax with protocol, ranges and target only; long syntax with host mode; sorted', (t) => {
+  const { spec } = service({ ports: ['8080:80', '53:53/udp', 443, '9000-9001:9000-9001', { target: 22, published: '2222', mode: 'host', protocol: 'tcp' }] });
+  t.deepEqual(spec.endpointSpec, {
+    mode: 'vip',
+    ports: [
+      { name: '', protocol: 'tcp', targetPort: 443, publishedPort: 0, publishMode: 'ingress' },
+      { name: '', protocol: 'udp', targetPort: 53, publishedPort: 53, publishMode: 'ingress' },
+      { name: '', protocol: 'tcp', targetPort: 22, publishedPort: 2222, publishMode: 'host' },
+      { name: '', protocol: 'tcp', targetPort: 80, publishedPort: 8080, publishMode: 'ingress' },
+      { name: '', protocol: 'tcp', targetPort: 9000, publishedPort: 9000, publishMode: 'ingress' },
+      { name: '', protocol: 'tcp', targetPort: 9001, publishedPort: 9001, publishMode: 'ingress' },
+    ],
+  });
+});
+
+test('ports: a host IP is warned about, bad ports and modes are errors naming the entry', (t) => {
+  t.deepEqual(service({ ports: ['127.0.0.1:8080:80'] }).stack.warnings, ['services.web.ports[0]: host IP 127.0.0.1 is ignored: a published port is on every address of the node(s)']);
+  failsWith(t, () => service({ ports: ['80:70000'] }), 'services.web.ports[0]', /target "70000"/);
+  failsWith(t, () => service({ ports: ['80/icmp'] }), 'services.web.ports[0]', /protocol/);
+  failsWith(t, () => service({ ports: [{ target: 80, mode: 'bridge' }] }), 'services.web.ports[0].mode');
+  failsWith(t, () => service({ ports: ['8080:80'], deploy: { endpoint_mode: 'dnsrr' } }), 'services.web.ports', /dnsrr/);
+});
+
+test('environment: list and map forms, env_file relative to the working dir, environment wins, sorted', (t) => {
+  const { c } = service({ env_file: 'web.env', environment: { OVERRIDDEN: 'env', NUM: 3, FLAG: true, FROM_SHELL: null } }, {});
+  t.deepEqual(c.env, ['FLAG=true', 'FROM_FILE=1', 'NUM=3', 'OVERRIDDEN=env', 'QUOTED=a b']);
+  const withShell = convert({ services: { web: { image: 'x', environment: ['A=1', 'FROM_SHELL', 'EMPTY='] } } }, { FROM_SHELL: 'yes' });
+  t.deepEqual(withShell.services[0]?.taskTemplate.containerSpec.env, ['A=1', 'EMPTY=', 'FROM_SHELL=yes']);
+  failsWith(t, () => service({ env_file: ['missing.env'] }), 'services.web.env_file[0]', /cannot read \/stack\/missing.env/);
+  t.deepEqual(service({ env_file: [{ path: 'missing.env', required: false }] }).c.env, []);
+});
+
+test('command and entrypoint: a string is shell-split like Docker, a list is taken as it is', (t) => {
+  const { c } = service({ entrypoint: '/bin/sh -c', command: `echo "hello world" 'it''s' a\\ b` });
+  t.deepEqual(c.command, ['/bin/sh', '-c']);
+  t.deepEqual(c.args, ['echo', 'hello world', 'its', 'a b']);
+  t.deepEqual(service({ command: ['sh', '-c', 'echo $HOME'] }).c.args, ['sh', '-c', 'echo $HOME']);
+  t.deepEqual(shellSplit(`a "b \\"c\\"" ''`, 'x'), ['a', 'b "c"', '']);
+  failsWith(t, () => service({ command: 'echo "open' }), 'services.web.command', /unclosed/);
+});
+
+test('healthcheck: string and list tests, durations like 1m30s, disable', (t) => {
+  t.deepEqual(service({ healthcheck: { test: 'curl -f http://localhost', interval: '1m30s', timeout: '10s', retries: 3, start_period: '500ms' } }).c.healthcheck, {
+    test: ['CMD-SHELL', 'curl -f http://localhost'],
+    intervalMs: 90_000,
+    timeoutMs: 10_000,
+    startPeriodMs: 500,
+    retries: 3,
+  });
+  t.deepEqual(service({ healthcheck: { test: ['CMD', 'true'] } }).c.healthcheck?.test, ['CMD', 'true']);
+  t.deepEqual(service({ healthcheck: { disable: true } }).c.healthcheck?.test, ['NONE']);
+  t.is(service({}).c.healthcheck, null);
+  failsWith(t, () => service({ healthcheck: { test: ['CMD'] } }), 'services.web.healthcheck.test');
+  failsWith(t, () => service({ healthcheck: { test: 'true', interval: '10 seconds' } }), 'services.web.healthcheck.interval', /duration/);
+  failsWith(t, () => service({ healthcheck: { test: 'true', disable: true } }), 'services.web.healthcheck.disable');
+});
+
+test('container settings: labels, hostname, user, working_dir, stop_grace_period, init, read_only, capabilities, stop_signal', (t) => {
+  const { c, spec } = service({
+    labels: { 'com.example.role': 'web' },
+    hostname: 'web-host',
+    user: '1000:1000',
+    working_dir: '/srv',
+    stop_grace_period: '1m',
+    stop_signal: 'SIGQUIT',
+    init: true,
+    read_only: true,
+    cap_add: ['net_admin'],
+    cap_drop: ['ALL'],
+    deploy: { labels: ['com.example.service=yes'] },
+  });
+  t.deepEqual(c.labels, { 'com.example.role': 'web', 'com.docker.stack.namespace': 'shop' });
+  t.deepEqual(spec.labels, { 'com.example.service': 'yes', 'com.docker.stack.namespace': 'shop', 'com.docker.stack.image': 'nginx:1.27' });
+  t.like(c, { hostname: 'web-host', user: '1000:1000', dir: '/srv', stopGracePeriodMs: 60_000, stopSignal: 'SIGQUIT', init: true, readOnly: true, capabilityAdd: ['NET_ADMIN'], capabilityDrop: ['ALL'] });
+  t.is(service({}).c.stopGracePeriodMs, 10_000);
+});
+
+test('volumes: named volumes prefixed (external and named ones keep their names), binds relative to the working dir, tmpfs', (t) => {
+  const volumes = { data: null, shared: { external: true }, fixed: { name: 'fixed-name' } };
+  const { c, stack } = service(
+    {
+      volumes: ['data:/var/lib/data', 'shared:/shared:ro', './html:/usr/share/nginx/html:ro', '/etc/hosts:/etc/hosts', { type: 'volume', source: 'fixed', target: '/fixed' }, { type: 'tmpfs', target: '/cache', tmpfs: { size: '64M' } }, { type: 'bind', source: 'conf', target: '/conf', read_only: true }],
+      tmpfs: ['/run:size=1m'],
+    },
+    { volumes },
+  );
+  t.deepEqual(c.mounts, [
+    { type: 'volume', source: 'shop_data', target: '/var/lib/data', readOnly: false, tmpfsSizeBytes: 0 },
+    { type: 'volume', source: 'shared', target: '/shared', readOnly: true, tmpfsSizeBytes: 0 },
+    { type: 'bind', source: '/stack/html', target: '/usr/share/nginx/html', readOnly: true, tmpfsSizeBytes: 0 },
+    { type: 'bind', source: '/etc/hosts', target: '/etc/hosts', readOnly: false, tmpfsSizeBytes: 0 },
+    { type: 'volume', source: 'fixed-name', target: '/fixed', readOnly: false, tmpfsSizeBytes: 0 },
+    { type: 'tmpfs', source: '', target: '/cache', readOnly: false, tmpfsSizeBytes: 64 * 1024 * 1024 },
+    { type: 'bind', source: '/stack/conf', target: '/conf', readOnly: true, tmpfsSizeBytes: 0 },
+    { type: 'tmpfs', source: '', target: '/run', readOnly: false, tmpfsSizeBytes: 1024 * 1024 },
+  ]);
+  t.deepEqual(stack.volumes, [
+    { key: 'data', name: 'shop_data', external: false },
+    { key: 'fixed', name: 'fixed-name', external: false },
+    { key: 'shared', name: 'shared', external: true },
+  ]);
+});
+
+test('volumes: undefined named volumes, anonymous volumes and bad types are errors naming the entry', (t) => {
+  failsWith(t, () => service({ volumes: ['nope:/x'] }), 'services.web.volumes[0]', /not defined under the top-level volumes/);
+  failsWith(t, () => service({ volumes: ['/just-a-target'] }), 'services.web.volumes[0]', /anonymous/);
+  failsWith(t, () => service({ volumes: [{ type: 'npipe', source: 'x', target: '/x' }] }), 'services.web.volumes[0].type');
+  failsWith(t, () => service({ volumes: [{ type: 'tmpfs', target: '/x', bind: {} }] }), 'services.web.volumes[0].bind', /incompatible/);
+  failsWith(t, () => service({ volumes: ['/a:/x', '/b:/x'] }), 'services.web.volumes', /mounted twice/);
+});
+
+test('deploy: mode and replicas, placement, resources, restart policy, update and rollback config, endpoint mode', (t) => {
+  const { spec, t: task, c } = service({
+    deploy: {
+      replicas: '3',
+      endpoint_mode: 'dnsrr',
+      placement: { constraints: ['node.role==worker'], preferences: [{ spread: 'node.labels.zone' }], max_replicas_per_node: 2 },
+      resources: { limits: { cpus: '0.5', memory: '512M', pids: 100 }, reservations: { cpus: 0.25, memory: '64m' } },
+      restart_policy: { condition: 'on-failure', delay: '10s', max_attempts: 3, window: '2m' },
+      update_config: { parallelism: 2, delay: '10s', failure_action: 'rollback', monitor: '30s', max_failure_ratio: 0.3, order: 'start-first' },
+      rollback_config: { parallelism: 0, order: 'stop-first' },
+    },
+  });
+  t.deepEqual(spec.mode, { replicated: { replicas: 3 } });
+  t.is(spec.endpointSpec.mode, 'dnsrr');
+  t.deepEqual(task.placement, { constraints: ['node.role==worker'], preferences: [{ spread: 'node.labels.zone' }], maxReplicas: 2, platforms: [] });
+  t.deepEqual(task.resources, { limits: { nanoCpus: 500_000_000, memoryBytes: 512 * 1024 * 1024 }, reservations: { nanoCpus: 250_000_000, memoryBytes: 64 * 1024 * 1024 } });
+  t.is(c.pidsLimit, 100);
+  t.deepEqual(task.restartPolicy, { condition: 'on-failure', delayMs: 10_000, maxAttempts: 3, windowMs: 120_000 });
+  t.deepEqual(spec.updateConfig, { parallelism: 2, delayMs: 10_000, failureAction: 'rollback', monitorMs: 30_000, maxFailureRatio: 0.3, order: 'start-first' });
+  t.deepEqual(spec.rollbackConfig, { parallelism: 0, delayMs: 0, failureAction: 'pause', monitorMs: 5_000, maxFailureRatio: 0, order: 'stop-first' });
+  t.deepEqual(service({ deploy: { mode: 'global' } }).spec.mode, { global: {} });
+  t.deepEqual(service({}).spec.mode, { replicated: { replicas: 1 } });
+});
+
+test('deploy: bad values are errors naming the key path', (t) => {
+  failsWith(t, () => service({ deploy: { resources: { limits: { memory: 'lots' } } } }), 'services.web.deploy.resources.limits.memory', /size/);
+  failsWith(t, () => service({ deploy: { resources: { limits: { cpus: 'half' } } } }), 'services.web.deploy.resources.limits.cpus');
+  failsWith(t, () => service({ deploy: { mode: 'global', replicas: 2 } }), 'services.web.deploy.replicas');
+  failsWith(t, () => service({ deploy: { mode: 'replicated-job' } }), 'services.web.deploy.mode', /not supported/);
+  failsWith(t, () => service({ deploy: { replicas: -1 } }), 'services.web.deploy.replicas');
+  failsWith(t, () => service({ deploy: { restart_policy: { condition: 'always' } } }), 'services.web.deploy.restart_policy.condition');
+  failsWith(t, () => service({ deploy: { update_config: { order: 'random' } } }), 'services.web.deploy.update_config.order');
+  failsWith(t, () => service({ deploy: { rollback_config: { failure_action: 'rollback' } } }), 'services.web.deploy.rollback_config.failure_action');
+  failsWith(t, () => service({ deploy: { update_config: { max_failure_ratio: 2 } } }), 'services.web.deploy.update_config.max_failure_ratio');
+  failsWith(t, () => service({ deploy: { placement: { preferences: [{} as { spread: string }] } } }), 'services.web.deploy.placement.preferences[0].spread');
+  failsWith(t, () => service({ image: '' }), 'services.web.image');
+});
+
+test('restart: the legacy key is the fallback for deploy.restart_policy, as in Docker', (t) => {
+  t.like(service({ restart: 'on-failure:4' }).t.restartPolicy, { condition: 'on-failure', maxAttempts: 4 });
+  t.like(service({ restart: 'always' }).t.restartPolicy, { condition: 'any', maxAttempts: 0 });
+  t.like(service({ restart: 'unless-stopped' }).t.restartPolicy, { condition: 'any' });
+  const both = service({ restart: 'always', deploy: { restart_policy: { condition: 'none' } } });
+  t.is(both.t.restartPolicy.condition, 'none');
+  t.deepEqual(both.stack.warnings, ['services.web.restart: deploy.restart_policy is set too: restart is ignored']);
+  failsWith(t, () => service({ restart: 'sometimes' }), 'services.web.restart');
+});
+
+test('secrets and configs: short and long references by name, files read relative to the working dir, external ones kept', (t) => {
+  const { c, stack } = service(
+    { secrets: ['db_password', { source: 'api_key', target: 'key', uid: '0', mode: 0o444 }], configs: [{ source: 'app', target: '/etc/app.conf' }, 'shared_conf'] },
+    {
+      secrets: { db_password: { file: 'secret.txt' }, api_key: { external: true } },
+      configs: { app: { file: './app.conf', labels: { v: '1' } }, shared_conf: { external: true, name: 'global-conf' }, inline: { content: 'x=1' } },
+    },
+  );
+  t.deepEqual(c.secrets, [
+    { secretId: '', secretName: 'api_key', target: 'key' },
+    { secretId: '', secretName: 'shop_db_password', target: 'db_password' },
+  ]);
+  t.deepEqual(c.configs, [
+    { configId: '', configName: 'global-conf', target: 'shared_conf' },
+    { configId: '', configName: 'shop_app', target: '/etc/app.conf' },
+  ]);
+  t.deepEqual(
+    stack.secrets.map((s) => (s.external ? { name: s.name, external: true } : { name: s.name, data: Buffer.from(s.data).toString(), labels: s.labels })),
+    [
+      { name: 'api_key', external: true },
+      { name: 'shop_db_password', data: 's3cret', labels: { 'com.docker.stack.namespace': 'shop' } },
+    ],
+  );
+  t.deepEqual(
+    stack.configs.map((s) => (s.external ? { name: s.name, external: true } : { name: s.name, data: Buffer.from(s.data).toString(), labels: s.labels })),
+    [
+      { name: 'shop_app', data: 'listen 80', labels: { v: '1', 'com.docker.stack.namespace': 'shop' } },
+      { name: 'shop_inline', data: 'x=1', labels: { 'com.docker.stack.namespace': 'shop' } },
+      { name: 'global-conf', external: true },
+    ],
+  );
+  t.deepEqual(stack.warnings, []);
+});
+
+test('secrets: uid/gid/mode the cluster cannot honour are warnings; undefined and unreadable ones are errors', (t) => {
+  const secrets = { s: { file: 'secret.txt' } };
+  t.deepEqual(service({ secrets: [{ source: 's', uid: '1000', mode: 0o400 }] }, { secrets }).stack.warnings, [
+    'services.web.secrets[0].uid: file owners are not supported by this cluster: the file belongs to root',
+    'services.web.secrets[0].mode: file modes are not supported by this cluster: the file is 0444',
+  ]);
+  failsWith(t, () => service({ secrets: ['nope'] }, { secrets }), 'services.web.secrets[0]', /not defined under the top-level secrets/);
+  failsWith(t, () => service({}, { secrets: { gone: { file: 'gone.txt' } } }), 'secrets.gone.file', /cannot read \/stack\/gone.txt/);
+  failsWith(t, () => service({}, { secrets: { env: { environment: 'UNSET_VAR' } } }), 'secrets.env.environment', /not set/);
+  failsWith(t, () => service({}, { secrets: { two: { file: 'secret.txt', environment: 'X' } } }), 'secrets.two');
+});
+
+test('keys the cluster ignores are warnings naming them, as Docker\'s "Ignoring unsupported options"', (t) => {
+  const { stack } = service({ build: '.', container_name: 'web', ulimits: { nofile: 1024 }, 'x-custom': 1, deploy: { resources: { limits: { cpus: '1' }, reservations: { generic_resources: [] } } } });
+  t.deepEqual(stack.warnings, [
+    'services.web.ulimits: this cluster has no such setting: ignored',
+    'services.web: ignoring unsupported options: build, container_name',
+    'services.web.deploy.resources.reservations.generic_resources: this cluster has no such setting: ignored',
+  ]);
+});
+
+test('services are sorted by name, and only the networks services use are in the result', (t) => {
+  const stack = convert({ services: { b: { image: 'x', networks: ['front'] }, a: { image: 'x', networks: ['front'] } }, networks: { front: {}, unused: {} } });
+  t.deepEqual(stack.services.map((s) => s.name), ['shop_a', 'shop_b']);
+  t.deepEqual(stack.networks.map((n) => n.name), ['shop_front']);
+});
+
+test('a bad stack name or an empty file is an error', (t) => {
+  t.throws(() => convertStack('-bad', { services: { a: { image: 'x' } } }, { workingDir: '/' }), { instanceOf: StackError, message: /stack name/ });
+  failsWith(t, () => convert({ services: {} }), 'services', /no service/);
+});
