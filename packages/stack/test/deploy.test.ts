@@ -1,0 +1,282 @@
+// Deploy, redeploy, prune and rm against a fake backend that keeps objects as the daemon does (network ids in
+// service specs, images pinned to a digest), and records every write so a test can say "nothing changed".
+
+import test from 'ava';
+import type { NetworkSpec, ServiceSpec } from '@swarm/store';
+import { convertStack, deployStack, listStacks, removeStack, StackError, type ComposeModel, type ExistingObject, type ExistingService, type FileObjectBackend, type FileObjectSpec, type StackBackend } from '../src/index.js';
+
+class FakeFileObjects implements FileObjectBackend {
+  readonly objects = new Map<string, ExistingObject & { data: Uint8Array }>();
+  constructor(
+    private readonly kind: string,
+    private readonly writes: string[],
+    private readonly ids: () => string,
+  ) {}
+  async list(): Promise<ExistingObject[]> {
+    return [...this.objects.values()].map(({ id, name, labels }) => ({ id, name, labels }));
+  }
+  async create(spec: FileObjectSpec): Promise<string> {
+    const id = this.ids();
+    this.objects.set(id, { id, name: spec.name, labels: spec.labels, data: spec.data });
+    this.writes.push(`create ${this.kind} ${spec.name}`);
+    return id;
+  }
+  async remove(id: string): Promise<void> {
+    const o = this.objects.get(id);
+    this.objects.delete(id);
+    this.writes.push(`remove ${this.kind} ${o?.name ?? id}`);
+  }
+}
+
+class FakeCluster implements StackBackend {
+  readonly writes: string[] = [];
+  readonly services = new Map<string, ExistingService>();
+  readonly networks = new Map<string, ExistingObject & { spec?: NetworkSpec }>();
+  /** How many times removeNetwork refuses (tasks still stopping) before it works. */
+  networkRefusals = 0;
+  private next = 1;
+  readonly id = (): string => `id${this.next++}`;
+  readonly secrets = new FakeFileObjects('secret', this.writes, this.id);
+  readonly configs = new FakeFileObjects('config', this.writes, this.id);
+
+  async listServices(namespace?: string): Promise<ExistingService[]> {
+    return [...this.services.values()].filter((s) => (namespace === undefined ? s.spec.labels['com.docker.stack.namespace'] !== undefined : s.spec.labels['com.docker.stack.namespace'] === namespace)).map((s) => structuredClone(s));
+  }
+  /** As the daemon: network names become ids, the image is pinned to a digest. */
+  private stored(spec: ServiceSpec): ServiceSpec {
+    const s = structuredClone(spec);
+    s.taskTemplate.networks = s.taskTemplate.networks.map((n) => {
+      const found = [...this.networks.values()].find((x) => x.id === n.target || x.name === n.target);
+      if (found === undefined) throw new Error(`network ${n.target} not found`);
+      return { target: found.id, aliases: n.aliases };
+    });
+    const c = s.taskTemplate.containerSpec;
+    if (!c.image.includes('@')) c.image = `${c.image}@sha256:${'a'.repeat(64)}`;
+    return s;
+  }
+  async createService(spec: ServiceSpec): Promise<{ id: string; warnings: string[] }> {
+    const id = this.id();
+    this.services.set(id, { id, version: 1, spec: this.stored(spec) });
+    this.writes.push(`create service ${spec.name}`);
+    return { id, warnings: [] };
+  }
+  async updateService(id: string, version: number, spec: ServiceSpec): Promise<string[]> {
+    const s = this.services.get(id);
+    if (s === undefined || s.version !== version) throw new Error('update out of sequence');
+    this.services.set(id, { id, version: version + 1, spec: this.stored(spec) });
+    this.writes.push(`update service ${spec.name}`);
+    return [];
+  }
+  async removeService(id: string): Promise<void> {
+    this.writes.push(`remove service ${this.services.get(id)?.spec.name ?? id}`);
+    this.services.delete(id);
+  }
+  async listNetworks(): Promise<ExistingObject[]> {
+    return [...this.networks.values()].map(({ id, name, labels }) => ({ id, name, labels }));
+  }
+  async createNetwork(spec: NetworkSpec): Promise<string> {
+    const id = this.id();
+    this.networks.set(id, { id, name: spec.name, labels: spec.labels, spec });
+    this.writes.push(`create network ${spec.name}`);
+    return id;
+  }
+  async removeNetwork(id: string): Promise<void> {
+    if (this.networkRefusals > 0) {
+      this.networkRefusals--;
+      throw new Error('network still has tasks attached');
+    }
+    this.writes.push(`remove network ${this.networks.get(id)?.name ?? id}`);
+    this.networks.delete(id);
+  }
+}
+
+const files: Record<string, string> = { '/s/pw.txt': 'hunter2' };
+const readFile = (p: string): Uint8Array => {
+  const f = files[p];
+  if (f === undefined) throw new Error(`ENOENT ${p}`);
+  return Buffer.from(f);
+};
+
+const shop = (): ComposeModel => ({
+  services: {
+    web: { image: 'nginx:1.27', ports: ['8080:80'], networks: ['front'], deploy: { replicas: 2 } },
+    api: { image: 'api:1', environment: { MODE: 'prod' }, networks: ['front', 'back'], secrets: ['pw'] },
+    worker: { image: 'worker:1' },
+  },
+  networks: { front: {}, back: {} },
+  secrets: { pw: { file: 'pw.txt' } },
+});
+
+const convert = (model: ComposeModel, ns = 'shop') => convertStack(ns, model, { workingDir: '/s', readFile });
+const deploy = (cluster: StackBackend, model: ComposeModel, prune = false, log?: (l: string) => void) => deployStack(cluster, convert(model), { prune, withRegistryAuth: false, ...(log === undefined ? {} : { log }) });
+
+test('a first deploy creates the networks, secrets and services, with Docker\'s progress lines', async (t) => {
+  const cluster = new FakeCluster();
+  const lines: string[] = [];
+  const r = await deploy(cluster, shop(), false, (l) => lines.push(l));
+  t.deepEqual(lines, [
+    'Creating network shop_back',
+    'Creating network shop_default',
+    'Creating network shop_front',
+    'Creating secret shop_pw',
+    'Creating service shop_api',
+    'Creating service shop_web',
+    'Creating service shop_worker',
+  ]);
+  t.deepEqual(r.servicesCreated.map((s) => s.name), ['shop_api', 'shop_web', 'shop_worker']);
+  const api = [...cluster.services.values()].find((s) => s.spec.name === 'shop_api');
+  const secretId = [...cluster.secrets.objects.values()].find((s) => s.name === 'shop_pw')?.id;
+  t.deepEqual(api?.spec.taskTemplate.containerSpec.secrets, [{ secretId: secretId ?? 'missing', secretName: 'shop_pw', target: 'pw' }]);
+  t.deepEqual(api?.spec.taskTemplate.networks.map((n) => cluster.networks.get(n.target)?.name), ['shop_back', 'shop_front']);
+});
+
+test('deploying the same file twice changes nothing the second time (pinned digests and network ids included)', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, shop());
+  const before = cluster.writes.length;
+  const lines: string[] = [];
+  const r = await deploy(cluster, shop(), true, (l) => lines.push(l));
+  t.deepEqual(cluster.writes.slice(before), []);
+  t.deepEqual(lines, []);
+  t.deepEqual(r.servicesUnchanged.map((s) => s.name), ['shop_api', 'shop_web', 'shop_worker']);
+});
+
+test('a redeploy updates only the services whose spec changed, and keeps their force counter', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, shop());
+  const api = [...cluster.services.values()].find((s) => s.spec.name === 'shop_api');
+  if (api === undefined) return t.fail('no api');
+  api.spec.taskTemplate.forceUpdate = 3;
+  const before = cluster.writes.length;
+  const changed = shop();
+  changed.services['api'] = { ...changed.services['api'], environment: { MODE: 'debug' } };
+  const lines: string[] = [];
+  const r = await deploy(cluster, changed, false, (l) => lines.push(l));
+  t.deepEqual(cluster.writes.slice(before), ['update service shop_api']);
+  t.deepEqual(lines, [`Updating service shop_api (id: ${api.id})`]);
+  t.deepEqual(r.servicesUpdated.map((s) => s.name), ['shop_api']);
+  const updated = cluster.services.get(api.id);
+  t.deepEqual(updated?.spec.taskTemplate.containerSpec.env, ['MODE=debug']);
+  t.is(updated?.spec.taskTemplate.forceUpdate, 3);
+});
+
+test('a new image tag is an update; the same tag the daemon pinned is not', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, shop());
+  const before = cluster.writes.length;
+  const m = shop();
+  m.services['worker'] = { image: 'worker:2' };
+  await deploy(cluster, m);
+  t.deepEqual(cluster.writes.slice(before), ['update service shop_worker']);
+});
+
+test('--prune removes the stack\'s services the file no longer has; without it they stay', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, shop());
+  const m = shop();
+  delete m.services['worker'];
+  let before = cluster.writes.length;
+  await deploy(cluster, m, false);
+  t.deepEqual(cluster.writes.slice(before), []);
+  before = cluster.writes.length;
+  const lines: string[] = [];
+  const r = await deploy(cluster, m, true, (l) => lines.push(l));
+  t.deepEqual(cluster.writes.slice(before), ['remove service shop_worker']);
+  t.deepEqual(lines, ['Removing service shop_worker']);
+  t.deepEqual(r.servicesRemoved.map((s) => s.name), ['shop_worker']);
+});
+
+test('prune never touches another stack\'s services', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, shop());
+  await deployStack(cluster, convert({ services: { db: { image: 'db:1' } } }, 'other'), { prune: true, withRegistryAuth: false });
+  t.deepEqual((await listStacks(cluster)).map((s) => [s.name, s.services]), [
+    ['other', 1],
+    ['shop', 3],
+  ]);
+});
+
+test('a missing external network, secret or config stops the deploy before any change', async (t) => {
+  const cases: Array<[ComposeModel, RegExp]> = [
+    [{ services: { a: { image: 'x', networks: ['ext'] }, b: { image: 'y' } }, networks: { ext: { external: true } } }, /network "ext" is declared as external/],
+    [{ services: { a: { image: 'x', secrets: ['s'] }, b: { image: 'y' } }, secrets: { s: { external: true, name: 'prod-secret' } } }, /secret "prod-secret" is declared as external/],
+    [{ services: { a: { image: 'x', configs: ['c'] } }, configs: { c: { external: true } } }, /config "c" is declared as external/],
+  ];
+  for (const [model, message] of cases) {
+    const cluster = new FakeCluster();
+    const err = await t.throwsAsync(deploy(cluster, model), { instanceOf: StackError, message });
+    t.is(err?.code, 'not_found');
+    t.deepEqual(cluster.writes, [], 'nothing was written');
+  }
+});
+
+test('an external network that exists is used by name and never created', async (t) => {
+  const cluster = new FakeCluster();
+  await cluster.createNetwork({ name: 'ext', labels: {}, driver: 'overlay', driverOptions: {}, ipam: { driver: 'default', configs: [] }, internal: false, attachable: false, ingress: false });
+  const before = cluster.writes.length;
+  await deploy(cluster, { services: { a: { image: 'x', networks: ['ext'] } }, networks: { ext: { external: true } } });
+  t.deepEqual(cluster.writes.slice(before), ['create service shop_a']);
+});
+
+test('a service that would change between replicated and global stops the deploy before any change', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, shop());
+  const m = shop();
+  m.services['worker'] = { image: 'worker:1', deploy: { mode: 'global' } };
+  m.services['new'] = { image: 'new:1' };
+  const before = cluster.writes.length;
+  const err = await t.throwsAsync(deploy(cluster, m), { instanceOf: StackError });
+  t.is(err?.path, 'services.worker.deploy.mode');
+  t.deepEqual(cluster.writes.slice(before), []);
+});
+
+test('a backend without secrets refuses a stack that uses them, before any change', async (t) => {
+  const cluster = new FakeCluster();
+  const noSecrets: StackBackend = {
+    listServices: (ns) => cluster.listServices(ns),
+    createService: (s) => cluster.createService(s),
+    updateService: (id, v, s) => cluster.updateService(id, v, s),
+    removeService: (id) => cluster.removeService(id),
+    listNetworks: () => cluster.listNetworks(),
+    createNetwork: (s) => cluster.createNetwork(s),
+    removeNetwork: (id) => cluster.removeNetwork(id),
+  };
+  await t.throwsAsync(deploy(noSecrets, shop()), { instanceOf: StackError, message: /secrets are not supported yet/ });
+  t.deepEqual(cluster.writes, []);
+  await deploy(noSecrets, { services: { a: { image: 'x' } } });
+  t.deepEqual(cluster.writes, ['create network shop_default', 'create service shop_a']);
+});
+
+test('rm removes the stack\'s services, then networks (waiting while they are refused), secrets and configs', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, shop());
+  await deployStack(cluster, convert({ services: { db: { image: 'db:1' } } }, 'other'), { prune: false, withRegistryAuth: false });
+  cluster.networkRefusals = 2;
+  const before = cluster.writes.length;
+  const lines: string[] = [];
+  let slept = 0;
+  const r = await removeStack(cluster, 'shop', { log: (l) => lines.push(l), sleep: async (ms) => void (slept += ms) });
+  t.deepEqual(cluster.writes.slice(before), [
+    'remove service shop_api',
+    'remove service shop_web',
+    'remove service shop_worker',
+    'remove network shop_back',
+    'remove network shop_default',
+    'remove network shop_front',
+    'remove secret shop_pw',
+  ]);
+  t.deepEqual(lines, ['Removing service shop_api', 'Removing service shop_web', 'Removing service shop_worker', 'Removing network shop_back', 'Removing network shop_default', 'Removing network shop_front', 'Removing secret shop_pw']);
+  t.true(slept > 0);
+  t.deepEqual(r.services, ['shop_api', 'shop_web', 'shop_worker']);
+  t.deepEqual((await listStacks(cluster)).map((s) => s.name), ['other']);
+  t.true([...cluster.networks.values()].some((n) => n.name === 'other_default'), "the other stack's network stays");
+  await t.throwsAsync(removeStack(cluster, 'shop'), { instanceOf: StackError, message: 'nothing found in stack: shop' });
+});
+
+test('rm gives up on a network that stays refused past the deadline, with the backend\'s error', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, { services: { a: { image: 'x' } } });
+  cluster.networkRefusals = 1_000;
+  let now = 0;
+  await t.throwsAsync(removeStack(cluster, 'shop', { networkWaitMs: 1_000, now: () => now, sleep: async (ms) => void (now += ms) }), { message: /still has tasks/ });
+});
