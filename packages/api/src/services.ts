@@ -661,7 +661,8 @@ function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] 
   };
 }
 
-function specDocument(s: ServiceSpec): ServiceDocument['Spec'] {
+/** The store's spec as Docker's document: what `service inspect` shows, and what a client sends back to create or update. */
+export function specDocument(s: ServiceSpec): ServiceDocument['Spec'] {
   const spec: ServiceDocument['Spec'] = {
     Name: s.name,
     Labels: { ...s.labels },

@@ -12,6 +12,7 @@ import { registerSecretCommands } from './secret-commands.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerServiceCommands } from './service-commands.js';
 import { registerStackCommands } from './stack-commands.js';
+import { registerStackDeployCommands } from './stack-deploy-commands.js';
 import { registerSwarmCommands } from './swarm-commands.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerVolumeCommands } from './volume-commands.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program);
   registerServiceCommands(program);
   registerStackCommands(program);
+  registerStackDeployCommands(program);
   registerNetworkCommands(program);
   registerSecretCommands(program);
   registerVolumeCommands(program);

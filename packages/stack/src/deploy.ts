@@ -37,6 +37,11 @@ export interface FileObjectBackend {
 export interface ServiceWriteOptions {
   /** Send this node's registry login with the service (Docker's --with-registry-auth). */
   withRegistryAuth: boolean;
+  /**
+   * Docker's --resolve-image: pin the image to its registry digest on every create and update (always), only when
+   * the image changed (changed), or never. Absent: always.
+   */
+  resolveImage?: 'always' | 'changed' | 'never';
 }
 
 /** What deploy and rm need of a cluster. Every method may throw; deploy lets the error through unchanged. */
@@ -213,6 +218,8 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
   const toRemove = opts.prune ? existingServices.filter((s) => !wanted.has(s.spec.name)).sort((a, b) => a.spec.name.localeCompare(b.spec.name)) : [];
 
   // ---- apply
+  const resolveImage = opts.resolveImage ?? 'always';
+  const write = (imageChanged: boolean): ServiceWriteOptions => ({ withRegistryAuth: opts.withRegistryAuth, resolveImage: resolveImage === 'always' || (resolveImage === 'changed' && imageChanged) ? 'always' : 'never' });
   for (const n of stack.networks) {
     if (n.external || networks.has(n.name)) continue;
     log(`Creating network ${n.name}`);
@@ -236,7 +243,7 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
     const have = current.get(spec.name);
     if (have === undefined) {
       log(`Creating service ${spec.name}`);
-      const { id, warnings } = await backend.createService(desired, { withRegistryAuth: opts.withRegistryAuth });
+      const { id, warnings } = await backend.createService(desired, write(true));
       result.warnings.push(...warnings);
       result.servicesCreated.push({ name: spec.name, id });
     } else if (sameSpec(have.spec, desired)) {
@@ -245,7 +252,9 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
       log(`Updating service ${spec.name} (id: ${have.id})`);
       // As Docker's: the force counter stays the service's own, so a redeploy never restarts tasks by itself.
       desired.taskTemplate.forceUpdate = have.spec.taskTemplate.forceUpdate;
-      result.warnings.push(...(await backend.updateService(have.id, have.version, desired, { withRegistryAuth: opts.withRegistryAuth })));
+      const [haveImage, wantImage] = [have.spec.taskTemplate.containerSpec.image, desired.taskTemplate.containerSpec.image];
+      const imageChanged = haveImage !== wantImage && !haveImage.startsWith(`${wantImage}@`);
+      result.warnings.push(...(await backend.updateService(have.id, have.version, desired, write(imageChanged))));
       result.servicesUpdated.push({ name: spec.name, id: have.id });
     }
   }

@@ -3,7 +3,7 @@
 
 import test from 'ava';
 import type { NetworkSpec, ServiceSpec } from '@swarm/store';
-import { convertStack, deployStack, listStacks, removeStack, StackError, type ComposeModel, type ExistingObject, type ExistingService, type FileObjectBackend, type FileObjectSpec, type StackBackend } from '../src/index.js';
+import { convertStack, deployStack, listStacks, removeStack, StackError, type ComposeModel, type ExistingObject, type ExistingService, type FileObjectBackend, type FileObjectSpec, type ServiceWriteOptions, type StackBackend } from '../src/index.js';
 
 class FakeFileObjects implements FileObjectBackend {
   readonly objects = new Map<string, ExistingObject & { data: Uint8Array }>();
@@ -54,13 +54,16 @@ class FakeCluster implements StackBackend {
     if (!c.image.includes('@')) c.image = `${c.image}@sha256:${'a'.repeat(64)}`;
     return s;
   }
-  async createService(spec: ServiceSpec): Promise<{ id: string; warnings: string[] }> {
+  readonly resolveImage: string[] = [];
+  async createService(spec: ServiceSpec, opts?: ServiceWriteOptions): Promise<{ id: string; warnings: string[] }> {
+    this.resolveImage.push(`${spec.name} ${opts?.resolveImage ?? '-'}`);
     const id = this.id();
     this.services.set(id, { id, version: 1, spec: this.stored(spec) });
     this.writes.push(`create service ${spec.name}`);
     return { id, warnings: [] };
   }
-  async updateService(id: string, version: number, spec: ServiceSpec): Promise<string[]> {
+  async updateService(id: string, version: number, spec: ServiceSpec, opts?: ServiceWriteOptions): Promise<string[]> {
+    this.resolveImage.push(`${spec.name} ${opts?.resolveImage ?? '-'}`);
     const s = this.services.get(id);
     if (s === undefined || s.version !== version) throw new Error('update out of sequence');
     this.services.set(id, { id, version: version + 1, spec: this.stored(spec) });
@@ -279,4 +282,16 @@ test('rm gives up on a network that stays refused past the deadline, with the ba
   cluster.networkRefusals = 1_000;
   let now = 0;
   await t.throwsAsync(removeStack(cluster, 'shop', { networkWaitMs: 1_000, now: () => now, sleep: async (ms) => void (now += ms) }), { message: /still has tasks/ });
+});
+
+test('--resolve-image: always pins on every write, changed only when the image changed, never not at all', async (t) => {
+  const cluster = new FakeCluster();
+  const m = (image: string, env: string): ComposeModel => ({ services: { a: { image, environment: [env] } } });
+  const run = (model: ComposeModel, resolveImage: 'always' | 'changed' | 'never') => deployStack(cluster, convert(model), { prune: false, withRegistryAuth: false, resolveImage });
+  await run(m('x:1', 'A=1'), 'changed');
+  await run(m('x:1', 'A=2'), 'changed');
+  await run(m('x:2', 'A=2'), 'changed');
+  await run(m('x:2', 'A=3'), 'always');
+  await run(m('x:3', 'A=3'), 'never');
+  t.deepEqual(cluster.resolveImage, ['shop_a always', 'shop_a never', 'shop_a always', 'shop_a always', 'shop_a never']);
 });

@@ -1,0 +1,44 @@
+// The stack package's StackBackend over the API client: the store's specs to and from Docker's documents, and
+// networks by name, id and labels. Secrets and configs are wired when the API client has them.
+
+import { specDocument, toServiceSpec, type ApiClient, type NetworkCreateRequest } from '@swarm/api/client';
+import { LABEL_NAMESPACE, type ExistingService, type StackBackend } from '@swarm/stack';
+
+export function apiStackBackend(client: ApiClient): StackBackend {
+  return {
+    async listServices(namespace) {
+      const docs = await client.listServices(false);
+      const out: ExistingService[] = [];
+      for (const d of docs) {
+        const ns = d.Spec.Labels[LABEL_NAMESPACE];
+        if (ns === undefined || (namespace !== undefined && ns !== namespace)) continue;
+        out.push({ id: d.ID, version: d.Version.Index, spec: toServiceSpec(d.Spec, d.Spec.Name) });
+      }
+      return out;
+    },
+    async createService(spec, opts) {
+      const { ID, Warnings } = await client.createService(specDocument(spec), { withRegistryAuth: opts.withRegistryAuth, resolveImage: opts.resolveImage !== 'never' });
+      return { id: ID, warnings: Warnings ?? [] };
+    },
+    updateService(id, version, spec, opts) {
+      return client.updateService(id, specDocument(spec), version, { withRegistryAuth: opts.withRegistryAuth, resolveImage: opts.resolveImage !== 'never' });
+    },
+    removeService: (id) => client.removeService(id),
+    async listNetworks() {
+      return (await client.listNetworks()).map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels }));
+    },
+    async createNetwork(spec) {
+      const request: NetworkCreateRequest = { Name: spec.name, Driver: spec.driver, Internal: spec.internal, Attachable: spec.attachable, Labels: spec.labels };
+      if (Object.keys(spec.driverOptions).length > 0) request.Options = spec.driverOptions;
+      if (spec.ipam.configs.length > 0) {
+        request.IPAM = {
+          Driver: spec.ipam.driver,
+          Config: spec.ipam.configs.map((c) => ({ ...(c.subnet !== '' ? { Subnet: c.subnet } : {}), ...(c.gateway !== '' ? { Gateway: c.gateway } : {}), ...(c.range !== '' ? { IPRange: c.range } : {}) })),
+        };
+      }
+      return (await client.createNetwork(request)).Id;
+    },
+    removeNetwork: (id) => client.removeNetwork(id),
+    // secrets, configs: not in the API client yet; a stack that uses them is refused by deployStack, before any change.
+  };
+}

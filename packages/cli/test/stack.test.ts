@@ -1,0 +1,151 @@
+// `swarm stack deploy|ls|services|ps|rm` end to end: an in-process daemon (process runtime) and the CLI as a child
+// process: a small stack is deployed, listed, redeployed unchanged (no update), changed (one update), and removed.
+
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiClient } from '@swarm/api';
+import { startDaemon } from '@swarm/daemon';
+import { pollUntil, silentLogger } from '@swarm/wire';
+
+const SWARM_BIN = fileURLToPath(new URL('../../bin/swarm.js', import.meta.url));
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(socketPath: string, args: string[], cwd?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SWARM_BIN, ...args], { cwd, env: { ...process.env, SWARM_SOCKET: socketPath, SWARM_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const STACK = `
+services:
+  web:
+    image: busybox
+    command: sleep 600
+    environment:
+      GREETING: hello
+    ports:
+      - "18080:80"
+    deploy:
+      replicas: 2
+      labels:
+        tier: front
+  api:
+    image: busybox
+    command: ["sleep", "600"]
+    networks: [back]
+    build: .
+networks:
+  back:
+    labels:
+      purpose: test
+`;
+
+test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates nothing, a change updates one service, rm removes all', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'swarm-stack-test-'));
+  const socketPath = join(dir, 'swarm.sock');
+  const daemon = await startDaemon({ dataDir: join(dir, 'data'), socketPath, hostname: 'stack-node', logger: silentLogger(), gossipPort: 0, joinListenPort: 0, raftTickMs: 50, runtime: 'process' });
+  t.teardown(async () => {
+    await daemon.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const client = new ApiClient({ socketPath, timeoutMs: 30_000 });
+  await client.initSwarm({ advertiseAddr: '127.0.0.1', listenAddr: '127.0.0.1:2377' });
+  const file = join(dir, 'stack.yml');
+  await writeFile(file, STACK);
+
+  const first = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', file, 'shop']);
+  t.is(first.code, 0, first.stderr);
+  t.deepEqual(first.stdout.trim().split('\n'), ['Creating network shop_back', 'Creating network shop_default', 'Creating service shop_api', 'Creating service shop_web']);
+  t.is(first.stderr, 'services.api: ignoring unsupported options: build\n');
+
+  const services = await client.listServices(false);
+  const web = services.find((s) => s.Spec.Name === 'shop_web');
+  t.deepEqual(web?.Spec.Labels, { tier: 'front', 'com.docker.stack.namespace': 'shop', 'com.docker.stack.image': 'busybox' });
+  t.deepEqual(web?.Spec.TaskTemplate.ContainerSpec.Env, ['GREETING=hello']);
+  t.deepEqual(web?.Spec.Mode, { Replicated: { Replicas: 2 } });
+  const back = await client.inspectNetwork('shop_back');
+  t.deepEqual(back.Labels, { purpose: 'test', 'com.docker.stack.namespace': 'shop' });
+
+  await pollUntil('3 running tasks', async () => ((await client.listTasks()).filter((x) => x.Status.State === 'running').length === 3 ? true : undefined), { deadlineMs: 60_000, intervalMs: 100 });
+
+  const ls = await run(socketPath, ['stack', 'ls']);
+  t.is(ls.code, 0, ls.stderr);
+  t.deepEqual(ls.stdout.trim().split('\n').map((l) => l.split(/\s+/)), [['NAME', 'SERVICES'], ['shop', '2']]);
+
+  const svc = await run(socketPath, ['stack', 'services', 'shop']);
+  t.is(svc.code, 0, svc.stderr);
+  const svcLines = svc.stdout.trim().split('\n');
+  t.regex(svcLines[0] ?? '', /^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\s+PORTS$/);
+  t.regex(svcLines[1] ?? '', /shop_api\s+replicated\s+1\/1\s+busybox/);
+  t.regex(svcLines[2] ?? '', /shop_web\s+replicated\s+2\/2\s+busybox\s+\*:18080->80\/tcp/);
+
+  const ps = await run(socketPath, ['stack', 'ps', 'shop']);
+  t.is(ps.code, 0, ps.stderr);
+  t.deepEqual(
+    ps.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[1]),
+    ['shop_api.1', 'shop_web.1', 'shop_web.2'],
+  );
+
+  // The same file again: nothing is created or updated (the versions stay).
+  const versions = new Map(services.map((s) => [s.ID, s.Version.Index]));
+  const again = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', file, 'shop']);
+  t.is(again.code, 0, again.stderr);
+  t.is(again.stdout, '');
+  for (const s of await client.listServices(false)) t.is(s.Version.Index, versions.get(s.ID) ?? -1, `${s.Spec.Name} was not updated`);
+
+  // An override file that changes one service: only that one is updated; --detach=false waits for it.
+  const override = join(dir, 'override.yml');
+  await writeFile(override, 'services:\n  web:\n    environment:\n      GREETING: bonjour\n');
+  const changed = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', file, '-c', override, '--detach=false', 'shop']);
+  t.is(changed.code, 0, changed.stderr);
+  t.regex(changed.stdout, new RegExp(`^Updating service shop_web \\(id: ${web?.ID ?? '?'}\\)\n`));
+  t.regex(changed.stdout, /verify: Stack converged\n$/);
+  const after = await client.listServices(false);
+  t.deepEqual(after.find((s) => s.Spec.Name === 'shop_web')?.Spec.TaskTemplate.ContainerSpec.Env, ['GREETING=bonjour']);
+  const api = after.find((s) => s.Spec.Name === 'shop_api');
+  t.is(api?.Version.Index, versions.get(api?.ID ?? '') ?? -1);
+
+  // A missing external network: an error naming it, and nothing changes.
+  const bad = join(dir, 'bad.yml');
+  await writeFile(bad, 'services:\n  x:\n    image: busybox\n    networks: [outside]\nnetworks:\n  outside:\n    external: true\n');
+  const refused = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', bad, 'other']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^swarm: network "outside" is declared as external, but could not be found/);
+  t.is(refused.stdout, '');
+  t.false((await client.listNetworks()).some((n) => n.Name.startsWith('other_')));
+
+  // A bad value: an error naming the key path.
+  await writeFile(bad, 'services:\n  x:\n    image: busybox\n    deploy:\n      resources:\n        limits:\n          memory: lots\n');
+  const invalid = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', bad, 'other']);
+  t.is(invalid.code, 1);
+  t.is(invalid.stderr, 'swarm: services.x.deploy.resources.limits.memory: "lots" is not a size like 512M or 1G\n');
+
+  const removed = await run(socketPath, ['stack', 'rm', 'shop']);
+  t.is(removed.code, 0, removed.stderr);
+  t.deepEqual(removed.stdout.trim().split('\n'), ['Removing service shop_api', 'Removing service shop_web', 'Removing network shop_back', 'Removing network shop_default']);
+  t.deepEqual((await client.listServices(false)).map((s) => s.Spec.Name), []);
+  t.deepEqual((await client.listNetworks()).map((n) => n.Name), ['ingress']);
+  const empty = await run(socketPath, ['stack', 'ls']);
+  t.is(empty.stdout.trim(), 'NAME      SERVICES');
+  const nothing = await run(socketPath, ['stack', 'rm', 'shop']);
+  t.is(nothing.stderr, 'Nothing found in stack: shop\n');
+});
