@@ -2,19 +2,12 @@
 // networks by name, id and labels. Secrets and configs are wired when the API client has them.
 
 import { specDocument, toServiceSpec, type ApiClient, type NetworkCreateRequest } from '@swarm/api/client';
-import { LABEL_NAMESPACE, type ExistingService, type StackBackend } from '@swarm/stack';
+import { type ExistingService, type StackBackend } from '@swarm/stack';
 
 export function apiStackBackend(client: ApiClient): StackBackend {
   return {
-    async listServices(namespace) {
-      const docs = await client.listServices(false);
-      const out: ExistingService[] = [];
-      for (const d of docs) {
-        const ns = d.Spec.Labels[LABEL_NAMESPACE];
-        if (ns === undefined || (namespace !== undefined && ns !== namespace)) continue;
-        out.push({ id: d.ID, version: d.Version.Index, spec: toServiceSpec(d.Spec, d.Spec.Name) });
-      }
-      return out;
+    async listServices() {
+      return (await client.listServices(false)).map((d): ExistingService => ({ id: d.ID, version: d.Version.Index, spec: toServiceSpec(d.Spec, d.Spec.Name) }));
     },
     async createService(spec, opts) {
       const { ID, Warnings } = await client.createService(specDocument(spec), { withRegistryAuth: opts.withRegistryAuth, resolveImage: opts.resolveImage !== 'never' });

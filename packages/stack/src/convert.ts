@@ -14,6 +14,9 @@ export const LABEL_IMAGE = 'com.docker.stack.image';
 
 /** Docker's limit on a stack name (it becomes a prefix of service names, which are at most 63 characters). */
 const STACK_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** The cluster's rule for service and network names: checked here so the daemon never refuses one half-way. */
+const OBJECT_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+const NETWORK_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export interface ConvertOptions {
   /** Where relative paths (env_file, bind sources, secret and config files) start: the first file's directory. */
@@ -145,6 +148,7 @@ class Context {
     this.reportKeys(at, svc);
     if (svc.image === undefined || svc.image === '') throw invalid(`${at}.image`, 'is required (stacks do not build images: build and push it, then name it here)');
     const image = str(svc.image, `${at}.image`);
+    if (!OBJECT_NAME_PATTERN.test(this.scope(name))) throw invalid(at, `the service's name ${JSON.stringify(this.scope(name))} is not valid: letters, digits, '_', '.' and '-', at most 63 in all`);
     const deploy = svc.deploy ?? {};
     const d = `${at}.deploy`;
     const resources = this.resources(svc, d);
@@ -394,6 +398,7 @@ class Context {
         range: c.ip_range === undefined ? '' : str(c.ip_range, `${np}.ipam.config[${i}].ip_range`),
         gateway: c.gateway === undefined ? '' : str(c.gateway, `${np}.ipam.config[${i}].gateway`),
       }));
+      if (!NETWORK_NAME_PATTERN.test(name ?? this.scope(key))) throw invalid(name === undefined ? np : `${np}.name`, `the network's name ${JSON.stringify(name ?? this.scope(key))} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
       if (n.enable_ipv6 === true) throw new StackError('unsupported', `${np}.enable_ipv6: IPv6 overlays are not supported by this cluster`, null, `${np}.enable_ipv6`);
       for (const k of Object.keys(n)) {
         if (!['name', 'driver', 'driver_opts', 'ipam', 'external', 'internal', 'attachable', 'labels', 'enable_ipv6'].includes(k) && !k.startsWith('x-')) this.warn(`${np}.${k}`, 'this cluster has no such setting: ignored');

@@ -46,8 +46,8 @@ export interface ServiceWriteOptions {
 
 /** What deploy and rm need of a cluster. Every method may throw; deploy lets the error through unchanged. */
 export interface StackBackend {
-  /** Services labelled with the namespace, or every service labelled with any namespace when it is undefined. */
-  listServices(namespace?: string): Promise<ExistingService[]>;
+  /** Every service of the cluster (the stack's are told by their namespace label). */
+  listServices(): Promise<ExistingService[]>;
   /** Returns the new service's id and the daemon's warnings. */
   createService(spec: ServiceSpec, opts: ServiceWriteOptions): Promise<{ id: string; warnings: string[] }>;
   updateService(id: string, version: number, spec: ServiceSpec, opts: ServiceWriteOptions): Promise<string[]>;
@@ -146,6 +146,33 @@ export function specDifferences(existing: ServiceSpec, desired: ServiceSpec): st
 
 // ---------------------------------------------------------------- deploy
 
+/**
+ * The daemon refuses a published port another service holds (any mode against ingress, as SwarmKit): checked for
+ * the whole stack up front, so that a clash never leaves a deploy half done. `others` are the services the deploy
+ * keeps that are not in the file.
+ */
+function checkPublishedPorts(stack: ConvertedStack, others: readonly ExistingService[]): void {
+  const holders = new Map<string, { name: string; mode: 'ingress' | 'host' }[]>();
+  const hold = (name: string, port: { publishedPort: number; protocol: string; publishMode: 'ingress' | 'host' }): void => {
+    if (port.publishedPort === 0) return;
+    const key = `${port.publishedPort}/${port.protocol}`;
+    holders.set(key, [...(holders.get(key) ?? []), { name, mode: port.publishMode }]);
+  };
+  for (const o of others) for (const p of o.spec.endpointSpec.ports) hold(o.spec.name, p);
+  for (const spec of stack.services) {
+    const short = spec.name.slice(stack.namespace.length + 1);
+    for (const p of spec.endpointSpec.ports) {
+      if (p.publishedPort === 0) continue;
+      const key = `${p.publishedPort}/${p.protocol}`;
+      const clash = (holders.get(key) ?? []).find((h) => h.name !== spec.name && (p.publishMode === 'ingress' || h.mode === 'ingress'));
+      if (clash !== undefined) {
+        throw new StackError('invalid', `services.${short}.ports: port ${key} is already in use by service ${clash.name}${clash.mode === 'host' ? ' (in host mode)' : ''}: publish another`, null, `services.${short}.ports`);
+      }
+    }
+    for (const p of spec.endpointSpec.ports) hold(spec.name, p);
+  }
+}
+
 const NOT_SUPPORTED = (kind: string): StackError => new StackError('unsupported', `the stack uses ${kind}, which this client cannot manage yet (${kind} are not supported yet)`);
 
 function byName<T extends { name: string }>(items: readonly T[]): Map<string, T> {
@@ -179,7 +206,8 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
   const result: DeployResult = { networksCreated: [], secretsCreated: [], configsCreated: [], servicesCreated: [], servicesUpdated: [], servicesUnchanged: [], servicesRemoved: [], warnings: [] };
 
   // ---- read
-  const existingServices = await backend.listServices(ns);
+  const allServices = await backend.listServices();
+  const existingServices = allServices.filter((s) => s.spec.labels[LABEL_NAMESPACE] === ns);
   const networks = byName(await backend.listNetworks());
   const usesSecrets = stack.secrets.length > 0 || stack.services.some((s) => s.taskTemplate.containerSpec.secrets.length > 0);
   const usesConfigs = stack.configs.length > 0 || stack.services.some((s) => s.taskTemplate.containerSpec.configs.length > 0);
@@ -216,6 +244,8 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
   const configIds = new Map([...configs].map(([name, c]) => [name, c.id]));
   const wanted = new Set(stack.services.map((s) => s.name));
   const toRemove = opts.prune ? existingServices.filter((s) => !wanted.has(s.spec.name)).sort((a, b) => a.spec.name.localeCompare(b.spec.name)) : [];
+  const removing = new Set(toRemove.map((s) => s.id));
+  checkPublishedPorts(stack, allServices.filter((s) => !wanted.has(s.spec.name) && !removing.has(s.id)));
 
   // ---- apply
   const resolveImage = opts.resolveImage ?? 'always';
@@ -238,6 +268,12 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
       created.push(o.name);
     }
   }
+  // As Docker's: pruned services go before the others are created, so a port or name they held is free.
+  for (const s of toRemove) {
+    log(`Removing service ${s.spec.name}`);
+    await backend.removeService(s.id);
+    result.servicesRemoved.push({ name: s.spec.name, id: s.id });
+  }
   for (const spec of stack.services) {
     const desired = withObjectIds(withNetworkIds(spec, networkIds), secretIds, configIds);
     const have = current.get(spec.name);
@@ -257,11 +293,6 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
       result.warnings.push(...(await backend.updateService(have.id, have.version, desired, write(imageChanged))));
       result.servicesUpdated.push({ name: spec.name, id: have.id });
     }
-  }
-  for (const s of toRemove) {
-    log(`Removing service ${s.spec.name}`);
-    await backend.removeService(s.id);
-    result.servicesRemoved.push({ name: s.spec.name, id: s.id });
   }
   return result;
 }
@@ -296,7 +327,7 @@ export async function removeStack(backend: StackBackend, namespace: string, opts
   const log = opts.log ?? (() => undefined);
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = opts.now ?? Date.now;
-  const services = (await backend.listServices(namespace)).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+  const services = (await backend.listServices()).filter((s) => s.spec.labels[LABEL_NAMESPACE] === namespace).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
   const networks = (await backend.listNetworks()).filter(isStack(namespace)).sort((a, b) => a.name.localeCompare(b.name));
   const secrets = backend.secrets === undefined ? [] : (await backend.secrets.list()).filter(isStack(namespace)).sort((a, b) => a.name.localeCompare(b.name));
   const configs = backend.configs === undefined ? [] : (await backend.configs.list()).filter(isStack(namespace)).sort((a, b) => a.name.localeCompare(b.name));

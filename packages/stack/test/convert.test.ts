@@ -309,4 +309,5 @@ test('services are sorted by name, and only the networks services use are in the
 test('a bad stack name or an empty file is an error', (t) => {
   t.throws(() => convertStack('-bad', { services: { a: { image: 'x' } } }, { workingDir: '/' }), { instanceOf: StackError, message: /stack name/ });
   failsWith(t, () => convert({ services: {} }), 'services', /no service/);
+  failsWith(t, () => convert({ services: { ['s'.repeat(60)]: { image: 'x' } } }), `services.${'s'.repeat(60)}`, /at most 63/);
 });

@@ -39,8 +39,8 @@ class FakeCluster implements StackBackend {
   readonly secrets = new FakeFileObjects('secret', this.writes, this.id);
   readonly configs = new FakeFileObjects('config', this.writes, this.id);
 
-  async listServices(namespace?: string): Promise<ExistingService[]> {
-    return [...this.services.values()].filter((s) => (namespace === undefined ? s.spec.labels['com.docker.stack.namespace'] !== undefined : s.spec.labels['com.docker.stack.namespace'] === namespace)).map((s) => structuredClone(s));
+  async listServices(): Promise<ExistingService[]> {
+    return [...this.services.values()].map((s) => structuredClone(s));
   }
   /** As the daemon: network names become ids, the image is pinned to a digest. */
   private stored(spec: ServiceSpec): ServiceSpec {
@@ -236,7 +236,7 @@ test('a service that would change between replicated and global stops the deploy
 test('a backend without secrets refuses a stack that uses them, before any change', async (t) => {
   const cluster = new FakeCluster();
   const noSecrets: StackBackend = {
-    listServices: (ns) => cluster.listServices(ns),
+    listServices: () => cluster.listServices(),
     createService: (s) => cluster.createService(s),
     updateService: (id, v, s) => cluster.updateService(id, v, s),
     removeService: (id) => cluster.removeService(id),
@@ -294,4 +294,27 @@ test('--resolve-image: always pins on every write, changed only when the image c
   await run(m('x:2', 'A=3'), 'always');
   await run(m('x:3', 'A=3'), 'never');
   t.deepEqual(cluster.resolveImage, ['shop_a always', 'shop_a never', 'shop_a always', 'shop_a always', 'shop_a never']);
+});
+
+test('a published port another service holds, in or out of the stack, stops the deploy before any change', async (t) => {
+  const cluster = new FakeCluster();
+  await deployStack(cluster, convert({ services: { lb: { image: 'x', ports: ['8080:80'] } } }, 'other'), { prune: false, withRegistryAuth: false });
+  const before = cluster.writes.length;
+  const outside = await t.throwsAsync(deploy(cluster, { services: { a: { image: 'x' }, web: { image: 'x', ports: ['8080:80'] } } }), { instanceOf: StackError });
+  t.is(outside?.message, 'services.web.ports: port 8080/tcp is already in use by service other_lb: publish another');
+  const inside = await t.throwsAsync(deploy(cluster, { services: { a: { image: 'x', ports: ['9090:80'] }, b: { image: 'x', ports: [{ target: 80, published: 9090, mode: 'host' }] } } }), { instanceOf: StackError });
+  t.is(inside?.path, 'services.b.ports');
+  t.deepEqual(cluster.writes.slice(before), []);
+  // Host mode on both sides is no clash (each node runs one task per host port), and a service keeps its own ports.
+  await deploy(cluster, { services: { a: { image: 'x', ports: [{ target: 80, published: 7070, mode: 'host' }] }, b: { image: 'x', ports: [{ target: 81, published: 7070, mode: 'host' }] } } });
+  await deploy(cluster, { services: { a: { image: 'x', ports: [{ target: 80, published: 7070, mode: 'host' }] }, b: { image: 'x', ports: [{ target: 81, published: 7070, mode: 'host' }] } } });
+  t.pass();
+});
+
+test('--prune removes first, so a port a pruned service held can go to a new one in the same deploy', async (t) => {
+  const cluster = new FakeCluster();
+  await deploy(cluster, { services: { old: { image: 'x', ports: ['8080:80'] } } });
+  const before = cluster.writes.length;
+  await deploy(cluster, { services: { new: { image: 'x', ports: ['8080:80'] } } }, true);
+  t.deepEqual(cluster.writes.slice(before), ['remove service shop_old', 'create service shop_new']);
 });
