@@ -250,6 +250,12 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
   // ---- apply
   const resolveImage = opts.resolveImage ?? 'always';
   const write = (imageChanged: boolean): ServiceWriteOptions => ({ withRegistryAuth: opts.withRegistryAuth, resolveImage: resolveImage === 'always' || (resolveImage === 'changed' && imageChanged) ? 'always' : 'never' });
+  // Docker's order: prune, networks, secrets, configs, services; pruned services go first, so a port they held is free.
+  for (const s of toRemove) {
+    log(`Removing service ${s.spec.name}`);
+    await backend.removeService(s.id);
+    result.servicesRemoved.push({ name: s.spec.name, id: s.id });
+  }
   for (const n of stack.networks) {
     if (n.external || networks.has(n.name)) continue;
     log(`Creating network ${n.name}`);
@@ -267,12 +273,6 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
       ids.set(o.name, await b.create({ name: o.name, labels: o.labels, data: o.data }));
       created.push(o.name);
     }
-  }
-  // As Docker's: pruned services go before the others are created, so a port or name they held is free.
-  for (const s of toRemove) {
-    log(`Removing service ${s.spec.name}`);
-    await backend.removeService(s.id);
-    result.servicesRemoved.push({ name: s.spec.name, id: s.id });
   }
   for (const spec of stack.services) {
     const desired = withObjectIds(withNetworkIds(spec, networkIds), secretIds, configIds);
