@@ -2,6 +2,7 @@
 // networks by name, id and labels. Secrets and configs are wired when the API client has them.
 
 import { specDocument, toServiceSpec, type ApiClient, type NetworkCreateRequest } from '@swarm/api/client';
+import { parseReference, RuntimeError } from '@swarm/runtime';
 import { type ExistingService, type StackBackend } from '@swarm/stack';
 
 export function apiStackBackend(client: ApiClient): StackBackend {
@@ -32,6 +33,15 @@ export function apiStackBackend(client: ApiClient): StackBackend {
       return (await client.createNetwork(request)).Id;
     },
     removeNetwork: (id) => client.removeNetwork(id),
+    checkImage(image) {
+      try {
+        parseReference(image);
+        return null;
+      } catch (err) {
+        if (err instanceof RuntimeError) return err.message;
+        throw err;
+      }
+    },
     // secrets, configs: not in the API client yet; a stack that uses them is refused by deployStack, before any change.
   };
 }

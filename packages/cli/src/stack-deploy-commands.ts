@@ -6,11 +6,17 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { ApiClient, ServiceDocument } from '@swarm/api/client';
-import { convertStack, deployStack, LABEL_NAMESPACE, listStacks, removeStack, StackError, type ComposeModel } from '@swarm/stack';
+import type { ComposeModel } from '@swarm/stack';
 import { clientFor, CliError, collect, parseFormat } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 import { serviceRow, taskFilter, taskRows, type TaskRow } from './service-commands.js';
 import { apiStackBackend } from './stack-backend.js';
+
+/** Loaded when a stack verb runs (compose schemas and all), so that other verbs start fast. */
+const stackLib = (): Promise<typeof import('@swarm/stack')> => import('@swarm/stack');
+
+/** Docker's label on every object of a stack (the same as @swarm/stack's LABEL_NAMESPACE). */
+const LABEL_NAMESPACE = 'com.docker.stack.namespace';
 
 /** How long `deploy --detach=false` waits for the stack's services to converge. */
 const CONVERGE_TIMEOUT_MS = 300_000;
@@ -20,7 +26,8 @@ const CONVERGE_POLL_MS = 500;
  * TEMPORARY, to be replaced by the loader's exported `loadStack` (interpolation, merge rules, schema validation):
  * reads each file as YAML and merges mappings key by key, later files winning. Kept private to this module.
  */
-function loadComposeFilesForNow(files: readonly string[]): ComposeModel {
+async function loadComposeFilesForNow(files: readonly string[]): Promise<ComposeModel> {
+  const { StackError } = await stackLib();
   const merge = (a: unknown, b: unknown): unknown => {
     if (typeof a !== 'object' || a === null || Array.isArray(a) || typeof b !== 'object' || b === null || Array.isArray(b)) return b;
     const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
@@ -59,6 +66,7 @@ function parseBool(value: string): boolean {
 
 /** A StackError is the user's to fix: printed as `swarm: MESSAGE` like every CLI error. */
 async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
+  const { StackError } = await stackLib();
   try {
     return await fn();
   } catch (err) {
@@ -131,8 +139,9 @@ export function registerStackDeployCommands(program: Command): void {
       if (resolveImage !== 'always' && resolveImage !== 'changed' && resolveImage !== 'never') throw new CliError(`invalid --resolve-image ${JSON.stringify(resolveImage)}: use always, changed or never`);
       const files = opts.composeFile.map((f) => resolve(f));
       const client = clientFor(command);
+      const { convertStack, deployStack } = await stackLib();
       await userErrors(async () => {
-        const model = loadComposeFilesForNow(files);
+        const model = await loadComposeFilesForNow(files);
         const converted = convertStack(name, model, { workingDir: dirname(files[0] ?? '.'), environment: process.env });
         for (const w of converted.warnings) process.stderr.write(`${w}\n`);
         const result = await deployStack(apiStackBackend(client), converted, { prune: opts.prune === true, withRegistryAuth: opts.withRegistryAuth === true, resolveImage, log: writeOut });
@@ -148,6 +157,7 @@ export function registerStackDeployCommands(program: Command): void {
     .option('--format <format>', 'table (default) or json (one object per line)')
     .action(async (opts: { format?: string }, command: Command) => {
       const format = parseFormat(opts.format);
+      const { listStacks } = await stackLib();
       const stacks = await listStacks(apiStackBackend(clientFor(command)));
       if (format === 'json') writeOut(jsonLines(stacks.map((s) => ({ Name: s.name, Services: String(s.services) }))));
       else writeOut(table(['NAME', 'SERVICES'], stacks.map((s) => [s.name, String(s.services)])));
@@ -204,6 +214,7 @@ export function registerStackDeployCommands(program: Command): void {
     .description('remove stacks: their services, then networks, secrets and configs')
     .argument('<stack...>', 'stack names')
     .action(async (names: string[], _opts: unknown, command: Command) => {
+      const { removeStack, StackError } = await stackLib();
       const backend = apiStackBackend(clientFor(command));
       for (const name of names) {
         try {

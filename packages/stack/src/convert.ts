@@ -191,7 +191,7 @@ class Context {
         resources: { limits: resources.limits, reservations: resources.reservations },
         restartPolicy: this.restartPolicy(svc, at),
         placement: {
-          constraints: placement.constraints === undefined ? [] : stringList(placement.constraints, `${d}.placement.constraints`),
+          constraints: placement.constraints === undefined ? [] : stringList(placement.constraints, `${d}.placement.constraints`).map((c, i) => checkConstraint(c, `${d}.placement.constraints[${i}]`)),
           preferences: (placement.preferences ?? []).map((p, i) => {
             const spread = (p as { spread?: unknown }).spread;
             if (typeof spread !== 'string' || spread === '') throw invalid(`${d}.placement.preferences[${i}].spread`, 'is required, e.g. node.labels.zone');
@@ -606,6 +606,21 @@ function capabilities(value: unknown, at: string): string[] {
     if (!out.includes(n)) out.push(n);
   });
   return out;
+}
+
+const CONSTRAINT_KEYS = 'node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.<name>, engine.labels.<name>';
+
+/** Docker's constraint syntax, as the scheduler reads it: checked here so the daemon never refuses one half-way. */
+function checkConstraint(expression: string, at: string): string {
+  const m = /^(.*?)(==|!=)(.*)$/.exec(expression);
+  if (m === null) throw invalid(at, `${JSON.stringify(expression)} is not KEY==VALUE or KEY!=VALUE`);
+  const key = (m[1] ?? '').trim().toLowerCase();
+  const value = (m[3] ?? '').trim();
+  const known = ['node.id', 'node.hostname', 'node.role', 'node.platform.os', 'node.platform.arch'].includes(key) || /^(node|engine)\.labels\.[A-Za-z0-9_.-]+$/.test(key);
+  if (!known) throw invalid(at, `${JSON.stringify(expression)}: unknown key ${JSON.stringify((m[1] ?? '').trim())} (use ${CONSTRAINT_KEYS})`);
+  if (value === '' || value.includes('==') || value.includes('!=') || !/^[A-Za-z0-9_.*\-/:@]+$/.test(value)) throw invalid(at, `${JSON.stringify(expression)}: invalid value ${JSON.stringify(value)}`);
+  if (key === 'node.role' && !['manager', 'worker'].includes(value.toLowerCase())) throw invalid(at, `${JSON.stringify(expression)}: node.role is manager or worker`);
+  return expression;
 }
 
 /** Compose's env files: KEY=VAL lines, # comments, blank lines, an optional `export `, quoted values unquoted. */

@@ -57,6 +57,8 @@ export interface StackBackend {
   removeNetwork(id: string): Promise<void>;
   secrets?: FileObjectBackend;
   configs?: FileObjectBackend;
+  /** What is wrong with an image reference, or null; checked for every service before any change. */
+  checkImage?(image: string): string | null;
 }
 
 export interface DeployOptions extends ServiceWriteOptions {
@@ -232,6 +234,11 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
   checkExternal('config', stack.configs, configs);
   const current = byName(existingServices.map((s) => ({ ...s, name: s.spec.name })));
   for (const spec of stack.services) {
+    const problem = backend.checkImage?.(spec.taskTemplate.containerSpec.image) ?? null;
+    if (problem !== null) {
+      const short = spec.name.slice(ns.length + 1);
+      throw new StackError('invalid', `services.${short}.image: ${problem}`, null, `services.${short}.image`);
+    }
     const have = current.get(spec.name);
     if (have !== undefined && (have.spec.mode.global !== undefined) !== (spec.mode.global !== undefined)) {
       const short = spec.name.slice(ns.length + 1);

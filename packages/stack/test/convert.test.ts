@@ -233,6 +233,9 @@ test('deploy: bad values are errors naming the key path', (t) => {
   failsWith(t, () => service({ deploy: { update_config: { max_failure_ratio: 2 } } }), 'services.web.deploy.update_config.max_failure_ratio');
   failsWith(t, () => service({ deploy: { placement: { preferences: [{} as { spread: string }] } } }), 'services.web.deploy.placement.preferences[0].spread');
   failsWith(t, () => service({ image: '' }), 'services.web.image');
+  failsWith(t, () => service({ deploy: { placement: { constraints: ['node.role==manager', 'node.colour==red'] } } }), 'services.web.deploy.placement.constraints[1]', /unknown key "node.colour"/);
+  failsWith(t, () => service({ deploy: { placement: { constraints: ['node.role=manager'] } } }), 'services.web.deploy.placement.constraints[0]', /KEY==VALUE/);
+  failsWith(t, () => service({ deploy: { placement: { constraints: ['node.role==boss'] } } }), 'services.web.deploy.placement.constraints[0]', /manager or worker/);
 });
 
 test('restart: the legacy key is the fallback for deploy.restart_policy, as in Docker', (t) => {

@@ -318,3 +318,11 @@ test('--prune removes first, so a port a pruned service held can go to a new one
   await deploy(cluster, { services: { new: { image: 'x', ports: ['8080:80'] } } }, true);
   t.deepEqual(cluster.writes.slice(before), ['remove service shop_old', 'create service shop_new']);
 });
+
+test('a backend that finds an image reference bad stops the deploy before any change, naming the service\'s image key', async (t) => {
+  const cluster = new FakeCluster();
+  Object.assign(cluster, { checkImage: (image: string) => (image === 'Bad:Image' ? 'repository name must be lowercase' : null) });
+  const err = await t.throwsAsync(deploy(cluster, { services: { a: { image: 'x' }, b: { image: 'Bad:Image' } } }), { instanceOf: StackError });
+  t.is(err?.message, 'services.b.image: repository name must be lowercase');
+  t.deepEqual(cluster.writes, []);
+});
