@@ -6,7 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { defaultUpdateConfig, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
 import { StackError } from './errors.js';
 import { bool, bytes, commandWords, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
-import type { ComposeExternal, ComposeFileObject, ComposeFileReference, ComposeHealthcheck, ComposeModel, ComposeNetwork, ComposeService, ComposeServiceNetwork, ComposeServiceVolume, ComposeUpdateConfig, ComposeVolume } from './model.js';
+import type { ComposeDeploy, ComposeExternal, ComposeFileObject, ComposeFileReference, ComposeFileReferenceLong, ComposeHealthcheck, ComposeModel, ComposeNetwork, ComposeService, ComposeServiceNetwork, ComposeServiceVolume, ComposeServiceVolumeLong, ComposeUpdateConfig, ComposeVolume } from './model.js';
 
 /** Docker's labels: which stack an object belongs to, and the image the file named (before digest pinning). */
 export const LABEL_NAMESPACE = 'com.docker.stack.namespace';
@@ -73,6 +73,41 @@ const CONVERTED_SERVICE_KEYS = new Set([
   'configs', 'deploy',
 ]);
 
+type Shape = 'map' | 'list' | 'list or map' | 'string or list';
+
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A mapping whose keys have the shapes given: a key set to null is as if absent (YAML's `key:`), anything else of
+ * the wrong shape is an error naming its path. Scalars are checked where they are read.
+ */
+function shaped<T>(value: unknown, path: string, shapes: Readonly<Record<string, Shape>>): T {
+  if (value === undefined || value === null) return {} as T;
+  if (!isMapping(value)) throw invalid(path, `${JSON.stringify(value)} is not a mapping`);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === null && k !== 'command' && k !== 'entrypoint') continue;
+    const shape = shapes[k];
+    const ok =
+      shape === undefined ||
+      v === null ||
+      (shape === 'map' && isMapping(v)) ||
+      (shape === 'list' && Array.isArray(v)) ||
+      (shape === 'list or map' && (isMapping(v) || Array.isArray(v))) ||
+      (shape === 'string or list' && (typeof v === 'string' || Array.isArray(v)));
+    if (!ok) throw invalid(`${path}.${k}`, `is not a ${shape}`);
+    out[k] = v;
+  }
+  return out as T;
+}
+
+const SERVICE_SHAPES: Record<string, Shape> = {
+  deploy: 'map', healthcheck: 'map', ports: 'list', volumes: 'list', secrets: 'list', configs: 'list', cap_add: 'list', cap_drop: 'list',
+  networks: 'list or map', environment: 'list or map', labels: 'list or map', env_file: 'string or list', tmpfs: 'string or list',
+};
+const DEPLOY_SHAPES: Record<string, Shape> = { placement: 'map', resources: 'map', restart_policy: 'map', update_config: 'map', rollback_config: 'map', labels: 'list or map' };
+const NETWORK_SHAPES: Record<string, Shape> = { ipam: 'map', driver_opts: 'map', labels: 'list or map' };
+
 const DEFAULT_NETWORK = 'default';
 const DEFAULT_STOP_GRACE_MS = 10_000;
 const DEFAULT_RESTART_DELAY_MS = 5_000;
@@ -82,15 +117,19 @@ export function convertStack(namespace: string, model: ComposeModel, opts: Conve
   if (!STACK_NAME_PATTERN.test(namespace)) {
     throw new StackError('invalid', `stack name ${JSON.stringify(namespace)} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
   }
+  if (!isMapping(model)) throw invalid('services', 'the file is not a mapping with services');
+  for (const key of ['services', 'networks', 'volumes', 'secrets', 'configs'] as const) {
+    if (model[key] !== undefined && model[key] !== null && !isMapping(model[key])) throw invalid(key, 'is not a mapping');
+  }
   const ctx = new Context(namespace, model, opts);
   const serviceNames = Object.keys(model.services ?? {}).sort();
   if (serviceNames.length === 0) throw invalid('services', 'the file defines no service');
-  const services = serviceNames.map((name) => ctx.service(name, model.services[name] ?? {}));
+  const services = serviceNames.map((name) => ctx.service(name, model.services[name]));
   const secrets = ctx.fileObjects('secrets', model.secrets ?? {});
   const configs = ctx.fileObjects('configs', model.configs ?? {});
   const volumes = Object.entries(model.volumes ?? {})
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([key, v]) => ctx.volume(key, v ?? {}));
+    .map(([key, v]) => ctx.volume(key, v));
   return { namespace, services, networks: ctx.usedNetworks(), volumes, secrets, configs, warnings: ctx.warnings };
 }
 
@@ -142,14 +181,18 @@ class Context {
 
   // ------------------------------------------------------------ services
 
-  service(name: string, svc: ComposeService): ServiceSpec {
+  service(name: string, raw: unknown): ServiceSpec {
     const at = `services.${name}`;
-    if (typeof svc !== 'object' || svc === null) throw invalid(at, 'is not a mapping');
+    if (!isMapping(raw)) throw invalid(at, 'is not a mapping');
+    const svc = shaped<ComposeService>(raw, at, SERVICE_SHAPES);
+    svc.deploy = shaped<ComposeDeploy>(svc.deploy, `${at}.deploy`, DEPLOY_SHAPES);
+    const deploy = svc.deploy;
+    deploy.placement = shaped<NonNullable<ComposeDeploy['placement']>>(deploy.placement, `${at}.deploy.placement`, { constraints: 'list', preferences: 'list' });
+    deploy.resources = shaped<NonNullable<ComposeDeploy['resources']>>(deploy.resources, `${at}.deploy.resources`, { limits: 'map', reservations: 'map' });
     this.reportKeys(at, svc);
     if (svc.image === undefined || svc.image === '') throw invalid(`${at}.image`, 'is required (stacks do not build images: build and push it, then name it here)');
     const image = str(svc.image, `${at}.image`);
     if (!OBJECT_NAME_PATTERN.test(this.scope(name))) throw invalid(at, `the service's name ${JSON.stringify(this.scope(name))} is not valid: letters, digits, '_', '.' and '-', at most 63 in all`);
-    const deploy = svc.deploy ?? {};
     const d = `${at}.deploy`;
     const resources = this.resources(svc, d);
     const containerSpec: ContainerSpec = {
@@ -193,7 +236,7 @@ class Context {
         placement: {
           constraints: placement.constraints === undefined ? [] : stringList(placement.constraints, `${d}.placement.constraints`).map((c, i) => checkConstraint(c, `${d}.placement.constraints[${i}]`)),
           preferences: (placement.preferences ?? []).map((p, i) => {
-            const spread = (p as { spread?: unknown }).spread;
+            const spread = isMapping(p) ? p['spread'] : undefined;
             if (typeof spread !== 'string' || spread === '') throw invalid(`${d}.placement.preferences[${i}].spread`, 'is required, e.g. node.labels.zone');
             return { spread };
           }),
@@ -245,8 +288,9 @@ class Context {
     const files = svc.env_file === undefined ? [] : Array.isArray(svc.env_file) ? svc.env_file : [svc.env_file];
     files.forEach((f, i) => {
       const p = Array.isArray(svc.env_file) ? `${at}.env_file[${i}]` : `${at}.env_file`;
+      if (typeof f !== 'string' && !isMapping(f)) throw invalid(p, 'is neither a file name nor a mapping with path');
       const file = typeof f === 'string' ? f : str(f.path, `${p}.path`);
-      const required = typeof f === 'string' ? true : f.required === undefined ? true : bool(f.required, `${p}.required`);
+      const required = typeof f === 'string' ? true : f.required === undefined || f.required === null ? true : bool(f.required, `${p}.required`);
       let text: string;
       try {
         text = Buffer.from((this.opts.readFile ?? readFileSync)(this.path(file))).toString('utf8');
@@ -260,7 +304,8 @@ class Context {
     return [...env].map(([k, v]) => `${k}=${v}`).sort();
   }
 
-  private healthcheck(h: ComposeHealthcheck, at: string): HealthConfig {
+  private healthcheck(raw: ComposeHealthcheck, at: string): HealthConfig {
+    const h = shaped<ComposeHealthcheck>(raw, at, {});
     const test = h.test === undefined ? [] : typeof h.test === 'string' ? ['CMD-SHELL', h.test] : stringList(h.test, `${at}.test`);
     if (h.disable === true) {
       if (test.length > 0 && !(test.length === 1 && test[0] === 'NONE')) throw invalid(`${at}.disable`, 'test and disable cannot be set at the same time');
@@ -283,6 +328,7 @@ class Context {
 
   private resources(svc: ComposeService, d: string): { limits: { nanoCpus: number; memoryBytes: number }; reservations: { nanoCpus: number; memoryBytes: number }; pids: number } {
     const r = svc.deploy?.resources ?? {};
+    // shaped() in service() made r a mapping of mappings.
     const out = { limits: { nanoCpus: 0, memoryBytes: 0 }, reservations: { nanoCpus: 0, memoryBytes: 0 }, pids: 0 };
     for (const which of ['limits', 'reservations'] as const) {
       const set = r[which];
@@ -383,8 +429,9 @@ class Context {
     if (known !== undefined) return known;
     const defined = this.model.networks !== undefined && Object.hasOwn(this.model.networks, key);
     if (!defined && key !== DEFAULT_NETWORK) throw invalid(at, `network ${JSON.stringify(key)} is not defined under the top-level networks`);
-    const n: ComposeNetwork = (defined ? this.model.networks?.[key] : null) ?? {};
     const np = `networks.${key}`;
+    const n = shaped<ComposeNetwork>(defined ? this.model.networks?.[key] : null, np, NETWORK_SHAPES);
+    if (n.ipam !== undefined) n.ipam = shaped<NonNullable<ComposeNetwork['ipam']>>(n.ipam, `${np}.ipam`, { config: 'list', options: 'map' });
     const name = n.name === undefined ? undefined : str(n.name, `${np}.name`);
     const ext = externalName(n.external, key, name, np);
     let out: StackNetwork;
@@ -393,7 +440,7 @@ class Context {
     } else {
       const driver = n.driver === undefined ? 'overlay' : str(n.driver, `${np}.driver`);
       if (driver !== 'overlay') throw invalid(`${np}.driver`, `${JSON.stringify(driver)}: a stack's networks are overlay networks (other drivers make one host's networks, which a service cannot span)`);
-      const ipamConfigs = (n.ipam?.config ?? []).map((c, i) => ({
+      const ipamConfigs = (n.ipam?.config ?? []).map((raw, i) => shaped<{ subnet?: string; ip_range?: string; gateway?: string }>(raw, `${np}.ipam.config[${i}]`, {})).map((c, i) => ({
         subnet: c.subnet === undefined ? '' : str(c.subnet, `${np}.ipam.config[${i}].subnet`),
         range: c.ip_range === undefined ? '' : str(c.ip_range, `${np}.ipam.config[${i}].ip_range`),
         gateway: c.gateway === undefined ? '' : str(c.gateway, `${np}.ipam.config[${i}].gateway`),
@@ -429,7 +476,7 @@ class Context {
     const given = svc.networks;
     if (given === undefined || given === null) entries.push([DEFAULT_NETWORK, null, `${at}.networks`]);
     else if (Array.isArray(given)) given.forEach((n, i) => entries.push([str(n, `${at}.networks[${i}]`), null, `${at}.networks[${i}]`]));
-    else if (typeof given === 'object') for (const [k, v] of Object.entries(given)) entries.push([k, v, `${at}.networks.${k}`]);
+    else if (typeof given === 'object') for (const [k, v] of Object.entries(given)) entries.push([k, v === null ? null : shaped<ComposeServiceNetwork>(v, `${at}.networks.${k}`, { aliases: 'list', driver_opts: 'map' }), `${at}.networks.${k}`]);
     else throw invalid(`${at}.networks`, 'is neither a list nor a mapping');
     if (entries.length === 0) entries.push([DEFAULT_NETWORK, null, `${at}.networks`]);
     const out = entries.map(([key, cfg, p]) => {
@@ -449,8 +496,9 @@ class Context {
 
   // ------------------------------------------------------------ volumes and mounts
 
-  volume(key: string, v: ComposeVolume): StackVolume {
+  volume(key: string, raw: ComposeVolume | null): StackVolume {
     const at = `volumes.${key}`;
+    const v = shaped<ComposeVolume>(raw, at, { driver_opts: 'map', labels: 'list or map' });
     const name = v.name === undefined ? undefined : str(v.name, `${at}.name`);
     const ext = externalName(v.external, key, name, at);
     if (ext === null) {
@@ -463,7 +511,7 @@ class Context {
   private volumeName(source: string, at: string): string {
     const vols = this.model.volumes;
     if (vols === undefined || !Object.hasOwn(vols, source)) throw invalid(at, `volume ${JSON.stringify(source)} is not defined under the top-level volumes`);
-    return this.volume(source, vols[source] ?? {}).name;
+    return this.volume(source, vols[source] ?? null).name;
   }
 
   private mounts(svc: ComposeService, at: string): Mount[] {
@@ -489,9 +537,10 @@ class Context {
     return out;
   }
 
-  private mount(v: ComposeServiceVolume, at: string): Mount {
-    if (typeof v === 'string') return this.shortMount(v, at);
-    if (typeof v !== 'object' || v === null) throw invalid(at, `${JSON.stringify(v)} is neither a volume string nor a mapping`);
+  private mount(raw: ComposeServiceVolume, at: string): Mount {
+    if (typeof raw === 'string') return this.shortMount(raw, at);
+    if (!isMapping(raw)) throw invalid(at, `${JSON.stringify(raw)} is neither a volume string nor a mapping`);
+    const v = shaped<ComposeServiceVolumeLong>(raw, at, { bind: 'map', volume: 'map', tmpfs: 'map' });
     const type = str(v.type, `${at}.type`);
     const target = v.target === undefined ? '' : str(v.target, `${at}.target`);
     if (!target.startsWith('/')) throw invalid(`${at}.target`, 'is required and must be an absolute path');
@@ -553,11 +602,11 @@ class Context {
     const defined = this.model[kind] ?? {};
     const out = refs.map((r, i) => {
       const p = `${at}.${kind}[${i}]`;
-      const long = typeof r === 'string' ? { source: r } : r;
-      if (typeof long !== 'object' || long === null) throw invalid(p, 'is neither a name nor a mapping with source');
+      if (typeof r !== 'string' && !isMapping(r)) throw invalid(p, 'is neither a name nor a mapping with source');
+      const long = typeof r === 'string' ? { source: r } : shaped<ComposeFileReferenceLong>(r, p, {});
       const source = str(long.source, `${p}.source`);
       if (!Object.hasOwn(defined, source)) throw invalid(p, `${kind === 'secrets' ? 'secret' : 'config'} ${JSON.stringify(source)} is not defined under the top-level ${kind}`);
-      const obj = defined[source] ?? {};
+      const obj = shaped<ComposeFileObject>(defined[source], `${kind}.${source}`, {});
       const name = this.fileObjectName(source, obj, `${kind}.${source}`);
       const target = long.target === undefined ? source : str(long.target, `${p}.target`);
       if (long.uid !== undefined && String(long.uid) !== '0') this.warn(`${p}.uid`, 'file owners are not supported by this cluster: the file belongs to root');
@@ -576,9 +625,10 @@ class Context {
   fileObjects(kind: 'secrets' | 'configs', objs: Record<string, ComposeFileObject>): StackFileObject[] {
     return Object.entries(objs)
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([key, o]): StackFileObject => {
+      .map(([key, raw]): StackFileObject => {
         const at = `${kind}.${key}`;
-        if (typeof o !== 'object' || o === null) throw invalid(at, 'is not a mapping');
+        if (!isMapping(raw)) throw invalid(at, 'is not a mapping');
+        const o = shaped<ComposeFileObject>(raw, at, { labels: 'list or map' });
         const name = this.fileObjectName(key, o, at);
         if (externalName(o.external, key, o.name, at) !== null) return { key, name, external: true };
         if (o.driver !== undefined) throw new StackError('unsupported', `${at}.driver: secret drivers are not supported by this cluster`, null, `${at}.driver`);
