@@ -42,7 +42,7 @@ async function loadComposeFilesForNow(files: readonly string[]): Promise<Compose
     } catch (err) {
       throw new StackError('not_found', `cannot read ${file}: ${(err as Error).message}`);
     }
-    const doc = parseDocument(text, { prettyErrors: false });
+    const doc = parseDocument(text, { prettyErrors: true });
     const first = doc.errors[0];
     if (first !== undefined) {
       const pos = first.linePos?.[0];
