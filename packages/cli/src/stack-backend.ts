@@ -1,5 +1,5 @@
 // The stack package's StackBackend over the API client: the store's specs to and from Docker's documents, and
-// networks by name, id and labels. Secrets and configs are wired when the API client has them.
+// networks, secrets and configs by name, id and labels.
 
 import { specDocument, toServiceSpec, type ApiClient, type NetworkCreateRequest } from '@swarm/api/client';
 import { parseReference, RuntimeError } from '@swarm/runtime';
@@ -42,6 +42,15 @@ export function apiStackBackend(client: ApiClient): StackBackend {
         throw err;
       }
     },
-    // secrets, configs: not in the API client yet; a stack that uses them is refused by deployStack, before any change.
+    secrets: {
+      list: async () => (await client.listSecrets()).map((d) => ({ id: d.ID, name: d.Spec.Name, labels: d.Spec.Labels })),
+      create: (spec) => client.createSecret(spec.name, spec.data, spec.labels),
+      remove: (id) => client.removeSecret(id),
+    },
+    configs: {
+      list: async () => (await client.listConfigs()).map((d) => ({ id: d.ID, name: d.Spec.Name, labels: d.Spec.Labels })),
+      create: (spec) => client.createConfig(spec.name, spec.data, spec.labels),
+      remove: (id) => client.removeConfig(id),
+    },
   };
 }

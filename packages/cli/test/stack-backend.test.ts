@@ -27,6 +27,8 @@ const everything: ComposeModel = {
       ports: ['8080:80', { target: 443, published: 8443, mode: 'host', protocol: 'tcp' }, '53/udp'],
       networks: { front: { aliases: ['www'] } },
       volumes: ['data:/data:ro', '/etc/hosts:/etc/hosts'],
+      secrets: ['pw', { source: 'key', target: '/etc/key', uid: '100', gid: '101', mode: 0o400 }],
+      configs: [{ source: 'conf', target: '/etc/app.conf', mode: '0440' }],
       deploy: {
         replicas: 3,
         labels: { tier: 'front' },
@@ -41,10 +43,17 @@ const everything: ComposeModel = {
   },
   networks: { front: {} },
   volumes: { data: {} },
+  secrets: { pw: { file: 'pw.txt' }, key: { external: true } },
+  configs: { conf: { content: 'x=1' } },
 };
 
+const readFile = (): Uint8Array => Buffer.from('data');
+
 test('every converted key survives the trip through Docker\'s document and back', (t) => {
-  const stack = convertStack('shop', everything, { workingDir: '/' });
+  const stack = convertStack('shop', everything, { workingDir: '/', readFile });
+  const web = stack.services.find((s) => s.name === 'shop_web');
+  t.is(web?.taskTemplate.containerSpec.secrets.length, 2);
+  t.is(web?.taskTemplate.containerSpec.configs.length, 1);
   for (const spec of stack.services) {
     const doc = JSON.parse(JSON.stringify(specDocument(spec))) as ReturnType<typeof specDocument>;
     const back = toServiceSpec(doc, spec.name);
@@ -54,7 +63,7 @@ test('every converted key survives the trip through Docker\'s document and back'
 });
 
 test('the diff sees a change in any one key', (t) => {
-  const stack = convertStack('shop', everything, { workingDir: '/' });
+  const stack = convertStack('shop', everything, { workingDir: '/', readFile });
   const web = stack.services.find((s) => s.name === 'shop_web');
   if (web === undefined) return t.fail('no web');
   const changed = structuredClone(web);

@@ -2,7 +2,8 @@
 // process: a small stack is deployed, listed, redeployed unchanged (no update), changed (one update), and removed.
 
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,15 @@ import { fileURLToPath } from 'node:url';
 import { ApiClient } from '@swarm/api';
 import { startDaemon } from '@swarm/daemon';
 import { pollUntil, silentLogger } from '@swarm/wire';
+
+function mountsUnder(root: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p.startsWith(`${root}/`))
+    .sort()
+    .reverse();
+}
 
 const SWARM_BIN = fileURLToPath(new URL('../../bin/swarm.js', import.meta.url));
 
@@ -53,10 +63,21 @@ services:
     command: ["sleep", "600"]
     networks: [back]
     build: .
+    secrets:
+      - db_password
+    configs:
+      - source: app
+        target: /etc/app.conf
 networks:
   back:
     labels:
       purpose: test
+secrets:
+  db_password:
+    file: ./pw.txt
+configs:
+  app:
+    content: "listen 80"
 `;
 
 test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates nothing, a change updates one service, rm removes all', async (t) => {
@@ -65,16 +86,19 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
   const daemon = await startDaemon({ dataDir: join(dir, 'data'), socketPath, hostname: 'stack-node', logger: silentLogger(), gossipPort: 0, joinListenPort: 0, raftTickMs: 50, runtime: 'process' });
   t.teardown(async () => {
     await daemon.close();
+    // Tasks that held secrets leave their tmpfs mounted if the test failed before `stack rm`.
+    for (const mount of mountsUnder(dir)) execFileSync('/bin/umount', ['-l', mount]);
     await rm(dir, { recursive: true, force: true });
   });
   const client = new ApiClient({ socketPath, timeoutMs: 30_000 });
   await client.initSwarm({ advertiseAddr: '127.0.0.1', listenAddr: '127.0.0.1:2377' });
   const file = join(dir, 'stack.yml');
   await writeFile(file, STACK);
+  await writeFile(join(dir, 'pw.txt'), 'hunter2');
 
   const first = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', file, 'shop']);
   t.is(first.code, 0, first.stderr);
-  t.deepEqual(first.stdout.trim().split('\n'), ['Creating network shop_back', 'Creating network shop_default', 'Creating service shop_api', 'Creating service shop_web']);
+  t.deepEqual(first.stdout.trim().split('\n'), ['Creating network shop_back', 'Creating network shop_default', 'Creating secret shop_db_password', 'Creating config shop_app', 'Creating service shop_api', 'Creating service shop_web']);
   t.is(first.stderr, 'services.api: ignoring unsupported options: build\n');
 
   const services = await client.listServices(false);
@@ -82,6 +106,11 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
   t.deepEqual(web?.Spec.Labels, { tier: 'front', 'com.docker.stack.namespace': 'shop', 'com.docker.stack.image': 'busybox' });
   t.deepEqual(web?.Spec.TaskTemplate.ContainerSpec.Env, ['GREETING=hello']);
   t.deepEqual(web?.Spec.Mode, { Replicated: { Replicas: 2 } });
+  const apiSpec = services.find((s) => s.Spec.Name === 'shop_api')?.Spec.TaskTemplate.ContainerSpec;
+  t.deepEqual(apiSpec?.Secrets?.map((r) => [r.SecretName, r.File?.Name]), [['shop_db_password', 'db_password']]);
+  t.deepEqual(apiSpec?.Configs?.map((r) => [r.ConfigName, r.File?.Name]), [['shop_app', '/etc/app.conf']]);
+  t.deepEqual((await client.inspectSecret('shop_db_password')).Spec.Labels, { 'com.docker.stack.namespace': 'shop' });
+  t.is(Buffer.from((await client.inspectConfig('shop_app')).Spec.Data, 'base64').toString(), 'listen 80');
   const back = await client.inspectNetwork('shop_back');
   t.deepEqual(back.Labels, { purpose: 'test', 'com.docker.stack.namespace': 'shop' });
 
@@ -141,7 +170,9 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
 
   const removed = await run(socketPath, ['stack', 'rm', 'shop']);
   t.is(removed.code, 0, removed.stderr);
-  t.deepEqual(removed.stdout.trim().split('\n'), ['Removing service shop_api', 'Removing service shop_web', 'Removing network shop_back', 'Removing network shop_default']);
+  t.deepEqual(removed.stdout.trim().split('\n'), ['Removing service shop_api', 'Removing service shop_web', 'Removing network shop_back', 'Removing network shop_default', 'Removing secret shop_db_password', 'Removing config shop_app']);
+  t.deepEqual(await client.listSecrets(), []);
+  t.deepEqual(await client.listConfigs(), []);
   t.deepEqual((await client.listServices(false)).map((s) => s.Spec.Name), []);
   t.deepEqual((await client.listNetworks()).map((n) => n.Name), ['ingress']);
   const empty = await run(socketPath, ['stack', 'ls']);

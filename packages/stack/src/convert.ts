@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { defaultUpdateConfig, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, fileTargetPath, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
 import { StackError } from './errors.js';
 import { bool, bytes, commandWords, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
 import type { ComposeDeploy, ComposeExternal, ComposeFileObject, ComposeFileReference, ComposeFileReferenceLong, ComposeHealthcheck, ComposeModel, ComposeNetwork, ComposeService, ComposeServiceNetwork, ComposeServiceVolume, ComposeServiceVolumeLong, ComposeUpdateConfig, ComposeVolume } from './model.js';
@@ -109,6 +109,23 @@ const DEPLOY_SHAPES: Record<string, Shape> = { placement: 'map', resources: 'map
 const NETWORK_SHAPES: Record<string, Shape> = { ipam: 'map', driver_opts: 'map', labels: 'list or map' };
 
 const DEFAULT_NETWORK = 'default';
+/** Docker's mode of a secret or config file: readable by all, writable by none. */
+const DEFAULT_FILE_MODE = 0o444;
+
+interface FileReference {
+  name: string;
+  target: string;
+  uid: string;
+  gid: string;
+  mode: number;
+}
+
+/** File modes are octal however they are written ("0440", "440"), as Docker's converter reads them; numbers as they are. */
+function fileMode(value: unknown, at: string): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^0[0-7]*$/.test(value.trim()) ? parseInt(value.trim(), 8) : typeof value === 'string' && /^[0-7]+$/.test(value.trim()) ? parseInt(value.trim(), 8) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 0o777) throw invalid(at, `${JSON.stringify(value)} is not a file mode like 0440`);
+  return n;
+}
 const DEFAULT_STOP_GRACE_MS = 10_000;
 const DEFAULT_RESTART_DELAY_MS = 5_000;
 
@@ -208,8 +225,8 @@ class Context {
       stopSignal: svc.stop_signal === undefined ? '' : str(svc.stop_signal, `${at}.stop_signal`),
       stopGracePeriodMs: svc.stop_grace_period === undefined ? DEFAULT_STOP_GRACE_MS : durationMs(svc.stop_grace_period, `${at}.stop_grace_period`),
       healthcheck: svc.healthcheck === undefined ? null : this.healthcheck(svc.healthcheck, `${at}.healthcheck`),
-      secrets: this.references('secrets', svc.secrets, at).map((r) => ({ secretId: '', secretName: r.name, target: r.target })),
-      configs: this.references('configs', svc.configs, at).map((r) => ({ configId: '', configName: r.name, target: r.target })),
+      secrets: this.references('secrets', svc.secrets, at).map(({ name: secretName, ...file }) => ({ secretId: '', secretName, ...file })),
+      configs: this.references('configs', svc.configs, at).map(({ name: configName, ...file }) => ({ configId: '', configName, ...file })),
       mounts: this.mounts(svc, at),
       init: svc.init === undefined ? false : bool(svc.init, `${at}.init`),
       readOnly: svc.read_only === undefined ? false : bool(svc.read_only, `${at}.read_only`),
@@ -218,6 +235,18 @@ class Context {
       pidsLimit: resources.pids,
       registryAuth: null,
     };
+    // Docker's rule, the daemon's too: no two files at one path in the container (secrets go under /run/secrets/).
+    const paths = new Map<string, string>();
+    const files = [
+      ...containerSpec.secrets.map((r) => ({ kind: 'secret' as const, name: r.secretName, target: r.target })),
+      ...containerSpec.configs.map((r) => ({ kind: 'config' as const, name: r.configName, target: r.target })),
+    ];
+    for (const f of files) {
+      const path = fileTargetPath(f.kind, f.target);
+      const other = paths.get(path);
+      if (other !== undefined) throw invalid(`${at}.${f.kind}s`, `${path} is the target of both ${other} and ${f.kind} ${f.name}: give one of them another target`);
+      paths.set(path, `${f.kind} ${f.name}`);
+    }
     const placement = deploy.placement ?? {};
     const endpointMode = deploy.endpoint_mode === undefined ? 'vip' : str(deploy.endpoint_mode, `${d}.endpoint_mode`).toLowerCase();
     if (endpointMode !== 'vip' && endpointMode !== 'dnsrr') throw invalid(`${d}.endpoint_mode`, `${JSON.stringify(deploy.endpoint_mode)} is not vip or dnsrr`);
@@ -595,12 +624,16 @@ class Context {
 
   // ------------------------------------------------------------ secrets and configs
 
-  /** A service's secrets or configs by name (sorted, as Docker's, so order never makes a redeploy differ). */
-  private references(kind: 'secrets' | 'configs', refs: ComposeFileReference[] | undefined, at: string): Array<{ name: string; target: string }> {
+  /**
+   * A service's secrets or configs by name, with the file's target (default: the source's key), owner and mode
+   * (Docker's defaults: 0, 0, 0444); sorted by name, as Docker's, so order never makes a redeploy differ.
+   */
+  private references(kind: 'secrets' | 'configs', refs: ComposeFileReference[] | undefined, at: string): FileReference[] {
     if (refs === undefined || refs === null) return [];
     if (!Array.isArray(refs)) throw invalid(`${at}.${kind}`, 'is not a list');
     const defined = this.model[kind] ?? {};
-    const out = refs.map((r, i) => {
+    const names = new Map<string, string>();
+    const out = refs.map((r, i): FileReference => {
       const p = `${at}.${kind}[${i}]`;
       if (typeof r !== 'string' && !isMapping(r)) throw invalid(p, 'is neither a name nor a mapping with source');
       const long = typeof r === 'string' ? { source: r } : shaped<ComposeFileReferenceLong>(r, p, {});
@@ -608,14 +641,23 @@ class Context {
       if (!Object.hasOwn(defined, source)) throw invalid(p, `${kind === 'secrets' ? 'secret' : 'config'} ${JSON.stringify(source)} is not defined under the top-level ${kind}`);
       const obj = shaped<ComposeFileObject>(defined[source], `${kind}.${source}`, {});
       const name = this.fileObjectName(source, obj, `${kind}.${source}`);
+      const first = names.get(name);
+      if (first !== undefined) throw invalid(p, `${kind === 'secrets' ? 'secret' : 'config'} ${JSON.stringify(source)} is already given by ${first}: a service takes each once`);
+      names.set(name, p);
       const target = long.target === undefined ? source : str(long.target, `${p}.target`);
-      if (long.uid !== undefined && String(long.uid) !== '0') this.warn(`${p}.uid`, 'file owners are not supported by this cluster: the file belongs to root');
-      if (long.gid !== undefined && String(long.gid) !== '0') this.warn(`${p}.gid`, 'file owners are not supported by this cluster: the file belongs to root');
-      if (long.mode !== undefined && Number(long.mode) !== 0o444 && String(long.mode) !== '0444') this.warn(`${p}.mode`, 'file modes are not supported by this cluster: the file is 0444');
-      return { name, target };
+      const parts = target.split('/');
+      if (target === '' || target.endsWith('/') || parts.some((x) => x === '..' || x === '.')) throw invalid(`${p}.target`, `${JSON.stringify(target)} is not a file name or absolute file path`);
+      const id = (v: unknown, key: 'uid' | 'gid'): string => {
+        if (v === undefined) return '0';
+        const text = str(v, `${p}.${key}`);
+        if (!/^[0-9]{1,10}$/.test(text)) throw invalid(`${p}.${key}`, `${JSON.stringify(v)} is not a numeric ${key === 'uid' ? 'user' : 'group'} id`);
+        return text;
+      };
+      return { name, target, uid: id(long.uid, 'uid'), gid: id(long.gid, 'gid'), mode: long.mode === undefined ? DEFAULT_FILE_MODE : fileMode(long.mode, `${p}.mode`) };
     });
     return out.sort((a, b) => a.name.localeCompare(b.name) || a.target.localeCompare(b.target));
   }
+
 
   private fileObjectName(key: string, obj: ComposeFileObject, at: string): string {
     const name = obj.name === undefined ? undefined : str(obj.name, `${at}.name`);

@@ -106,8 +106,8 @@ export function normaliseSpec(spec: ServiceSpec): unknown {
   const c = s.taskTemplate.containerSpec;
   c.registryAuth = null;
   s.taskTemplate.forceUpdate = 0;
-  c.secrets = c.secrets.map((x) => ({ secretId: '', secretName: x.secretName, target: x.target })).sort((a, b) => a.secretName.localeCompare(b.secretName) || a.target.localeCompare(b.target));
-  c.configs = c.configs.map((x) => ({ configId: '', configName: x.configName, target: x.target })).sort((a, b) => a.configName.localeCompare(b.configName) || a.target.localeCompare(b.target));
+  c.secrets = c.secrets.map((x) => ({ ...x, secretId: '' })).sort((a, b) => a.secretName.localeCompare(b.secretName) || a.target.localeCompare(b.target));
+  c.configs = c.configs.map((x) => ({ ...x, configId: '' })).sort((a, b) => a.configName.localeCompare(b.configName) || a.target.localeCompare(b.target));
   s.taskTemplate.networks = s.taskTemplate.networks.map((n) => ({ target: n.target, aliases: [...new Set(n.aliases)].sort() })).sort((a, b) => a.target.localeCompare(b.target));
   s.endpointSpec.ports = [...s.endpointSpec.ports].sort((a, b) => a.publishedPort - b.publishedPort || a.targetPort - b.targetPort || a.protocol.localeCompare(b.protocol) || a.publishMode.localeCompare(b.publishMode));
   if (s.endpointSpec.lbStrategy === 'round-robin') delete s.endpointSpec.lbStrategy; // absent means round-robin

@@ -257,12 +257,12 @@ test('secrets and configs: short and long references by name, files read relativ
     },
   );
   t.deepEqual(c.secrets, [
-    { secretId: '', secretName: 'api_key', target: 'key' },
-    { secretId: '', secretName: 'shop_db_password', target: 'db_password' },
+    { secretId: '', secretName: 'api_key', target: 'key', uid: '0', gid: '0', mode: 0o444 },
+    { secretId: '', secretName: 'shop_db_password', target: 'db_password', uid: '0', gid: '0', mode: 0o444 },
   ]);
   t.deepEqual(c.configs, [
-    { configId: '', configName: 'global-conf', target: 'shared_conf' },
-    { configId: '', configName: 'shop_app', target: '/etc/app.conf' },
+    { configId: '', configName: 'global-conf', target: 'shared_conf', uid: '0', gid: '0', mode: 0o444 },
+    { configId: '', configName: 'shop_app', target: '/etc/app.conf', uid: '0', gid: '0', mode: 0o444 },
   ]);
   t.deepEqual(
     stack.secrets.map((s) => (s.external ? { name: s.name, external: true } : { name: s.name, data: Buffer.from(s.data).toString(), labels: s.labels })),
@@ -282,13 +282,20 @@ test('secrets and configs: short and long references by name, files read relativ
   t.deepEqual(stack.warnings, []);
 });
 
-test('secrets: uid/gid/mode the cluster cannot honour are warnings; undefined and unreadable ones are errors', (t) => {
-  const secrets = { s: { file: 'secret.txt' } };
-  t.deepEqual(service({ secrets: [{ source: 's', uid: '1000', mode: 0o400 }] }, { secrets }).stack.warnings, [
-    'services.web.secrets[0].uid: file owners are not supported by this cluster: the file belongs to root',
-    'services.web.secrets[0].mode: file modes are not supported by this cluster: the file is 0444',
+test('secrets: uid, gid and mode (octal however written); undefined, doubled, clashing and unreadable ones are errors', (t) => {
+  const secrets = { s: { file: 'secret.txt' }, t: { file: 'secret.txt' } };
+  const configs = { c: { content: 'x' } };
+  t.deepEqual(service({ secrets: [{ source: 's', uid: '1000', gid: 50, mode: 0o400 }, { source: 't', mode: '0440' }] }, { secrets }).c.secrets, [
+    { secretId: '', secretName: 'shop_s', target: 's', uid: '1000', gid: '50', mode: 0o400 },
+    { secretId: '', secretName: 'shop_t', target: 't', uid: '0', gid: '0', mode: 0o440 },
   ]);
+  failsWith(t, () => service({ secrets: [{ source: 's', uid: 'root' }] }, { secrets }), 'services.web.secrets[0].uid', /numeric user id/);
+  failsWith(t, () => service({ secrets: [{ source: 's', mode: 0o1777 }] }, { secrets }), 'services.web.secrets[0].mode', /file mode/);
   failsWith(t, () => service({ secrets: ['nope'] }, { secrets }), 'services.web.secrets[0]', /not defined under the top-level secrets/);
+  failsWith(t, () => service({ secrets: ['s', { source: 's', target: 'other' }] }, { secrets }), 'services.web.secrets[1]', /already given by services.web.secrets\[0\]/);
+  failsWith(t, () => service({ secrets: ['s', { source: 't', target: '/run/secrets/s' }] }, { secrets }), 'services.web.secrets', /\/run\/secrets\/s is the target of both secret shop_s and secret shop_t/);
+  failsWith(t, () => service({ secrets: [{ source: 's', target: '/etc/x' }], configs: [{ source: 'c', target: '/etc/x' }] }, { secrets, configs }), 'services.web.configs', /\/etc\/x is the target of both/);
+  failsWith(t, () => service({ secrets: [{ source: 's', target: '../x' }] }, { secrets }), 'services.web.secrets[0].target');
   failsWith(t, () => service({}, { secrets: { gone: { file: 'gone.txt' } } }), 'secrets.gone.file', /cannot read \/stack\/gone.txt/);
   failsWith(t, () => service({}, { secrets: { env: { environment: 'UNSET_VAR' } } }), 'secrets.env.environment', /not set/);
   failsWith(t, () => service({}, { secrets: { two: { file: 'secret.txt', environment: 'X' } } }), 'secrets.two');

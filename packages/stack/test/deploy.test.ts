@@ -129,7 +129,7 @@ test('a first deploy creates the networks, secrets and services, with Docker\'s 
   t.deepEqual(r.servicesCreated.map((s) => s.name), ['shop_api', 'shop_web', 'shop_worker']);
   const api = [...cluster.services.values()].find((s) => s.spec.name === 'shop_api');
   const secretId = [...cluster.secrets.objects.values()].find((s) => s.name === 'shop_pw')?.id;
-  t.deepEqual(api?.spec.taskTemplate.containerSpec.secrets, [{ secretId: secretId ?? 'missing', secretName: 'shop_pw', target: 'pw' }]);
+  t.deepEqual(api?.spec.taskTemplate.containerSpec.secrets, [{ secretId: secretId ?? 'missing', secretName: 'shop_pw', target: 'pw', uid: '0', gid: '0', mode: 0o444 }]);
   t.deepEqual(api?.spec.taskTemplate.networks.map((n) => cluster.networks.get(n.target)?.name), ['shop_back', 'shop_front']);
 });
 
