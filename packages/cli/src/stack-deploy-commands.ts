@@ -2,60 +2,17 @@
 // client, and the stack's services and tasks listed as `service ls`/`service ps` show them.
 
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import type { ApiClient, ServiceDocument } from '@swarm/api/client';
-import type { ComposeModel } from '@swarm/stack';
+import { convertStack, deployStack, LABEL_NAMESPACE, listStacks, removeStack, StackError } from '@swarm/stack';
 import { clientFor, CliError, collect, parseFormat } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 import { serviceRow, taskFilter, taskRows, type TaskRow } from './service-commands.js';
 import { apiStackBackend } from './stack-backend.js';
-
-/** Loaded when a stack verb runs (compose schemas and all), so that other verbs start fast. */
-const stackLib = (): Promise<typeof import('@swarm/stack')> => import('@swarm/stack');
-
-/** Docker's label on every object of a stack (the same as @swarm/stack's LABEL_NAMESPACE). */
-const LABEL_NAMESPACE = 'com.docker.stack.namespace';
+import { composeFileOption, loadComposeFiles } from './stack-commands.js';
 
 /** How long `deploy --detach=false` waits for the stack's services to converge. */
 const CONVERGE_TIMEOUT_MS = 300_000;
 const CONVERGE_POLL_MS = 500;
-
-/**
- * TEMPORARY, to be replaced by the loader's exported `loadStack` (interpolation, merge rules, schema validation):
- * reads each file as YAML and merges mappings key by key, later files winning. Kept private to this module.
- */
-async function loadComposeFilesForNow(files: readonly string[]): Promise<ComposeModel> {
-  const { StackError } = await stackLib();
-  const merge = (a: unknown, b: unknown): unknown => {
-    if (typeof a !== 'object' || a === null || Array.isArray(a) || typeof b !== 'object' || b === null || Array.isArray(b)) return b;
-    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
-    for (const [k, v] of Object.entries(b)) out[k] = k in out ? merge(out[k], v) : v;
-    return out;
-  };
-  let model: unknown = {};
-  for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new StackError('not_found', `cannot read ${file}: ${(err as Error).message}`);
-    }
-    const doc = parseDocument(text, { prettyErrors: true });
-    const first = doc.errors[0];
-    if (first !== undefined) {
-      const pos = first.linePos?.[0];
-      throw new StackError('parse', `${file}${pos === undefined ? '' : `:${pos.line}:${pos.col}`}: ${first.message.split('\n')[0] ?? ''}`, pos === undefined ? null : { file, line: pos.line, column: pos.col });
-    }
-    const value: unknown = doc.toJS();
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new StackError('invalid', `${file}: the top level must be a mapping with services`);
-    model = merge(model, value);
-  }
-  const m = model as ComposeModel;
-  if (typeof m.services !== 'object' || m.services === null) throw new StackError('invalid', `${files.join(', ')}: no services`, null, 'services');
-  return m;
-}
 
 /** `--detach` takes an optional boolean, as Docker's `--detach=false`. */
 function parseBool(value: string): boolean {
@@ -66,7 +23,6 @@ function parseBool(value: string): boolean {
 
 /** A StackError is the user's to fix: printed as `swarm: MESSAGE` like every CLI error. */
 async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
-  const { StackError } = await stackLib();
   try {
     return await fn();
   } catch (err) {
@@ -123,26 +79,26 @@ async function waitStackConverged(client: ApiClient, namespace: string, names: R
 export function registerStackDeployCommands(program: Command): void {
   const stack = program.commands.find((c) => c.name() === 'stack') ?? program.command('stack').description('manage stacks: services, networks, secrets and configs from compose files');
 
-  stack
-    .command('deploy')
-    .alias('up')
-    .description('deploy a new stack or update an existing one')
-    .argument('<stack>', 'the stack name (prefix of its objects)')
-    .option('-c, --compose-file <file>', 'a compose file (repeatable: later files override earlier ones)', collect, [])
+  composeFileOption(
+    stack
+      .command('deploy')
+      .alias('up')
+      .description('deploy a new stack or update an existing one')
+      .argument('<stack>', 'the stack name (prefix of its objects)'),
+  )
+    .option('--skip-interpolation', 'do not substitute variables in the files')
     .option('--prune', 'remove the services the file no longer has')
     .option('--with-registry-auth', "send this node's registry login with the services, so every node can pull their images")
     .option('--resolve-image <when>', 'pin images to their registry digest: always (default), changed (only images the file changed) or never')
     .option('-d, --detach [bool]', 'exit at once (default true); --detach=false waits until the services converge', parseBool, true)
-    .action(async (name: string, opts: { composeFile: string[]; prune?: boolean; withRegistryAuth?: boolean; resolveImage?: string; detach: boolean }, command: Command) => {
-      if (opts.composeFile.length === 0) throw new CliError('give the compose file with -c, --compose-file FILE');
+    .action(async (name: string, opts: { composeFile: string[]; skipInterpolation?: boolean; prune?: boolean; withRegistryAuth?: boolean; resolveImage?: string; detach: boolean }, command: Command) => {
       const resolveImage = opts.resolveImage ?? 'always';
       if (resolveImage !== 'always' && resolveImage !== 'changed' && resolveImage !== 'never') throw new CliError(`invalid --resolve-image ${JSON.stringify(resolveImage)}: use always, changed or never`);
-      const files = opts.composeFile.map((f) => resolve(f));
       const client = clientFor(command);
-      const { convertStack, deployStack } = await stackLib();
+      // The loader prints its warnings and turns its errors into one-line CLI errors.
+      const loaded = await loadComposeFiles(opts);
       await userErrors(async () => {
-        const model = await loadComposeFilesForNow(files);
-        const converted = convertStack(name, model, { workingDir: dirname(files[0] ?? '.'), environment: process.env });
+        const converted = convertStack(name, loaded.model, { workingDir: loaded.workingDir, environment: process.env });
         for (const w of converted.warnings) process.stderr.write(`${w}\n`);
         const result = await deployStack(apiStackBackend(client), converted, { prune: opts.prune === true, withRegistryAuth: opts.withRegistryAuth === true, resolveImage, log: writeOut });
         for (const w of result.warnings) process.stderr.write(`${w}\n`);
@@ -157,7 +113,6 @@ export function registerStackDeployCommands(program: Command): void {
     .option('--format <format>', 'table (default) or json (one object per line)')
     .action(async (opts: { format?: string }, command: Command) => {
       const format = parseFormat(opts.format);
-      const { listStacks } = await stackLib();
       const stacks = await listStacks(apiStackBackend(clientFor(command)));
       if (format === 'json') writeOut(jsonLines(stacks.map((s) => ({ Name: s.name, Services: String(s.services) }))));
       else writeOut(table(['NAME', 'SERVICES'], stacks.map((s) => [s.name, String(s.services)])));
@@ -214,7 +169,6 @@ export function registerStackDeployCommands(program: Command): void {
     .description('remove stacks: their services, then networks, secrets and configs')
     .argument('<stack...>', 'stack names')
     .action(async (names: string[], _opts: unknown, command: Command) => {
-      const { removeStack, StackError } = await stackLib();
       const backend = apiStackBackend(clientFor(command));
       for (const name of names) {
         try {

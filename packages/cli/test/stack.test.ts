@@ -99,7 +99,7 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
   const first = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', file, 'shop']);
   t.is(first.code, 0, first.stderr);
   t.deepEqual(first.stdout.trim().split('\n'), ['Creating network shop_back', 'Creating network shop_default', 'Creating secret shop_db_password', 'Creating config shop_app', 'Creating service shop_api', 'Creating service shop_web']);
-  t.is(first.stderr, 'services.api: ignoring unsupported options: build\n');
+  t.is(first.stderr, 'Ignoring unsupported options: build (api)\n');
 
   const services = await client.listServices(false);
   const web = services.find((s) => s.Spec.Name === 'shop_web');

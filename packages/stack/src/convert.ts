@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { defaultUpdateConfig, fileTargetPath, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
 import { StackError } from './errors.js';
+import { DEPRECATED_SERVICE_KEYS, FORBIDDEN_SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS as LOADER_UNSUPPORTED_KEYS } from './load-checks.js';
 import { bool, bytes, commandWords, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
 import type { ComposeDeploy, ComposeExternal, ComposeFileObject, ComposeFileReference, ComposeFileReferenceLong, ComposeHealthcheck, ComposeModel, ComposeNetwork, ComposeService, ComposeServiceNetwork, ComposeServiceVolume, ComposeServiceVolumeLong, ComposeUpdateConfig, ComposeVolume } from './model.js';
 
@@ -56,13 +57,8 @@ export interface ConvertedStack {
   warnings: string[];
 }
 
-/** Keys Docker's stack deploy ignores (it prints them as unsupported); ours says the same. */
-const IGNORED_SERVICE_KEYS = new Set([
-  'build', 'cgroup_parent', 'cgroup', 'container_name', 'depends_on', 'devices', 'domainname', 'external_links', 'ipc', 'links',
-  'mac_address', 'network_mode', 'pid', 'privileged', 'security_opt', 'shm_size', 'userns_mode', 'expose', 'profiles',
-  'pull_policy', 'platform', 'scale', 'uts', 'volumes_from', 'stdin_open', 'mem_limit', 'mem_reservation', 'cpus',
-  'cpu_shares', 'cpu_quota', 'cpuset', 'oom_kill_disable', 'runtime', 'storage_opt', 'device_cgroup_rules', 'group_add',
-]);
+/** Keys the loader warns about (a swarm ignores them) or refuses: the converter says nothing more of them. */
+const LOADER_REPORTED_KEYS: ReadonlySet<string> = new Set([...LOADER_UNSUPPORTED_KEYS, ...Object.keys(DEPRECATED_SERVICE_KEYS), ...Object.keys(FORBIDDEN_SERVICE_KEYS)]);
 
 /** Keys Docker's stack deploy converts but this cluster's service spec has no field for: warned about by name. */
 const UNSUPPORTED_SERVICE_KEYS = new Set(['ulimits', 'sysctls', 'dns', 'dns_search', 'dns_opt', 'extra_hosts', 'logging', 'tty', 'isolation', 'oom_score_adj', 'credential_spec', 'annotations']);
@@ -282,17 +278,18 @@ class Context {
     };
   }
 
-  /** Keys the cluster ignores are warnings, as Docker's "Ignoring unsupported options" (x- extensions are silent). */
+  /**
+   * Keys this cluster has no setting for are warnings naming them. The keys a swarm ignores or refuses whatever the
+   * cluster (Docker's "Ignoring unsupported options", `build`, `container_name`, …) are the loader's to report, so
+   * they are silent here; `restart` is read as Docker's fallback for deploy.restart_policy.
+   */
   private reportKeys(at: string, svc: ComposeService): void {
-    const ignored: string[] = [];
     for (const key of Object.keys(svc)) {
-      if (CONVERTED_SERVICE_KEYS.has(key) || key.startsWith('x-')) continue;
-      if (key === 'restart') continue; // Docker's fallback when deploy.restart_policy is not set (restartPolicy warns otherwise)
+      if (CONVERTED_SERVICE_KEYS.has(key) || key.startsWith('x-') || key === 'restart') continue;
+      if (LOADER_REPORTED_KEYS.has(key)) continue;
       if (UNSUPPORTED_SERVICE_KEYS.has(key)) this.warn(`${at}.${key}`, 'this cluster has no such setting: ignored');
-      else if (IGNORED_SERVICE_KEYS.has(key)) ignored.push(key);
       else this.warn(`${at}.${key}`, 'unknown key: ignored');
     }
-    if (ignored.length > 0) this.warn(at, `ignoring unsupported options: ${ignored.sort().join(', ')}`);
     const deploy = svc.deploy ?? {};
     for (const key of Object.keys(deploy)) {
       if (!['mode', 'replicas', 'labels', 'endpoint_mode', 'placement', 'resources', 'restart_policy', 'update_config', 'rollback_config'].includes(key) && !key.startsWith('x-')) {
@@ -370,6 +367,7 @@ class Context {
         else out.pids = wholeNumber(set.pids, `${at}.pids`);
       }
       for (const key of Object.keys(set)) {
+        if (which === 'reservations' && key === 'devices') continue; // the loader reports it
         if (!['cpus', 'memory', 'pids'].includes(key)) this.warn(`${at}.${key}`, 'this cluster has no such setting: ignored');
       }
     }
