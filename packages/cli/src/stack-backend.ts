@@ -48,7 +48,7 @@ export function apiStackBackend(client: ApiClient): StackBackend {
       remove: (id) => client.removeSecret(id),
     },
     configs: {
-      list: async () => (await client.listConfigs()).map((d) => ({ id: d.ID, name: d.Spec.Name, labels: d.Spec.Labels })),
+      list: async () => (await client.listConfigs()).map((d) => ({ id: d.ID, name: d.Spec.Name, labels: d.Spec.Labels, data: Buffer.from(d.Spec.Data, 'base64') })),
       create: (spec) => client.createConfig(spec.name, spec.data, spec.labels),
       remove: (id) => client.removeConfig(id),
     },

@@ -19,6 +19,8 @@ export interface ExistingObject {
   id: string;
   name: string;
   labels: Labels;
+  /** The data, where the cluster shows it (configs; a secret's never leaves the managers). */
+  data?: Uint8Array;
 }
 
 export interface FileObjectSpec {
@@ -232,6 +234,14 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
   };
   checkExternal('secret', stack.secrets, secrets);
   checkExternal('config', stack.configs, configs);
+  // As Docker's (SwarmKit allows only label updates): a config of the stack whose bytes the file changed cannot be
+  // updated in place; said before any change. A secret's bytes cannot be read back, so an existing one is kept.
+  for (const c of stack.configs) {
+    const have = c.external ? undefined : configs.get(c.name);
+    if (have?.data !== undefined && !c.external && !Buffer.from(have.data).equals(Buffer.from(c.data))) {
+      throw new StackError('invalid', `configs.${c.key}: config ${c.name} exists with other data, and a config cannot change: give the new one another name (configs.${c.key}.name), or remove the stack's services that use it and the config first`, null, `configs.${c.key}`);
+    }
+  }
   const current = byName(existingServices.map((s) => ({ ...s, name: s.spec.name })));
   for (const spec of stack.services) {
     const problem = backend.checkImage?.(spec.taskTemplate.containerSpec.image) ?? null;

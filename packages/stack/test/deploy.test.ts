@@ -13,7 +13,8 @@ class FakeFileObjects implements FileObjectBackend {
     private readonly ids: () => string,
   ) {}
   async list(): Promise<ExistingObject[]> {
-    return [...this.objects.values()].map(({ id, name, labels }) => ({ id, name, labels }));
+    // Like the API: a config's data is shown, a secret's never.
+    return [...this.objects.values()].map(({ id, name, labels, data }) => (this.kind === 'config' ? { id, name, labels, data } : { id, name, labels }));
   }
   async create(spec: FileObjectSpec): Promise<string> {
     const id = this.ids();
@@ -325,4 +326,17 @@ test('a backend that finds an image reference bad stops the deploy before any ch
   const err = await t.throwsAsync(deploy(cluster, { services: { a: { image: 'x' }, b: { image: 'Bad:Image' } } }), { instanceOf: StackError });
   t.is(err?.message, 'services.b.image: repository name must be lowercase');
   t.deepEqual(cluster.writes, []);
+});
+
+test('a config whose bytes the file changed stops the deploy before any change; the same bytes are no change', async (t) => {
+  const cluster = new FakeCluster();
+  const model = (content: string): ComposeModel => ({ services: { a: { image: 'x', configs: ['app'] } }, configs: { app: { content } } });
+  await deploy(cluster, model('v1'));
+  const before = cluster.writes.length;
+  await deploy(cluster, model('v1'));
+  t.deepEqual(cluster.writes.slice(before), []);
+  const err = await t.throwsAsync(deploy(cluster, model('v2')), { instanceOf: StackError });
+  t.is(err?.path, 'configs.app');
+  t.regex(err?.message ?? '', /config shop_app exists with other data/);
+  t.deepEqual(cluster.writes.slice(before), []);
 });
