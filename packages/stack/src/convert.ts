@@ -105,6 +105,8 @@ const DEPLOY_SHAPES: Record<string, Shape> = { placement: 'map', resources: 'map
 const NETWORK_SHAPES: Record<string, Shape> = { ipam: 'map', driver_opts: 'map', labels: 'list or map' };
 
 const DEFAULT_NETWORK = 'default';
+/** Docker's overlay option for the VXLAN id, which the cluster chooses (as netdriver's VXLANID_OPTION). */
+const VXLANID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 /** Docker's mode of a secret or config file: readable by all, writable by none. */
 const DEFAULT_FILE_MODE = 0o444;
 
@@ -218,7 +220,7 @@ class Context {
       labels: this.stackLabels(labelMap(svc.labels, `${at}.labels`)),
       hostname: svc.hostname === undefined ? '' : str(svc.hostname, `${at}.hostname`),
       tty: false,
-      stopSignal: svc.stop_signal === undefined ? '' : str(svc.stop_signal, `${at}.stop_signal`),
+      stopSignal: svc.stop_signal === undefined ? '' : signalName(svc.stop_signal, `${at}.stop_signal`),
       stopGracePeriodMs: svc.stop_grace_period === undefined ? DEFAULT_STOP_GRACE_MS : durationMs(svc.stop_grace_period, `${at}.stop_grace_period`),
       healthcheck: svc.healthcheck === undefined ? null : this.healthcheck(svc.healthcheck, `${at}.healthcheck`),
       secrets: this.references('secrets', svc.secrets, at).map(({ name: secretName, ...file }) => ({ secretId: '', secretName, ...file })),
@@ -445,6 +447,13 @@ class Context {
         out.push({ name: port.name, protocol: port.protocol, targetPort: port.targetPort, publishedPort: port.publishedPort, publishMode: port.publishMode });
       }
     });
+    // The daemon refuses one published port (and protocol) twice in a service.
+    const seen = new Set<string>();
+    for (const p of out) {
+      const k = `${p.publishedPort}/${p.protocol}`;
+      if (p.publishedPort !== 0 && seen.has(k)) throw invalid(`${at}.ports`, `port ${k} is published twice`);
+      seen.add(k);
+    }
     // Docker sorts them, so the order in the file does not make a redeploy differ.
     return out.sort((a, b) => a.publishedPort - b.publishedPort || a.targetPort - b.targetPort || a.protocol.localeCompare(b.protocol));
   }
@@ -472,7 +481,20 @@ class Context {
         range: c.ip_range === undefined ? '' : str(c.ip_range, `${np}.ipam.config[${i}].ip_range`),
         gateway: c.gateway === undefined ? '' : str(c.gateway, `${np}.ipam.config[${i}].gateway`),
       }));
-      if (!NETWORK_NAME_PATTERN.test(name ?? this.scope(key))) throw invalid(name === undefined ? np : `${np}.name`, `the network's name ${JSON.stringify(name ?? this.scope(key))} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
+      if (!NETWORK_NAME_PATTERN.test(name ?? this.scope(key)) || name === 'host') throw invalid(name === undefined ? np : `${np}.name`, `the network's name ${JSON.stringify(name ?? this.scope(key))} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit, and not host`);
+      // What the daemon refuses in a network, said here so that no network of the stack is made before a refusal.
+      const ipamDriver = n.ipam?.driver === undefined ? 'default' : str(n.ipam.driver, `${np}.ipam.driver`);
+      if (ipamDriver !== 'default' && ipamDriver !== '') throw new StackError('unsupported', `${np}.ipam.driver: only the default IPAM driver is supported, not ${JSON.stringify(ipamDriver)}`, null, `${np}.ipam.driver`);
+      if (ipamConfigs.length > 1) throw new StackError('unsupported', `${np}.ipam.config: a swarm network takes at most one subnet (IPv4), got ${ipamConfigs.length}`, null, `${np}.ipam.config`);
+      const ipam = ipamConfigs[0];
+      if (ipam !== undefined) {
+        const c = `${np}.ipam.config[0]`;
+        if (ipam.range !== '') throw new StackError('unsupported', `${c}.ip_range: not supported: tasks take addresses from the whole subnet; give a smaller subnet instead`, null, `${c}.ip_range`);
+        if (ipam.subnet === '' && ipam.gateway !== '') throw invalid(`${c}.gateway`, 'a gateway needs the subnet it is in');
+        if (ipam.subnet !== '' && !/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(ipam.subnet)) throw invalid(`${c}.subnet`, `${JSON.stringify(ipam.subnet)} is not an IPv4 subnet like 10.20.0.0/24`);
+        if (ipam.gateway !== '' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(ipam.gateway)) throw invalid(`${c}.gateway`, `${JSON.stringify(ipam.gateway)} is not an IPv4 address`);
+      }
+      if (n.driver_opts !== undefined && Object.hasOwn(n.driver_opts, VXLANID_OPTION)) throw invalid(`${np}.driver_opts`, `${VXLANID_OPTION} is chosen by the cluster, not given`);
       if (n.enable_ipv6 === true) throw new StackError('unsupported', `${np}.enable_ipv6: IPv6 overlays are not supported by this cluster`, null, `${np}.enable_ipv6`);
       for (const k of Object.keys(n)) {
         if (!['name', 'driver', 'driver_opts', 'ipam', 'external', 'internal', 'attachable', 'labels', 'enable_ipv6'].includes(k) && !k.startsWith('x-')) this.warn(`${np}.${k}`, 'this cluster has no such setting: ignored');
@@ -532,7 +554,9 @@ class Context {
       if (v.driver !== undefined && v.driver !== 'local') this.warn(`${at}.driver`, 'volumes are made by each node with the local driver: ignored');
       for (const k of ['driver_opts', 'labels'] as const) if (v[k] !== undefined) this.warn(`${at}.${k}`, 'volumes are made by each node with no options or labels: ignored');
     }
-    return { key, name: ext ?? name ?? this.scope(key), external: ext !== null };
+    const full = ext ?? name ?? this.scope(key);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(full)) throw invalid(name !== undefined ? `${at}.name` : at, `the volume's name ${JSON.stringify(full)} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
+    return { key, name: full, external: ext !== null };
   }
 
   private volumeName(source: string, at: string): string {
@@ -696,6 +720,13 @@ function capabilities(value: unknown, at: string): string[] {
     if (!out.includes(n)) out.push(n);
   });
   return out;
+}
+
+/** A signal as the daemon takes it: SIGTERM, TERM, SIGRTMIN+3 is not (Docker's numbers are, e.g. 9). */
+function signalName(value: unknown, at: string): string {
+  const text = str(value, at);
+  if (!/^(SIG)?[A-Z0-9]+$/.test(text)) throw invalid(at, `${JSON.stringify(text)} is not a signal name like SIGTERM or SIGQUIT`);
+  return text;
 }
 
 const CONSTRAINT_KEYS = 'node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.<name>, engine.labels.<name>';

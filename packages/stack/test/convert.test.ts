@@ -2,7 +2,7 @@
 // `stack deploy` converts it, and errors that name the key path.
 
 import test from 'ava';
-import { convertStack, StackError, shellSplit, type ComposeModel, type ComposeService, type ConvertedStack } from '../src/index.js';
+import { convertStack, StackError, shellSplit, type ComposeModel, type ComposeNetwork, type ComposeService, type ConvertedStack } from '../src/index.js';
 
 const files: Record<string, string> = {
   '/stack/web.env': '# comment\nFROM_FILE=1\nexport QUOTED="a b"\nOVERRIDDEN=file\n\nBARE\n',
@@ -101,7 +101,20 @@ test('ports: short syntax with protocol, ranges and target only; long syntax wit
   });
 });
 
+test('networks: what the daemon would refuse is an error before anything is made', (t) => {
+  const refused = (front: ComposeNetwork) => () => service({ networks: ['front'] }, { networks: { front } });
+  failsWith(t, refused({ ipam: { config: [{ subnet: '10.1.0.0/24' }, { subnet: '10.2.0.0/24' }] } }), 'networks.front.ipam.config', /at most one subnet/);
+  failsWith(t, refused({ ipam: { config: [{ subnet: '10.1.0.0/24', ip_range: '10.1.0.0/25' }] } }), 'networks.front.ipam.config[0].ip_range');
+  failsWith(t, refused({ ipam: { config: [{ gateway: '10.1.0.1' }] } }), 'networks.front.ipam.config[0].gateway');
+  failsWith(t, refused({ ipam: { config: [{ subnet: 'fd00::/64' }] } }), 'networks.front.ipam.config[0].subnet');
+  failsWith(t, refused({ ipam: { driver: 'dhcp' } }), 'networks.front.ipam.driver');
+  failsWith(t, refused({ name: 'host' }), 'networks.front.name');
+  failsWith(t, refused({ driver_opts: { 'com.docker.network.driver.overlay.vxlanid_list': '5000' } }), 'networks.front.driver_opts');
+});
+
 test('ports: a host IP is warned about, bad ports and modes are errors naming the entry', (t) => {
+  failsWith(t, () => service({ ports: ['8080:80', '8080:81'] }), 'services.web.ports', /8080\/tcp is published twice/);
+  t.is(service({ ports: ['8080:80', '8080:80/udp'] }).spec.endpointSpec.ports.length, 2);
   t.deepEqual(service({ ports: ['127.0.0.1:8080:80'] }).stack.warnings, ['services.web.ports[0]: host IP 127.0.0.1 is ignored: a published port is on every address of the node(s)']);
   failsWith(t, () => service({ ports: ['80:70000'] }), 'services.web.ports[0]', /target "70000"/);
   failsWith(t, () => service({ ports: ['80/icmp'] }), 'services.web.ports[0]', /protocol/);
@@ -161,6 +174,7 @@ test('container settings: labels, hostname, user, working_dir, stop_grace_period
   t.deepEqual(spec.labels, { 'com.example.service': 'yes', 'com.docker.stack.namespace': 'shop', 'com.docker.stack.image': 'nginx:1.27' });
   t.like(c, { hostname: 'web-host', user: '1000:1000', dir: '/srv', stopGracePeriodMs: 60_000, stopSignal: 'SIGQUIT', init: true, readOnly: true, capabilityAdd: ['NET_ADMIN'], capabilityDrop: ['ALL'] });
   t.is(service({}).c.stopGracePeriodMs, 10_000);
+  failsWith(t, () => service({ stop_signal: 'sigterm' }), 'services.web.stop_signal', /signal name/);
 });
 
 test('volumes: named volumes prefixed (external and named ones keep their names), binds relative to the working dir, tmpfs', (t) => {
@@ -195,6 +209,7 @@ test('volumes: undefined named volumes, anonymous volumes and bad types are erro
   failsWith(t, () => service({ volumes: [{ type: 'npipe', source: 'x', target: '/x' }] }), 'services.web.volumes[0].type');
   failsWith(t, () => service({ volumes: [{ type: 'tmpfs', target: '/x', bind: {} }] }), 'services.web.volumes[0].bind', /incompatible/);
   failsWith(t, () => service({ volumes: ['/a:/x', '/b:/x'] }), 'services.web.volumes', /mounted twice/);
+  failsWith(t, () => service({ volumes: ['data:/x'] }, { volumes: { data: { name: 'bad name' } } }), 'volumes.data.name', /not valid/);
 });
 
 test('deploy: mode and replicas, placement, resources, restart policy, update and rollback config, endpoint mode', (t) => {
