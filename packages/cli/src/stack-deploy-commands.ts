@@ -3,7 +3,8 @@
 
 import type { Command } from 'commander';
 import type { ApiClient, ServiceDocument } from '@swarm/api/client';
-import { convertStack, deployStack, LABEL_NAMESPACE, listStacks, removeStack, StackError } from '@swarm/stack';
+import { readFileSync } from 'node:fs';
+import { convertStack, deployStack, LABEL_NAMESPACE, listStacks, removeStack, sourceLocator, StackError, type SourcePosition } from '@swarm/stack';
 import { clientFor, CliError, collect, parseFormat } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 import { serviceRow, taskFilter, taskRows, type TaskRow } from './service-commands.js';
@@ -21,14 +22,30 @@ function parseBool(value: string): boolean {
   throw new CliError(`invalid boolean ${JSON.stringify(value)}: use true or false`);
 }
 
-/** A StackError is the user's to fix: printed as `swarm: MESSAGE` like every CLI error. */
-async function userErrors<T>(fn: () => Promise<T>): Promise<T> {
+/**
+ * A StackError is the user's to fix: printed as `swarm: MESSAGE` like every CLI error, with the file:line:column of
+ * the key it names when `locate` finds it (the converter knows key paths, not the text).
+ */
+async function userErrors<T>(fn: () => Promise<T>, locate: (path: string) => SourcePosition | null = () => null): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof StackError) throw new CliError(err.message);
-    throw err;
+    if (!(err instanceof StackError)) throw err;
+    const pos = err.position ?? (err.path === null ? null : locate(err.path));
+    throw new CliError(pos === null ? err.message : `${pos.file}:${pos.line}:${pos.column}: ${err.message}`);
   }
+}
+
+/** The -c files' texts again (not stdin, already read), for the positions of the converter's errors. */
+function locatorFor(files: readonly string[]): (path: string) => SourcePosition | null {
+  const sources = files.filter((f) => f !== '-').map((f) => {
+    try {
+      return { name: f, text: readFileSync(f, 'utf8') };
+    } catch {
+      return { name: f, text: '' };
+    }
+  });
+  return sourceLocator(sources);
 }
 
 async function stackServices(client: ApiClient, namespace: string, status: boolean): Promise<ServiceDocument[]> {
@@ -103,7 +120,7 @@ export function registerStackDeployCommands(program: Command): void {
         const result = await deployStack(apiStackBackend(client), converted, { prune: opts.prune === true, withRegistryAuth: opts.withRegistryAuth === true, resolveImage, log: writeOut });
         for (const w of result.warnings) process.stderr.write(`${w}\n`);
         if (!opts.detach) await waitStackConverged(client, name, new Set(converted.services.map((s) => s.name)));
-      });
+      }, locatorFor(opts.composeFile));
     });
 
   stack

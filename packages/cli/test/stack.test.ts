@@ -158,7 +158,7 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
   await writeFile(bad, 'services:\n  x:\n    image: busybox\n    networks: [outside]\nnetworks:\n  outside:\n    external: true\n');
   const refused = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', bad, 'other']);
   t.is(refused.code, 1);
-  t.regex(refused.stderr, /^swarm: network "outside" is declared as external, but could not be found/);
+  t.true(refused.stderr.startsWith(`swarm: ${bad}:6:3: network "outside" is declared as external, but could not be found`), refused.stderr);
   t.is(refused.stdout, '');
   t.false((await client.listNetworks()).some((n) => n.Name.startsWith('other_')));
 
@@ -166,7 +166,7 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
   await writeFile(bad, 'services:\n  x:\n    image: busybox\n    deploy:\n      resources:\n        limits:\n          memory: lots\n');
   const invalid = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', bad, 'other']);
   t.is(invalid.code, 1);
-  t.is(invalid.stderr, 'swarm: services.x.deploy.resources.limits.memory: "lots" is not a size like 512M or 1G\n');
+  t.is(invalid.stderr, `swarm: ${bad}:7:11: services.x.deploy.resources.limits.memory: "lots" is not a size like 512M or 1G\n`);
 
   const removed = await run(socketPath, ['stack', 'rm', 'shop']);
   t.is(removed.code, 0, removed.stderr);

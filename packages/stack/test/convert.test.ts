@@ -2,7 +2,7 @@
 // `stack deploy` converts it, and errors that name the key path.
 
 import test from 'ava';
-import { convertStack, StackError, shellSplit, type ComposeModel, type ComposeNetwork, type ComposeService, type ConvertedStack } from '../src/index.js';
+import { convertStack, parseKeyPath, sourceLocator, StackError, shellSplit, type ComposeModel, type ComposeNetwork, type ComposeService, type ConvertedStack } from '../src/index.js';
 
 const files: Record<string, string> = {
   '/stack/web.env': '# comment\nFROM_FILE=1\nexport QUOTED="a b"\nOVERRIDDEN=file\n\nBARE\n',
@@ -334,4 +334,17 @@ test('a bad stack name or an empty file is an error', (t) => {
   t.throws(() => convertStack('-bad', { services: { a: { image: 'x' } } }, { workingDir: '/' }), { instanceOf: StackError, message: /stack name/ });
   failsWith(t, () => convert({ services: {} }), 'services', /no service/);
   failsWith(t, () => convert({ services: { ['s'.repeat(60)]: { image: 'x' } } }), `services.${'s'.repeat(60)}`, /at most 63/);
+});
+
+test('the converter\'s key paths are found in the files, the last file that writes them winning', (t) => {
+  const locate = sourceLocator([
+    { name: 'a.yml', text: 'services:\n  web:\n    image: x\n    deploy:\n      replicas: 2\n' },
+    { name: 'b.yml', text: 'services:\n  web:\n    deploy:\n      replicas: -1\n    ports:\n      - "80:80"\n' },
+  ]);
+  t.deepEqual(locate('services.web.deploy.replicas'), { file: 'b.yml', line: 4, column: 7 });
+  t.deepEqual(locate('services.web.image'), { file: 'a.yml', line: 3, column: 5 });
+  t.deepEqual(locate('services.web.ports[0]'), { file: 'b.yml', line: 6, column: 9 });
+  t.deepEqual(locate('services.web.healthcheck.test'), { file: 'b.yml', line: 2, column: 3 }, 'the nearest enclosing key');
+  t.is(locate('networks.front'), null);
+  t.deepEqual(parseKeyPath('services.web.ports[0].published'), ['services', 'web', 'ports', 0, 'published']);
 });
