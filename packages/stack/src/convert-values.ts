@@ -8,7 +8,11 @@ export function invalid(path: string, message: string): StackError {
   return new StackError('invalid', `${path}: ${message}`, null, path);
 }
 
-const show = (value: unknown): string => JSON.stringify(value) ?? String(value);
+/** A value as an error message quotes it: JSON, cut short so that a whole mapping never floods the line. */
+export function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
 
 const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
 

@@ -6,7 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { defaultUpdateConfig, fileTargetPath, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
 import { StackError } from './errors.js';
 import { DEPRECATED_SERVICE_KEYS, FORBIDDEN_SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS as LOADER_UNSUPPORTED_KEYS } from './load-checks.js';
-import { bool, bytes, commandWords, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
+import { bool, bytes, commandWords, show, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
 import type { ComposeDeploy, ComposeExternal, ComposeFileObject, ComposeFileReference, ComposeFileReferenceLong, ComposeHealthcheck, ComposeModel, ComposeNetwork, ComposeService, ComposeServiceNetwork, ComposeServiceVolume, ComposeServiceVolumeLong, ComposeUpdateConfig, ComposeVolume } from './model.js';
 
 /** Docker's labels: which stack an object belongs to, and the image the file named (before digest pinning). */
@@ -79,7 +79,7 @@ const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'ob
  */
 function shaped<T>(value: unknown, path: string, shapes: Readonly<Record<string, Shape>>): T {
   if (value === undefined || value === null) return {} as T;
-  if (!isMapping(value)) throw invalid(path, `${JSON.stringify(value)} is not a mapping`);
+  if (!isMapping(value)) throw invalid(path, `${show(value)} is not a mapping`);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (v === null && k !== 'command' && k !== 'entrypoint') continue;
@@ -120,17 +120,18 @@ interface FileReference {
 
 /** File modes are octal however they are written ("0440", "440"), as Docker's converter reads them; numbers as they are. */
 function fileMode(value: unknown, at: string): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^0[0-7]*$/.test(value.trim()) ? parseInt(value.trim(), 8) : typeof value === 'string' && /^[0-7]+$/.test(value.trim()) ? parseInt(value.trim(), 8) : NaN;
-  if (!Number.isInteger(n) || n < 0 || n > 0o777) throw invalid(at, `${JSON.stringify(value)} is not a file mode like 0440`);
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^[0-7]+$/.test(value.trim()) ? parseInt(value.trim(), 8) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 0o777) throw invalid(at, `${show(value)} is not a file mode like 0440`);
   return n;
 }
+
 const DEFAULT_STOP_GRACE_MS = 10_000;
 const DEFAULT_RESTART_DELAY_MS = 5_000;
 
 /** The whole stack converted, or a StackError naming the first bad key; nothing is read from the cluster. */
 export function convertStack(namespace: string, model: ComposeModel, opts: ConvertOptions): ConvertedStack {
   if (!STACK_NAME_PATTERN.test(namespace)) {
-    throw new StackError('invalid', `stack name ${JSON.stringify(namespace)} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
+    throw new StackError('invalid', `stack name ${show(namespace)} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
   }
   if (!isMapping(model)) throw invalid('services', 'the file is not a mapping with services');
   for (const key of ['services', 'networks', 'volumes', 'secrets', 'configs'] as const) {
@@ -153,10 +154,10 @@ function externalName(external: ComposeExternal | undefined, key: string, name: 
   if (external === true) return name ?? key;
   if (typeof external === 'object' && external !== null) {
     const old = external.name;
-    if (old !== undefined && name !== undefined && old !== name) throw invalid(`${path}.external.name`, `conflicts with ${path}.name (${JSON.stringify(name)})`);
+    if (old !== undefined && name !== undefined && old !== name) throw invalid(`${path}.external.name`, `conflicts with ${path}.name (${show(name)})`);
     return old ?? name ?? key;
   }
-  throw invalid(`${path}.external`, `${JSON.stringify(external)} is not true or false`);
+  throw invalid(`${path}.external`, `${show(external)} is not true or false`);
 }
 
 class Context {
@@ -207,7 +208,7 @@ class Context {
     this.reportKeys(at, svc);
     if (svc.image === undefined || svc.image === '') throw invalid(`${at}.image`, 'is required (stacks do not build images: build and push it, then name it here)');
     const image = str(svc.image, `${at}.image`);
-    if (!OBJECT_NAME_PATTERN.test(this.scope(name))) throw invalid(at, `the service's name ${JSON.stringify(this.scope(name))} is not valid: letters, digits, '_', '.' and '-', at most 63 in all`);
+    if (!OBJECT_NAME_PATTERN.test(this.scope(name))) throw invalid(at, `the service's name ${show(this.scope(name))} is not valid: letters, digits, '_', '.' and '-', at most 63 in all`);
     const d = `${at}.deploy`;
     const resources = this.resources(svc, d);
     const containerSpec: ContainerSpec = {
@@ -247,7 +248,7 @@ class Context {
     }
     const placement = deploy.placement ?? {};
     const endpointMode = deploy.endpoint_mode === undefined ? 'vip' : str(deploy.endpoint_mode, `${d}.endpoint_mode`).toLowerCase();
-    if (endpointMode !== 'vip' && endpointMode !== 'dnsrr') throw invalid(`${d}.endpoint_mode`, `${JSON.stringify(deploy.endpoint_mode)} is not vip or dnsrr`);
+    if (endpointMode !== 'vip' && endpointMode !== 'dnsrr') throw invalid(`${d}.endpoint_mode`, `${show(deploy.endpoint_mode)} is not vip or dnsrr`);
     const ports = this.ports(svc, at);
     if (endpointMode === 'dnsrr') {
       const i = ports.findIndex((p) => p.publishMode === 'ingress');
@@ -342,7 +343,7 @@ class Context {
     const [kind, ...rest] = test;
     if (kind !== undefined) {
       const ok = (kind === 'NONE' && rest.length === 0) || (kind === 'CMD' && rest.length > 0) || (kind === 'CMD-SHELL' && rest.length === 1);
-      if (!ok) throw invalid(`${at}.test`, `${JSON.stringify(test)} is not a shell command string, ["CMD", command, args...], ["CMD-SHELL", command] or ["NONE"]`);
+      if (!ok) throw invalid(`${at}.test`, `${show(test)} is not a shell command string, ["CMD", command, args...], ["CMD-SHELL", command] or ["NONE"]`);
     }
     if (h.start_interval !== undefined) this.warn(`${at}.start_interval`, 'this cluster has no such setting: ignored');
     return {
@@ -384,7 +385,7 @@ class Context {
       const r = `${at}.deploy.restart_policy`;
       if (p.condition !== undefined) {
         const c = str(p.condition, `${r}.condition`);
-        if (c !== 'none' && c !== 'on-failure' && c !== 'any') throw invalid(`${r}.condition`, `${JSON.stringify(c)} is not none, on-failure or any`);
+        if (c !== 'none' && c !== 'on-failure' && c !== 'any') throw invalid(`${r}.condition`, `${show(c)} is not none, on-failure or any`);
         policy.condition = c;
       }
       if (p.delay !== undefined) policy.delayMs = durationMs(p.delay, `${r}.delay`);
@@ -396,7 +397,7 @@ class Context {
     if (svc.restart === undefined) return policy;
     const text = str(svc.restart, `${at}.restart`);
     const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(text);
-    if (m === null) throw invalid(`${at}.restart`, `${JSON.stringify(text)} is not no, always, unless-stopped or on-failure[:MAX_RETRIES]`);
+    if (m === null) throw invalid(`${at}.restart`, `${show(text)} is not no, always, unless-stopped or on-failure[:MAX_RETRIES]`);
     if (m[1] === 'on-failure') policy.condition = 'on-failure';
     if (m[2] !== undefined && m[1] !== 'no') policy.maxAttempts = Number(m[2]);
     return policy;
@@ -410,7 +411,7 @@ class Context {
     }
     if (m === 'replicated') return { replicated: { replicas: replicas === undefined ? 1 : wholeNumber(replicas, `${d}.replicas`, 100_000) } };
     if (m === 'replicated-job' || m === 'global-job') throw new StackError('unsupported', `${d}.mode: ${m} services (jobs) are not supported by this cluster`, null, `${d}.mode`);
-    throw invalid(`${d}.mode`, `${JSON.stringify(m)} is not replicated or global`);
+    throw invalid(`${d}.mode`, `${show(m)} is not replicated or global`);
   }
 
   /** Absent: the cluster's default config; given: Docker's rule (parallelism 1 unless set), the rest defaults. */
@@ -424,12 +425,12 @@ class Context {
     if (u.failure_action !== undefined) {
       const a = str(u.failure_action, `${at}.failure_action`);
       const allowed = rollback ? ['pause', 'continue'] : ['pause', 'continue', 'rollback'];
-      if (!allowed.includes(a)) throw invalid(`${at}.failure_action`, `${JSON.stringify(a)} is not ${allowed.join(', ')}`);
+      if (!allowed.includes(a)) throw invalid(`${at}.failure_action`, `${show(a)} is not ${allowed.join(', ')}`);
       c.failureAction = a as UpdateConfig['failureAction'];
     }
     if (u.order !== undefined) {
       const o = str(u.order, `${at}.order`);
-      if (o !== 'stop-first' && o !== 'start-first') throw invalid(`${at}.order`, `${JSON.stringify(o)} is not stop-first or start-first`);
+      if (o !== 'stop-first' && o !== 'start-first') throw invalid(`${at}.order`, `${show(o)} is not stop-first or start-first`);
       c.order = o;
     }
     return c;
@@ -464,7 +465,7 @@ class Context {
     const known = this.networksUsed.get(key);
     if (known !== undefined) return known;
     const defined = this.model.networks !== undefined && Object.hasOwn(this.model.networks, key);
-    if (!defined && key !== DEFAULT_NETWORK) throw invalid(at, `network ${JSON.stringify(key)} is not defined under the top-level networks`);
+    if (!defined && key !== DEFAULT_NETWORK) throw invalid(at, `network ${show(key)} is not defined under the top-level networks`);
     const np = `networks.${key}`;
     const n = shaped<ComposeNetwork>(defined ? this.model.networks?.[key] : null, np, NETWORK_SHAPES);
     if (n.ipam !== undefined) n.ipam = shaped<NonNullable<ComposeNetwork['ipam']>>(n.ipam, `${np}.ipam`, { config: 'list', options: 'map' });
@@ -475,24 +476,24 @@ class Context {
       out = { key, name: ext, external: true };
     } else {
       const driver = n.driver === undefined ? 'overlay' : str(n.driver, `${np}.driver`);
-      if (driver !== 'overlay') throw invalid(`${np}.driver`, `${JSON.stringify(driver)}: a stack's networks are overlay networks (other drivers make one host's networks, which a service cannot span)`);
+      if (driver !== 'overlay') throw invalid(`${np}.driver`, `${show(driver)}: a stack's networks are overlay networks (other drivers make one host's networks, which a service cannot span)`);
       const ipamConfigs = (n.ipam?.config ?? []).map((raw, i) => shaped<{ subnet?: string; ip_range?: string; gateway?: string }>(raw, `${np}.ipam.config[${i}]`, {})).map((c, i) => ({
         subnet: c.subnet === undefined ? '' : str(c.subnet, `${np}.ipam.config[${i}].subnet`),
         range: c.ip_range === undefined ? '' : str(c.ip_range, `${np}.ipam.config[${i}].ip_range`),
         gateway: c.gateway === undefined ? '' : str(c.gateway, `${np}.ipam.config[${i}].gateway`),
       }));
-      if (!NETWORK_NAME_PATTERN.test(name ?? this.scope(key)) || name === 'host') throw invalid(name === undefined ? np : `${np}.name`, `the network's name ${JSON.stringify(name ?? this.scope(key))} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit, and not host`);
+      if (!NETWORK_NAME_PATTERN.test(name ?? this.scope(key)) || name === 'host') throw invalid(name === undefined ? np : `${np}.name`, `the network's name ${show(name ?? this.scope(key))} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit, and not host`);
       // What the daemon refuses in a network, said here so that no network of the stack is made before a refusal.
       const ipamDriver = n.ipam?.driver === undefined ? 'default' : str(n.ipam.driver, `${np}.ipam.driver`);
-      if (ipamDriver !== 'default' && ipamDriver !== '') throw new StackError('unsupported', `${np}.ipam.driver: only the default IPAM driver is supported, not ${JSON.stringify(ipamDriver)}`, null, `${np}.ipam.driver`);
+      if (ipamDriver !== 'default' && ipamDriver !== '') throw new StackError('unsupported', `${np}.ipam.driver: only the default IPAM driver is supported, not ${show(ipamDriver)}`, null, `${np}.ipam.driver`);
       if (ipamConfigs.length > 1) throw new StackError('unsupported', `${np}.ipam.config: a swarm network takes at most one subnet (IPv4), got ${ipamConfigs.length}`, null, `${np}.ipam.config`);
       const ipam = ipamConfigs[0];
       if (ipam !== undefined) {
         const c = `${np}.ipam.config[0]`;
         if (ipam.range !== '') throw new StackError('unsupported', `${c}.ip_range: not supported: tasks take addresses from the whole subnet; give a smaller subnet instead`, null, `${c}.ip_range`);
         if (ipam.subnet === '' && ipam.gateway !== '') throw invalid(`${c}.gateway`, 'a gateway needs the subnet it is in');
-        if (ipam.subnet !== '' && !/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(ipam.subnet)) throw invalid(`${c}.subnet`, `${JSON.stringify(ipam.subnet)} is not an IPv4 subnet like 10.20.0.0/24`);
-        if (ipam.gateway !== '' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(ipam.gateway)) throw invalid(`${c}.gateway`, `${JSON.stringify(ipam.gateway)} is not an IPv4 address`);
+        if (ipam.subnet !== '' && !/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(ipam.subnet)) throw invalid(`${c}.subnet`, `${show(ipam.subnet)} is not an IPv4 subnet like 10.20.0.0/24`);
+        if (ipam.gateway !== '' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(ipam.gateway)) throw invalid(`${c}.gateway`, `${show(ipam.gateway)} is not an IPv4 address`);
       }
       if (n.driver_opts !== undefined && Object.hasOwn(n.driver_opts, VXLANID_OPTION)) throw invalid(`${np}.driver_opts`, `${VXLANID_OPTION} is chosen by the cluster, not given`);
       if (n.enable_ipv6 === true) throw new StackError('unsupported', `${np}.enable_ipv6: IPv6 overlays are not supported by this cluster`, null, `${np}.enable_ipv6`);
@@ -555,13 +556,13 @@ class Context {
       for (const k of ['driver_opts', 'labels'] as const) if (v[k] !== undefined) this.warn(`${at}.${k}`, 'volumes are made by each node with no options or labels: ignored');
     }
     const full = ext ?? name ?? this.scope(key);
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(full)) throw invalid(name !== undefined ? `${at}.name` : at, `the volume's name ${JSON.stringify(full)} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(full)) throw invalid(name !== undefined ? `${at}.name` : at, `the volume's name ${show(full)} is not valid: letters, digits, '_', '.' and '-', starting with a letter or digit`);
     return { key, name: full, external: ext !== null };
   }
 
   private volumeName(source: string, at: string): string {
     const vols = this.model.volumes;
-    if (vols === undefined || !Object.hasOwn(vols, source)) throw invalid(at, `volume ${JSON.stringify(source)} is not defined under the top-level volumes`);
+    if (vols === undefined || !Object.hasOwn(vols, source)) throw invalid(at, `volume ${show(source)} is not defined under the top-level volumes`);
     return this.volume(source, vols[source] ?? null).name;
   }
 
@@ -572,11 +573,11 @@ class Context {
     tmpfs.forEach((t, i) => {
       const p = typeof svc.tmpfs === 'string' ? `${at}.tmpfs` : `${at}.tmpfs[${i}]`;
       const [target = '', options = ''] = t.split(':', 2);
-      if (!target.startsWith('/')) throw invalid(p, `${JSON.stringify(t)}: the target must be an absolute path`);
+      if (!target.startsWith('/')) throw invalid(p, `${show(t)}: the target must be an absolute path`);
       let size = 0;
       for (const o of options === '' ? [] : options.split(',')) {
         if (o.startsWith('size=')) size = bytes(o.slice(5), p);
-        else this.warn(p, `tmpfs option ${JSON.stringify(o)} is not supported: ignored`);
+        else this.warn(p, `tmpfs option ${show(o)} is not supported: ignored`);
       }
       out.push({ type: 'tmpfs', source: '', target, readOnly: false, tmpfsSizeBytes: size });
     });
@@ -590,7 +591,7 @@ class Context {
 
   private mount(raw: ComposeServiceVolume, at: string): Mount {
     if (typeof raw === 'string') return this.shortMount(raw, at);
-    if (!isMapping(raw)) throw invalid(at, `${JSON.stringify(raw)} is neither a volume string nor a mapping`);
+    if (!isMapping(raw)) throw invalid(at, `${show(raw)} is neither a volume string nor a mapping`);
     const v = shaped<ComposeServiceVolumeLong>(raw, at, { bind: 'map', volume: 'map', tmpfs: 'map' });
     const type = str(v.type, `${at}.type`);
     const target = v.target === undefined ? '' : str(v.target, `${at}.target`);
@@ -616,7 +617,7 @@ class Context {
         return { type: 'tmpfs', source: '', target, readOnly, tmpfsSizeBytes: size };
       }
       default:
-        throw new StackError('unsupported', `${at}.type: ${JSON.stringify(type)} mounts are not supported (use volume, bind or tmpfs)`, null, `${at}.type`);
+        throw new StackError('unsupported', `${at}.type: ${show(type)} mounts are not supported (use volume, bind or tmpfs)`, null, `${at}.type`);
     }
   }
 
@@ -624,17 +625,17 @@ class Context {
   private shortMount(text: string, at: string): Mount {
     const parts = text.split(':');
     if (parts.length === 1) {
-      throw new StackError('unsupported', `${at}: ${JSON.stringify(text)} is an anonymous volume, which is not supported: name the volume (and define it under the top-level volumes)`, null, at);
+      throw new StackError('unsupported', `${at}: ${show(text)} is an anonymous volume, which is not supported: name the volume (and define it under the top-level volumes)`, null, at);
     }
-    if (parts.length > 3) throw invalid(at, `${JSON.stringify(text)} is not [SOURCE:]TARGET[:MODE]`);
+    if (parts.length > 3) throw invalid(at, `${show(text)} is not [SOURCE:]TARGET[:MODE]`);
     const [source = '', target = '', mode = ''] = parts;
-    if (!target.startsWith('/')) throw invalid(at, `${JSON.stringify(text)}: the target must be an absolute path`);
+    if (!target.startsWith('/')) throw invalid(at, `${show(text)}: the target must be an absolute path`);
     let readOnly = false;
     for (const o of mode === '' ? [] : mode.split(',')) {
       if (o === 'ro') readOnly = true;
       else if (o === 'rw') readOnly = false;
-      else if (['z', 'Z', 'nocopy', 'consistent', 'cached', 'delegated'].includes(o)) this.warn(at, `mode ${JSON.stringify(o)} is not supported: ignored`);
-      else throw invalid(at, `${JSON.stringify(text)}: mode ${JSON.stringify(o)} is not ro or rw`);
+      else if (['z', 'Z', 'nocopy', 'consistent', 'cached', 'delegated'].includes(o)) this.warn(at, `mode ${show(o)} is not supported: ignored`);
+      else throw invalid(at, `${show(text)}: mode ${show(o)} is not ro or rw`);
     }
     const isPath = source.startsWith('/') || source.startsWith('.') || source.startsWith('~');
     if (isPath) {
@@ -660,19 +661,19 @@ class Context {
       if (typeof r !== 'string' && !isMapping(r)) throw invalid(p, 'is neither a name nor a mapping with source');
       const long = typeof r === 'string' ? { source: r } : shaped<ComposeFileReferenceLong>(r, p, {});
       const source = str(long.source, `${p}.source`);
-      if (!Object.hasOwn(defined, source)) throw invalid(p, `${kind === 'secrets' ? 'secret' : 'config'} ${JSON.stringify(source)} is not defined under the top-level ${kind}`);
+      if (!Object.hasOwn(defined, source)) throw invalid(p, `${kind === 'secrets' ? 'secret' : 'config'} ${show(source)} is not defined under the top-level ${kind}`);
       const obj = shaped<ComposeFileObject>(defined[source], `${kind}.${source}`, {});
       const name = this.fileObjectName(source, obj, `${kind}.${source}`);
       const first = names.get(name);
-      if (first !== undefined) throw invalid(p, `${kind === 'secrets' ? 'secret' : 'config'} ${JSON.stringify(source)} is already given by ${first}: a service takes each once`);
+      if (first !== undefined) throw invalid(p, `${kind === 'secrets' ? 'secret' : 'config'} ${show(source)} is already given by ${first}: a service takes each once`);
       names.set(name, p);
       const target = long.target === undefined ? source : str(long.target, `${p}.target`);
       const parts = target.split('/');
-      if (target === '' || target.endsWith('/') || parts.some((x) => x === '..' || x === '.')) throw invalid(`${p}.target`, `${JSON.stringify(target)} is not a file name or absolute file path`);
+      if (target === '' || target.endsWith('/') || parts.some((x) => x === '..' || x === '.')) throw invalid(`${p}.target`, `${show(target)} is not a file name or absolute file path`);
       const id = (v: unknown, key: 'uid' | 'gid'): string => {
         if (v === undefined) return '0';
         const text = str(v, `${p}.${key}`);
-        if (!/^[0-9]{1,10}$/.test(text)) throw invalid(`${p}.${key}`, `${JSON.stringify(v)} is not a numeric ${key === 'uid' ? 'user' : 'group'} id`);
+        if (!/^[0-9]{1,10}$/.test(text)) throw invalid(`${p}.${key}`, `${show(v)} is not a numeric ${key === 'uid' ? 'user' : 'group'} id`);
         return text;
       };
       return { name, target, uid: id(long.uid, 'uid'), gid: id(long.gid, 'gid'), mode: long.mode === undefined ? DEFAULT_FILE_MODE : fileMode(long.mode, `${p}.mode`) };
@@ -716,7 +717,7 @@ function capabilities(value: unknown, at: string): string[] {
   const out: string[] = [];
   stringList(value, at).forEach((c, i) => {
     const n = c.trim().toUpperCase();
-    if (!/^[A-Z_]+$/.test(n)) throw invalid(`${at}[${i}]`, `${JSON.stringify(c)} is not a capability name like NET_ADMIN, or ALL`);
+    if (!/^[A-Z_]+$/.test(n)) throw invalid(`${at}[${i}]`, `${show(c)} is not a capability name like NET_ADMIN, or ALL`);
     if (!out.includes(n)) out.push(n);
   });
   return out;
@@ -725,7 +726,7 @@ function capabilities(value: unknown, at: string): string[] {
 /** A signal as the daemon takes it: SIGTERM, TERM, SIGRTMIN+3 is not (Docker's numbers are, e.g. 9). */
 function signalName(value: unknown, at: string): string {
   const text = str(value, at);
-  if (!/^(SIG)?[A-Z0-9]+$/.test(text)) throw invalid(at, `${JSON.stringify(text)} is not a signal name like SIGTERM or SIGQUIT`);
+  if (!/^(SIG)?[A-Z0-9]+$/.test(text)) throw invalid(at, `${show(text)} is not a signal name like SIGTERM or SIGQUIT`);
   return text;
 }
 
@@ -734,13 +735,13 @@ const CONSTRAINT_KEYS = 'node.id, node.hostname, node.role, node.platform.os, no
 /** Docker's constraint syntax, as the scheduler reads it: checked here so the daemon never refuses one half-way. */
 function checkConstraint(expression: string, at: string): string {
   const m = /^(.*?)(==|!=)(.*)$/.exec(expression);
-  if (m === null) throw invalid(at, `${JSON.stringify(expression)} is not KEY==VALUE or KEY!=VALUE`);
+  if (m === null) throw invalid(at, `${show(expression)} is not KEY==VALUE or KEY!=VALUE`);
   const key = (m[1] ?? '').trim().toLowerCase();
   const value = (m[3] ?? '').trim();
   const known = ['node.id', 'node.hostname', 'node.role', 'node.platform.os', 'node.platform.arch'].includes(key) || /^(node|engine)\.labels\.[A-Za-z0-9_.-]+$/.test(key);
-  if (!known) throw invalid(at, `${JSON.stringify(expression)}: unknown key ${JSON.stringify((m[1] ?? '').trim())} (use ${CONSTRAINT_KEYS})`);
-  if (value === '' || value.includes('==') || value.includes('!=') || !/^[A-Za-z0-9_.*\-/:@]+$/.test(value)) throw invalid(at, `${JSON.stringify(expression)}: invalid value ${JSON.stringify(value)}`);
-  if (key === 'node.role' && !['manager', 'worker'].includes(value.toLowerCase())) throw invalid(at, `${JSON.stringify(expression)}: node.role is manager or worker`);
+  if (!known) throw invalid(at, `${show(expression)}: unknown key ${show((m[1] ?? '').trim())} (use ${CONSTRAINT_KEYS})`);
+  if (value === '' || value.includes('==') || value.includes('!=') || !/^[A-Za-z0-9_.*\-/:@]+$/.test(value)) throw invalid(at, `${show(expression)}: invalid value ${show(value)}`);
+  if (key === 'node.role' && !['manager', 'worker'].includes(value.toLowerCase())) throw invalid(at, `${show(expression)}: node.role is manager or worker`);
   return expression;
 }
 
@@ -752,7 +753,7 @@ export function parseEnvFile(text: string, at: string): Array<[string, string | 
     if (line === '' || line.startsWith('#')) return;
     const eq = line.indexOf('=');
     const key = (eq < 0 ? line : line.slice(0, eq)).trim();
-    if (key === '' || /\s/.test(key)) throw invalid(`${at} line ${i + 1}`, `${JSON.stringify(raw)} is not KEY=value`);
+    if (key === '' || /\s/.test(key)) throw invalid(`${at} line ${i + 1}`, `${show(raw)} is not KEY=value`);
     if (eq < 0) {
       out.push([key, null]);
       return;
