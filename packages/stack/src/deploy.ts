@@ -243,7 +243,12 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
     }
   }
   const current = byName(existingServices.map((s) => ({ ...s, name: s.spec.name })));
+  const others = new Set(allServices.filter((s) => s.spec.labels[LABEL_NAMESPACE] !== ns).map((s) => s.spec.name.toLowerCase()));
   for (const spec of stack.services) {
+    if (others.has(spec.name.toLowerCase())) {
+      const short = spec.name.slice(ns.length + 1);
+      throw new StackError('invalid', `services.${short}: a service named ${spec.name} exists that is not part of stack ${ns}: remove or rename it, or give the stack another name`, null, `services.${short}`);
+    }
     const problem = backend.checkImage?.(spec.taskTemplate.containerSpec.image) ?? null;
     if (problem !== null) {
       const short = spec.name.slice(ns.length + 1);

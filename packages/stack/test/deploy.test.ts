@@ -340,3 +340,17 @@ test('a config whose bytes the file changed stops the deploy before any change; 
   t.regex(err?.message ?? '', /config shop_app exists with other data/);
   t.deepEqual(cluster.writes.slice(before), []);
 });
+
+test('a service of the same name outside the stack stops the deploy before any change', async (t) => {
+  const cluster = new FakeCluster();
+  const outside = convert({ services: { web: { image: 'x' } } }).services[0];
+  if (outside === undefined) return t.fail();
+  delete outside.labels['com.docker.stack.namespace'];
+  outside.taskTemplate.networks = [];
+  await cluster.createService(outside);
+  const before = cluster.writes.length;
+  const err = await t.throwsAsync(deploy(cluster, { services: { api: { image: 'x' }, web: { image: 'x' } } }), { instanceOf: StackError });
+  t.is(err?.path, 'services.web');
+  t.regex(err?.message ?? '', /a service named shop_web exists that is not part of stack shop/);
+  t.deepEqual(cluster.writes.slice(before), []);
+});
