@@ -92,6 +92,40 @@ async function waitStackConverged(client: ApiClient, namespace: string, names: R
   }
 }
 
+/**
+ * Docker's `stack services --filter`: values of one key are alternatives, different keys must all hold. A name is
+ * matched with and without the stack's prefix (`web` finds `shop_web`), as Docker's.
+ */
+export function serviceFilter(filters: readonly string[], namespace: string): (s: ServiceDocument) => boolean {
+  const byKey = new Map<string, string[]>();
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    const key = eq < 0 ? f : f.slice(0, eq);
+    const value = eq < 0 ? '' : f.slice(eq + 1);
+    if (!['id', 'name', 'label', 'mode'].includes(key) || value === '') throw new CliError(`invalid filter ${JSON.stringify(f)}: use id=ID, name=NAME, label=KEY[=VALUE] or mode=replicated|global`);
+    if (key === 'mode' && value !== 'replicated' && value !== 'global') throw new CliError(`invalid filter ${JSON.stringify(f)}: mode is replicated or global`);
+    byKey.set(key, [...(byKey.get(key) ?? []), value]);
+  }
+  return (s) =>
+    [...byKey].every(([key, values]) =>
+      values.some((v) => {
+        switch (key) {
+          case 'id':
+            return s.ID.startsWith(v);
+          case 'name':
+            return s.Spec.Name.startsWith(v) || s.Spec.Name.startsWith(`${namespace}_${v}`);
+          case 'label': {
+            const eq = v.indexOf('=');
+            const k = eq < 0 ? v : v.slice(0, eq);
+            return Object.hasOwn(s.Spec.Labels, k) && (eq < 0 || s.Spec.Labels[k] === v.slice(eq + 1));
+          }
+          default:
+            return (s.Spec.Mode.Global !== undefined ? 'global' : 'replicated') === v;
+        }
+      }),
+    );
+}
+
 /** Adds deploy (up), ls, services, ps and rm (down) to the `stack` command group, making the group if need be. */
 export function registerStackDeployCommands(program: Command): void {
   const stack = program.commands.find((c) => c.name() === 'stack') ?? program.command('stack').description('manage stacks: services, networks, secrets and configs from compose files');
@@ -141,9 +175,11 @@ export function registerStackDeployCommands(program: Command): void {
     .argument('<stack>', 'the stack name')
     .option('--format <format>', 'table (default) or json (one object per line)')
     .option('-q, --quiet', 'print IDs only')
-    .action(async (name: string, opts: { format?: string; quiet?: boolean }, command: Command) => {
+    .option('-f, --filter <key=value>', 'id=ID (prefix), name=NAME (prefix, with or without the stack), label=KEY[=VALUE], mode=replicated|global (repeatable)', collect, [])
+    .action(async (name: string, opts: { format?: string; quiet?: boolean; filter: string[] }, command: Command) => {
       const format = parseFormat(opts.format);
-      const rows = (await stackServices(clientFor(command), name, true)).map(serviceRow);
+      const keep = serviceFilter(opts.filter, name);
+      const rows = (await stackServices(clientFor(command), name, true)).filter(keep).map(serviceRow);
       if (rows.length === 0) {
         process.stderr.write(`Nothing found in stack: ${name}\n`);
         return;
@@ -160,7 +196,9 @@ export function registerStackDeployCommands(program: Command): void {
     .option('--format <format>', 'table (default) or json (one object per line)')
     .option('-q, --quiet', 'print task IDs only')
     .option('-f, --filter <key=value>', 'desired-state=running|shutdown|accepted, node=NODE, name=NAME, id=ID (repeatable)', collect, [])
-    .action(async (name: string, opts: { format?: string; quiet?: boolean; filter: string[] }, command: Command) => {
+    .option('--no-trunc', 'do not shorten ids')
+    .option('--no-resolve', 'show node ids, not hostnames')
+    .action(async (name: string, opts: { format?: string; quiet?: boolean; filter: string[]; trunc: boolean; resolve: boolean }, command: Command) => {
       const format = parseFormat(opts.format);
       const keep = taskFilter(opts.filter);
       const client = clientFor(command);
@@ -173,7 +211,10 @@ export function registerStackDeployCommands(program: Command): void {
       const rows: TaskRow[] = [];
       for (const s of services) {
         const tasks = (await client.listTasks({ service: s.ID })).filter((t) => keep(t, hostnames)).sort((a, b) => a.Name.localeCompare(b.Name) || Date.parse(b.CreatedAt) - Date.parse(a.CreatedAt));
-        rows.push(...taskRows(tasks, hostnames, Date.now()));
+        const shown = taskRows(tasks, opts.resolve ? hostnames : new Map(), Date.now());
+        // taskRows shortens ids to 12 characters, as Docker's table does; --no-trunc puts them back.
+        if (!opts.trunc) shown.forEach((r, i) => (r.ID = tasks[i]?.ID ?? r.ID));
+        rows.push(...shown);
       }
       if (opts.quiet === true) writeOut(rows.map((r) => r.ID).join('\n'));
       else if (format === 'json') writeOut(jsonLines(rows));

@@ -127,12 +127,20 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
   t.regex(svcLines[1] ?? '', /shop_api\s+replicated\s+1\/1\s+busybox/);
   t.regex(svcLines[2] ?? '', /shop_web\s+replicated\s+2\/2\s+busybox\s+\*:18080->80\/tcp/);
 
+  const filtered = await run(socketPath, ['stack', 'services', '--filter', 'name=web', '--filter', 'label=tier=front', '-q', 'shop']);
+  t.is(filtered.code, 0, filtered.stderr);
+  t.is(filtered.stdout.trim(), web?.ID.slice(0, 12) ?? 'no web');
+  t.is((await run(socketPath, ['stack', 'services', '-f', 'mode=global', 'shop'])).stdout.trim().split('\n').length, 1, 'the header only');
+  t.regex((await run(socketPath, ['stack', 'services', '-f', 'colour=red', 'shop'])).stderr, /^swarm: invalid filter "colour=red"/);
+
   const ps = await run(socketPath, ['stack', 'ps', 'shop']);
   t.is(ps.code, 0, ps.stderr);
   t.deepEqual(
     ps.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[1]),
     ['shop_api.1', 'shop_web.1', 'shop_web.2'],
   );
+  const psFull = await run(socketPath, ['stack', 'ps', '--no-trunc', '-q', 'shop']);
+  t.deepEqual(psFull.stdout.trim().split('\n').map((id) => id.length), [25, 25, 25]);
 
   // The same file again: nothing is created or updated (an update would leave a PreviousSpec; the version alone
   // also moves when the allocator writes the service).
