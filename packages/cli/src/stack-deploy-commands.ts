@@ -55,8 +55,10 @@ async function stackServices(client: ApiClient, namespace: string, status: boole
 /**
  * `--detach=false`: one line per service whenever its running/desired count or what blocks it changes, until every
  * service runs what it wants (exit 0) or one fails its update (an error naming it), or the deadline passes.
+ * `startedBefore` is each service's UpdateStatus.StartedAt before the deploy: a rollback that started since is this
+ * deploy's update failing.
  */
-async function waitStackConverged(client: ApiClient, namespace: string, names: ReadonlySet<string>): Promise<void> {
+async function waitStackConverged(client: ApiClient, namespace: string, names: ReadonlySet<string>, startedBefore: ReadonlyMap<string, string | undefined>): Promise<void> {
   const deadline = Date.now() + CONVERGE_TIMEOUT_MS;
   const last = new Map<string, string>();
   for (;;) {
@@ -70,6 +72,12 @@ async function waitStackConverged(client: ApiClient, namespace: string, names: R
       const u = s.UpdateStatus;
       if (u !== undefined && (u.State === 'paused' || u.State === 'rollback_paused')) {
         throw new CliError(`service ${s.Spec.Name}: ${u.Message}; see \`swarm service ps ${s.Spec.Name}\``);
+      }
+      if (u !== undefined && u.State === 'rollback_completed' && u.StartedAt !== startedBefore.get(s.Spec.Name)) {
+        // The newest task error says why the update failed (the rollback's own message only says it happened).
+        const failed = (await client.listTasks({ service: s.ID })).filter((t) => t.Status.Err !== undefined).sort((a, b) => Date.parse(b.Status.Timestamp) - Date.parse(a.Status.Timestamp))[0];
+        const why = failed === undefined ? '' : ` (${failed.Name}: ${failed.Status.Err ?? ''})`;
+        throw new CliError(`service ${s.Spec.Name} rolled back: ${u.Message}${why}; see \`swarm service ps ${s.Spec.Name}\``);
       }
       const updating = u !== undefined && (u.State === 'updating' || u.State === 'rollback_started');
       if (running < desired || updating) {
@@ -148,12 +156,13 @@ export function registerStackDeployCommands(program: Command): void {
       const client = clientFor(command);
       // The loader prints its warnings and turns its errors into one-line CLI errors.
       const loaded = await loadComposeFiles(opts);
+      const startedBefore = opts.detach ? new Map<string, string | undefined>() : new Map((await stackServices(client, name, false)).map((s) => [s.Spec.Name, s.UpdateStatus?.StartedAt]));
       await userErrors(async () => {
         const converted = convertStack(name, loaded.model, { workingDir: loaded.workingDir, environment: process.env });
         for (const w of converted.warnings) process.stderr.write(`${w}\n`);
         const result = await deployStack(apiStackBackend(client), converted, { prune: opts.prune === true, withRegistryAuth: opts.withRegistryAuth === true, resolveImage, log: writeOut });
         for (const w of result.warnings) process.stderr.write(`${w}\n`);
-        if (!opts.detach) await waitStackConverged(client, name, new Set(converted.services.map((s) => s.name)));
+        if (!opts.detach) await waitStackConverged(client, name, new Set(converted.services.map((s) => s.name)), startedBefore);
       }, locatorFor(opts.composeFile));
     });
 

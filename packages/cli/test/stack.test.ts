@@ -161,6 +161,14 @@ test('stack deploy creates, ls/services/ps list, an unchanged redeploy updates n
   t.deepEqual(after.find((s) => s.Spec.Name === 'shop_web')?.PreviousSpec?.TaskTemplate.ContainerSpec.Env, ['GREETING=hello']);
   t.is(after.find((s) => s.Spec.Name === 'shop_api')?.PreviousSpec, undefined, 'shop_api was not updated');
 
+  // An update whose new tasks fail rolls itself back (failure_action rollback): --detach=false says so, exit 1.
+  const failing = join(dir, 'failing.yml');
+  await writeFile(failing, 'services:\n  web:\n    command: ["sh", "-c", "exit 3"]\n    deploy:\n      update_config:\n        failure_action: rollback\n        monitor: 2s\n      restart_policy:\n        delay: 100ms\n');
+  const rolledBack = await run(socketPath, ['stack', 'deploy', '--resolve-image', 'never', '-c', file, '-c', override, '-c', failing, '--detach=false', 'shop']);
+  t.is(rolledBack.code, 1, rolledBack.stdout);
+  t.regex(rolledBack.stderr, /^swarm: service shop_web rolled back: .*\(shop_web\.\d: .*3.*\)/m);
+  t.deepEqual((await client.inspectService('shop_web')).Spec.TaskTemplate.ContainerSpec.Args, ['sleep', '600'], 'the previous spec is back');
+
   // A missing external network: an error naming it, and nothing changes.
   const bad = join(dir, 'bad.yml');
   await writeFile(bad, 'services:\n  x:\n    image: busybox\n    networks: [outside]\nnetworks:\n  outside:\n    external: true\n');
