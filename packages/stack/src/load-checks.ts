@@ -170,7 +170,7 @@ function castString(v: string, cast: Cast, path: KeyPath): unknown {
     case 'float':
       return /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s) ? Number(s) : undefined;
     case 'mode':
-      // File modes are octal however they are written ("0440", "440"), as Docker's converter reads them.
+      // A leading 0 makes a file mode octal ("0440" is 288), as YAML 1.1 reads an integer; other digits are decimal.
       if (/^0[0-7]*$/.test(s)) return parseInt(s, 8);
       return /^\d+$/.test(s) ? Number(s) : undefined;
     default:
