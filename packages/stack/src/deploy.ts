@@ -124,11 +124,25 @@ export function normaliseSpec(spec: ServiceSpec): unknown {
  * (Docker's `--resolve-image changed`).
  */
 export function sameSpec(existing: ServiceSpec, desired: ServiceSpec): boolean {
+  return JSON.stringify(normaliseSpec(unpinned(existing, desired))) === JSON.stringify(normaliseSpec(desired));
+}
+
+/**
+ * The cluster's spec with its image as the file wrote it when the only difference is the digest the daemon pinned
+ * (`swarm/httpd:latest@sha256:…` is the file's `swarm/httpd` or `swarm/httpd:latest`).
+ */
+function unpinned(existing: ServiceSpec, desired: ServiceSpec): ServiceSpec {
   const e = structuredClone(existing);
   const want = desired.taskTemplate.containerSpec.image;
   const have = e.taskTemplate.containerSpec.image;
-  if (!want.includes('@') && have.startsWith(`${want}@`)) e.taskTemplate.containerSpec.image = want;
-  return JSON.stringify(normaliseSpec(e)) === JSON.stringify(normaliseSpec(desired));
+  const at = have.indexOf('@');
+  if (!want.includes('@') && at >= 0 && withTag(have.slice(0, at)) === withTag(want)) e.taskTemplate.containerSpec.image = want;
+  return e;
+}
+
+/** A reference with its tag, `:latest` when it has none (after the last `/`, a `:` is the tag's). */
+function withTag(ref: string): string {
+  return ref.slice(ref.lastIndexOf('/') + 1).includes(':') ? ref : `${ref}:latest`;
 }
 
 /** Paths of what differs, for the debug of a redeploy that updates (`taskTemplate.containerSpec.env`). */
@@ -142,10 +156,7 @@ export function specDifferences(existing: ServiceSpec, desired: ServiceSpec): st
     }
     out.push(path);
   };
-  const e = structuredClone(existing);
-  const want = desired.taskTemplate.containerSpec.image;
-  if (!want.includes('@') && e.taskTemplate.containerSpec.image.startsWith(`${want}@`)) e.taskTemplate.containerSpec.image = want;
-  walk(normaliseSpec(e), normaliseSpec(desired), '');
+  walk(normaliseSpec(unpinned(existing, desired)), normaliseSpec(desired), '');
   return out;
 }
 

@@ -52,7 +52,9 @@ class FakeCluster implements StackBackend {
       return { target: found.id, aliases: n.aliases };
     });
     const c = s.taskTemplate.containerSpec;
-    if (!c.image.includes('@')) c.image = `${c.image}@sha256:${'a'.repeat(64)}`;
+    // The daemon pins the familiar reference with its tag: `worker` becomes `worker:latest@sha256:…`.
+    const tagged = c.image.slice(c.image.lastIndexOf('/') + 1).includes(':') ? c.image : `${c.image}:latest`;
+    if (!c.image.includes('@')) c.image = `${tagged}@sha256:${'a'.repeat(64)}`;
     return s;
   }
   readonly resolveImage: string[] = [];
@@ -105,7 +107,7 @@ const shop = (): ComposeModel => ({
   services: {
     web: { image: 'nginx:1.27', ports: ['8080:80'], networks: ['front'], deploy: { replicas: 2 } },
     api: { image: 'api:1', environment: { MODE: 'prod' }, networks: ['front', 'back'], secrets: ['pw'] },
-    worker: { image: 'worker:1' },
+    worker: { image: 'worker' },
   },
   networks: { front: {}, back: {} },
   secrets: { pw: { file: 'pw.txt' } },
