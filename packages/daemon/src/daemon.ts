@@ -1143,7 +1143,7 @@ class NodeDaemon implements ApiBackend, Daemon {
       this.resolveFiles(runtime, structuredClone(service.previousSpec));
       // So may its published ports have been taken by another service.
       checkPortConflicts(service.previousSpec, runtime.store.view((tx) => tx.list('service')), service.id);
-      const rollingOut = !deepEqual(service.previousSpec.taskTemplate, service.spec.taskTemplate);
+      const rollingOut = !deepEqual(service.previousSpec.taskTemplate, service.spec.taskTemplate) || !deepEqual(service.previousSpec.endpointSpec, service.spec.endpointSpec);
       next = {
         ...service,
         spec: service.previousSpec,
@@ -1165,8 +1165,9 @@ class NodeDaemon implements ApiBackend, Daemon {
         ? this.registryAuthFor(spec.taskTemplate.containerSpec.image)
         : (service.spec.taskTemplate.containerSpec.registryAuth ?? null);
       warnings = await this.pinImage(spec, options);
-      // Only a new task template is rolled out; a new replica count is the orchestrator's alone (a scale).
-      const rollingOut = !deepEqual(spec.taskTemplate, service.spec.taskTemplate);
+      // A new task template or endpoint spec (ports, mode, strategy: the tasks' attachments come from it) is rolled
+      // out; a new replica count is the orchestrator's alone (a scale).
+      const rollingOut = !deepEqual(spec.taskTemplate, service.spec.taskTemplate) || !deepEqual(spec.endpointSpec, service.spec.endpointSpec);
       next = {
         ...service,
         spec,

@@ -248,4 +248,10 @@ test('published ports: an ingress port left 0 is picked from 30000-32767; a port
   await c.removeService('web');
   await c.createService(spec('web2', [{ TargetPort: 80, PublishedPort: 8080 }]));
   t.deepEqual((await allocated('web2')).map((p) => p.PublishedPort), [8080]);
+
+  // A new port alone is rolled out (the tasks' attachments come from the endpoint spec), as Docker's; labels alone are not.
+  const api2 = await c.inspectService('api');
+  t.is(api2.UpdateStatus, undefined, 'the label change rolled nothing out');
+  await c.updateService(api2.ID, { ...api2.Spec, EndpointSpec: { Ports: [{ TargetPort: 80 }, { TargetPort: 443, PublishedPort: 8443 }] } }, api2.Version.Index);
+  t.regex((await c.inspectService('api')).UpdateStatus?.State ?? '', /^(updating|completed)$/, 'an update was started');
 });

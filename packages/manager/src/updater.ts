@@ -15,9 +15,13 @@ export function isRolloutUnfinished(s: Service): boolean {
   return isUpdating(s) || s.updateStatus?.state === 'paused' || s.updateStatus?.state === 'rollback_paused';
 }
 
-/** A task made from the service's current template (what an update converges to). */
+/**
+ * A task made from the service's current template and endpoint spec (what an update converges to). As SwarmKit's:
+ * published ports, endpoint mode or strategy changed make a task outdated too, since its network attachments (the
+ * ingress leg for the routing mesh) and its endpoint come from them.
+ */
 export function isCurrent(t: Task, s: Service): boolean {
-  return deepEqual(t.spec, s.spec.taskTemplate);
+  return deepEqual(t.spec, s.spec.taskTemplate) && (t.endpoint === null || deepEqual(t.endpoint.spec, s.spec.endpointSpec));
 }
 
 interface SlotState {

@@ -138,3 +138,22 @@ test('an update that only scales does not roll anything out', (t) => {
   t.is(h.service(web).updateStatus, null);
 });
 
+
+test('a new endpoint spec alone (a published port added) rolls the tasks out again: their attachments come from it', (t) => {
+  const { h, web } = setup(2);
+  const before = h.live(web).map((x) => x.id);
+  t.true(h.live(web).every((x) => isCurrent(x, h.service(web))));
+  h.updateService(web, (s) => {
+    s.spec.endpointSpec = { mode: 'vip', ports: [{ name: '', protocol: 'tcp', targetPort: 80, publishedPort: 8080, publishMode: 'ingress' }] };
+  });
+  t.true(h.live(web).every((x) => !isCurrent(x, h.service(web))), 'outdated by the endpoint spec');
+  h.nowMs += 10_000;
+  for (let i = 0; i < 20; i++) {
+    h.pass();
+    h.playAgents();
+    h.nowMs += 6_000;
+  }
+  const after = h.live(web);
+  t.is(after.length, 2);
+  t.true(after.every((x) => !before.includes(x.id) && isCurrent(x, h.service(web))), 'every task replaced');
+});
