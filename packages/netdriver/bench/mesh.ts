@@ -21,7 +21,7 @@ import { EmbeddedDns, inNetns, ipBatch, NetnsDir, OverlayDriver, systemTool } fr
 import { benchEndpoints, measureDns, type DnsResult } from './dns-load.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const DNS_QUERIES = Number(process.env['BENCH_DNS_QUERIES'] ?? 10000);
 const DOC = process.env['BENCH_DOC'] ?? join(fileURLToPath(new URL('../../../../docs/benchmarks.md', import.meta.url)));
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     }
     const [h1, h2, clientNs] = ns as [string, string, string];
     for (const [i, path] of [h1, h2].entries()) {
-      const d = new OverlayDriver({ stateDir: join(root, `d${i}`), underlayAddr: UNDERLAY[i] ?? '', logger: log, hostNetns: path });
+      const d = new OverlayDriver({ stateDir: join(root, `d${i}`), underlayAddr: UNDERLAY[i] ?? '', logger: log, hostNetns: path, ...(process.env['BENCH_NO_CIRCUIT'] === '1' ? { circuit: false as const } : {}) });
       await d.recover(new Set());
       drivers.push(d);
     }
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     const rpsRatio = median(meshed.map((r) => r.rps)) / median(direct.map((r) => r.rps));
     const p99Ratio = median(meshed.map((r) => r.p99Ms)) / median(direct.map((r) => r.p99Ms));
     const body = [
-      `Command: \`scripts/bench mesh\` (BENCH_SECONDS=${SECONDS}, BENCH_ROUNDS=${ROUNDS}, BENCH_CONNECTIONS=${CONNECTIONS}, BENCH_DNS_QUERIES=${DNS_QUERIES}); ${new Date().toISOString().slice(0, 10)}, 1-minute load ${loadavg()[0]?.toFixed(2) ?? '?'} at the end.`,
+      `Command: \`scripts/bench mesh\` (BENCH_SECONDS=${SECONDS}, BENCH_ROUNDS=${ROUNDS}, BENCH_CONNECTIONS=${CONNECTIONS}, BENCH_DNS_QUERIES=${DNS_QUERIES}${process.env['BENCH_NO_CIRCUIT'] === '1' ? ', BENCH_NO_CIRCUIT=1' : ''}); ${new Date().toISOString().slice(0, 10)}, 1-minute load ${loadavg()[0]?.toFixed(2) ?? '?'} at the end.`,
       '',
       `Two hosts and a client (network namespaces on a bridge, like the lab), one HTTP task (a Node server answering \`ok\`) on host 1 on \`ingress\`, its port published through the mesh on both hosts. wrk (1 thread, ${CONNECTIONS} connections, keep-alive) in alternating rounds: *direct* from a task on host 2 straight at the task's overlay address (VXLAN, no NAT); *mesh* from outside to host 2's published port (host DNAT, ingress sandbox DNAT + SNAT, VXLAN to host 1); *mesh, local* through host 1 itself.`,
       '',
