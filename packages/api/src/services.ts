@@ -1,10 +1,10 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, fileTargetPath, LB_STRATEGIES, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, fileTargetPath, LB_STRATEGIES, ULIMIT_NAMES, checkUlimit, type Ulimit, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
-export { LB_STRATEGIES, type LbStrategy };
+export { LB_STRATEGIES, ULIMIT_NAMES, type LbStrategy };
 
 const NS_PER_MS = 1_000_000;
 
@@ -34,6 +34,8 @@ export interface ServiceSpecDocument {
       /** Secrets as files in the containers: SecretName (or SecretID) names it; the daemon resolves the other. */
       Secrets?: SecretReferenceDocument[];
       Configs?: ConfigReferenceDocument[];
+      /** Resource limits of the task's processes (Docker's --ulimit); -1 is unlimited. */
+      Ulimits?: UlimitDocument[];
     };
     Resources?: { Limits?: ResourcesDocument; Reservations?: ResourcesDocument };
     RestartPolicy?: { Condition?: 'none' | 'on-failure' | 'any'; Delay?: number; MaxAttempts?: number; Window?: number };
@@ -49,6 +51,13 @@ export interface ServiceSpecDocument {
   RollbackConfig?: UpdateConfigDocument;
   /** How the service is reached: a virtual IP (vip, the default) or DNS round robin (dnsrr), and published ports. */
   EndpointSpec?: EndpointSpecDocument;
+}
+
+/** Docker's Ulimit: Name is one of ULIMIT_NAMES; Soft <= Hard; -1 is unlimited. */
+export interface UlimitDocument {
+  Name: string;
+  Soft: number;
+  Hard: number;
 }
 
 /** Docker's File of a secret or config reference: the file's name (or absolute path), owner and mode. */
@@ -269,6 +278,18 @@ const fileRefs = (kind: 'Secret' | 'Config') =>
       },
     },
   }) as const;
+/** A ulimit's value: a whole number, or -1 for unlimited (the rest is checked by name in toUlimits). */
+const ulimitValue = { type: 'integer', minimum: -1, maximum: Number.MAX_SAFE_INTEGER } as const;
+const ulimits = {
+  type: 'array',
+  maxItems: ULIMIT_NAMES.length,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['Name', 'Soft', 'Hard'],
+    properties: { Name: { type: 'string', maxLength: 64 }, Soft: ulimitValue, Hard: ulimitValue },
+  },
+} as const;
 const updateConfig = {
   type: 'object',
   additionalProperties: false,
@@ -332,6 +353,7 @@ export const serviceSpecSchema = {
             CapabilityDrop: capabilityList,
             Secrets: fileRefs('Secret'),
             Configs: fileRefs('Config'),
+            Ulimits: ulimits,
           },
         },
         Resources: { type: 'object', additionalProperties: false, properties: { Limits: resources, Reservations: resources } },
@@ -454,6 +476,7 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
       capabilityAdd: [...(c.CapabilityAdd ?? [])],
       capabilityDrop: [...(c.CapabilityDrop ?? [])],
       pidsLimit: t.Resources?.Limits?.Pids ?? 0,
+      ...ulimitsField(c.Ulimits ?? []),
       registryAuth: null,
     },
     resources: {
@@ -475,6 +498,26 @@ export function toServiceSpec(doc: ServiceSpecDocument, name: string): ServiceSp
     endpointSpec: toEndpointSpec(doc.EndpointSpec),
   };
 }
+
+/**
+ * Docker's checks of Ulimits: a known name, given once, whole numbers (-1 for unlimited), soft <= hard. The field
+ * is only there when there is a ulimit (absent means none, as in specs stored before it existed).
+ */
+function ulimitsField(docs: readonly UlimitDocument[]): { ulimits?: Ulimit[] } {
+  const seen = new Map<string, number>();
+  const out = docs.map((d, i): Ulimit => {
+    const field = `TaskTemplate.ContainerSpec.Ulimits[${i}]`;
+    const checked = checkUlimit(d.Name, d.Soft, d.Hard);
+    if (!checked.ok) throw new ApiError('invalid_argument', `${field}.${capitalized(checked.part)}: ${checked.message}`);
+    const first = seen.get(d.Name);
+    if (first !== undefined) throw new ApiError('invalid_argument', `${field}.Name: ulimit ${d.Name} is also given by Ulimits[${first}]`);
+    seen.set(d.Name, i);
+    return checked.ulimit;
+  });
+  return out.length > 0 ? { ulimits: out } : {};
+}
+
+const capitalized = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
 const isPort = (n: number, min: number): boolean => Number.isInteger(n) && n >= min && n <= 65535;
 
@@ -637,6 +680,7 @@ function taskTemplateDocument(t: TaskSpec): ServiceSpecDocument['TaskTemplate'] 
   // Docker's field order: File, SecretID, SecretName.
   if (c.secrets.length > 0) container.Secrets = c.secrets.map((r) => ({ File: fileTargetDocument(r), SecretID: r.secretId, SecretName: r.secretName }));
   if (c.configs.length > 0) container.Configs = c.configs.map((r) => ({ File: fileTargetDocument(r), ConfigID: r.configId, ConfigName: r.configName }));
+  if ((c.ulimits ?? []).length > 0) container.Ulimits = (c.ulimits ?? []).map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard }));
   const limits: ResourcesDocument = { NanoCPUs: t.resources.limits.nanoCpus, MemoryBytes: t.resources.limits.memoryBytes };
   if (c.pidsLimit > 0) limits.Pids = c.pidsLimit;
   return {

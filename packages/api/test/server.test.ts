@@ -424,6 +424,9 @@ test('POST /services/create checks the spec by schema and names the bad field; a
     [{ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: { Ports: [{ TargetPort: 70000 }] } }, /body\.EndpointSpec\.Ports\.0\.TargetPort must be <= 65535/],
     [{ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: { Ports: [{ PublishedPort: 8080 }] } }, /body\.EndpointSpec\.Ports\.0: missing field "TargetPort"/],
     [{ TaskTemplate: { ContainerSpec: { Image: 'x' } }, EndpointSpec: { Ports: [{ TargetPort: 80, PublishMode: 'mesh' }] } }, /PublishMode must be one of: ingress, host/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x', Ulimits: [{ Name: 'nofile', Soft: -2, Hard: 10 }] } } }, /body\.TaskTemplate\.ContainerSpec\.Ulimits\.0\.Soft must be >= -1/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x', Ulimits: [{ Name: 'nofile', Soft: 1.5, Hard: 10 }] } } }, /Ulimits\.0\.Soft must be integer/],
+    [{ TaskTemplate: { ContainerSpec: { Image: 'x', Ulimits: [{ Name: 'nofile', Soft: 10 }] } } }, /body\.TaskTemplate\.ContainerSpec\.Ulimits\.0: missing field "Hard"/],
   ];
   for (const [payload, message] of cases) {
     const res = await a.inject({ method: 'POST', url: '/services/create', payload: payload as Record<string, unknown> });

@@ -70,6 +70,37 @@ test('toServiceSpec: mounts, init, read-only, capabilities and the pids limit, r
   t.regex(twice?.message ?? '', /Mounts\[1\]\.Target: \/x is mounted twice/);
 });
 
+test('toServiceSpec: Ulimits in the given order, a round trip through the document; none is no field at all (as a spec stored before ulimits existed)', (t) => {
+  const Ulimits = [
+    { Name: 'nofile', Soft: 1024, Hard: 2048 },
+    { Name: 'core', Soft: -1, Hard: -1 },
+    { Name: 'nproc', Soft: 100, Hard: -1 },
+  ];
+  const spec = toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'busybox', Ulimits } } }, 'n');
+  t.deepEqual(spec.taskTemplate.containerSpec.ulimits, [
+    { name: 'nofile', soft: 1024, hard: 2048 },
+    { name: 'core', soft: -1, hard: -1 },
+    { name: 'nproc', soft: 100, hard: -1 },
+  ]);
+  const s: Service = { id: 's1', meta, spec, previousSpec: null, specVersion: { index: 7 }, endpoint: { spec: spec.endpointSpec, ports: [], virtualIps: [] }, updateStatus: null };
+  const doc = serviceDocument(s);
+  t.deepEqual(doc.Spec.TaskTemplate.ContainerSpec.Ulimits, Ulimits);
+  t.deepEqual(toServiceSpec(doc.Spec, 'n'), spec, 'what inspect shows converts back to the same spec');
+  t.false('ulimits' in toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x' } } }, 'n').taskTemplate.containerSpec);
+  t.false('ulimits' in toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x', Ulimits: [] } } }, 'n').taskTemplate.containerSpec);
+  t.false('Ulimits' in serviceDocument(service('a', 'b', 1)).Spec.TaskTemplate.ContainerSpec);
+});
+
+test('toServiceSpec: Ulimits refusals name the field: an unknown name, soft above hard, a name twice, a value below -1', (t) => {
+  const refused = (u: object[]): string => t.throws(() => toServiceSpec({ TaskTemplate: { ContainerSpec: { Image: 'x', Ulimits: u as never } } }, 'n'), { instanceOf: ApiError })?.message ?? '';
+  t.regex(refused([{ Name: 'files', Soft: 1, Hard: 1 }]), /^TaskTemplate\.ContainerSpec\.Ulimits\[0\]\.Name: "files" is not a ulimit name \(core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack\)/);
+  t.regex(refused([{ Name: 'nproc', Soft: 1, Hard: 1 }, { Name: 'nofile', Soft: 2048, Hard: 1024 }]), /^TaskTemplate\.ContainerSpec\.Ulimits\[1\]\.Soft: the soft limit 2048 is above the hard limit 1024/);
+  t.regex(refused([{ Name: 'nofile', Soft: -1, Hard: 1024 }]), /Ulimits\[0\]\.Soft: the soft limit unlimited \(-1\) is above the hard limit 1024/);
+  t.regex(refused([{ Name: 'nofile', Soft: 1, Hard: 1 }, { Name: 'nofile', Soft: 2, Hard: 2 }]), /^TaskTemplate\.ContainerSpec\.Ulimits\[1\]\.Name: ulimit nofile is also given by Ulimits\[0\]/);
+  t.regex(refused([{ Name: 'nofile', Soft: 1, Hard: -5 }]), /^TaskTemplate\.ContainerSpec\.Ulimits\[0\]\.Hard: -5 is not a whole number \(or -1 for unlimited\)/);
+  t.regex(refused([{ Name: 'stack', Soft: 0.5, Hard: 1 }]), /Ulimits\[0\]\.Soft: 0\.5 is not a whole number/);
+});
+
 function service(id: string, name: string, replicas: number): Service {
   const spec = toServiceSpec({ Name: name, TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep'], Args: ['60'] } }, Mode: { Replicated: { Replicas: replicas } } }, name);
   return { id, meta, spec, previousSpec: null, specVersion: { index: 7 }, endpoint: { spec: spec.endpointSpec, ports: [], virtualIps: [] }, updateStatus: null };

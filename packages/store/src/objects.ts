@@ -190,10 +190,58 @@ export interface ContainerSpec {
   /** Docker's Resources.Limits.Pids; 0 means unlimited. */
   pidsLimit: number;
   /**
+   * Docker's --ulimit: resource limits of the task's processes, at most one per name. Absent means none, and the
+   * API writes the field only when there is one: a spec stored before the field existed equals one made now.
+   */
+  ulimits?: Ulimit[];
+  /**
    * `--with-registry-auth`: the login of the manager that took the request, for the image's registry, so every
    * node that runs a task can pull it. In the Raft log like the rest of the spec (as Docker's); never shown.
    */
   registryAuth: RegistryAuth | null;
+}
+
+/** Docker's ulimit names (go-units' list), each one of the kernel's RLIMIT_ resources. */
+export const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
+
+export type UlimitName = (typeof ULIMIT_NAMES)[number];
+
+export function isUlimitName(value: unknown): value is UlimitName {
+  return typeof value === 'string' && (ULIMIT_NAMES as readonly string[]).includes(value);
+}
+
+/** -1 as a soft or hard limit: unlimited (the kernel's RLIM_INFINITY), as Docker takes it. */
+export const ULIMIT_UNLIMITED = -1;
+
+/** One resource limit: soft <= hard, each a whole number or ULIMIT_UNLIMITED (units are the kernel's: bytes, seconds, ...). */
+export interface Ulimit {
+  name: UlimitName;
+  soft: number;
+  hard: number;
+}
+
+/** Whether soft <= hard, unlimited being above every number. */
+export function ulimitInOrder(soft: number, hard: number): boolean {
+  if (hard === ULIMIT_UNLIMITED) return true;
+  return soft !== ULIMIT_UNLIMITED && soft <= hard;
+}
+
+const isLimitValue = (n: number): boolean => Number.isSafeInteger(n) && n >= ULIMIT_UNLIMITED;
+
+export type UlimitCheck = { ok: true; ulimit: Ulimit } | { ok: false; part: 'name' | 'soft' | 'hard'; message: string };
+
+/**
+ * One ulimit checked: a known name, whole numbers (or -1), soft <= hard; else the part it is wrong in and why. The
+ * API, the CLI and the stack converter each put their own field name in front, so the rules are the same wherever
+ * a ulimit comes from.
+ */
+export function checkUlimit(name: string, soft: number, hard: number): UlimitCheck {
+  if (!isUlimitName(name)) return { ok: false, part: 'name', message: `${JSON.stringify(name)} is not a ulimit name (${ULIMIT_NAMES.join(', ')})` };
+  if (!isLimitValue(soft)) return { ok: false, part: 'soft', message: `${JSON.stringify(soft)} is not a whole number (or -1 for unlimited)` };
+  if (!isLimitValue(hard)) return { ok: false, part: 'hard', message: `${JSON.stringify(hard)} is not a whole number (or -1 for unlimited)` };
+  const show = (n: number): string => (n === ULIMIT_UNLIMITED ? 'unlimited (-1)' : String(n));
+  if (!ulimitInOrder(soft, hard)) return { ok: false, part: 'soft', message: `the soft limit ${show(soft)} is above the hard limit ${show(hard)}` };
+  return { ok: true, ulimit: { name, soft, hard } };
 }
 
 /** Docker's SecretReferenceFileTarget / ConfigReferenceFileTarget: where the file goes and who owns it. */
