@@ -4,7 +4,7 @@
 import { defaultUpdateConfig, fileTargetPath, LB_STRATEGIES, ULIMIT_NAMES, checkUlimit, type Ulimit, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
-export { LB_STRATEGIES, ULIMIT_NAMES, type LbStrategy };
+export { checkUlimit, LB_STRATEGIES, ULIMIT_NAMES, type LbStrategy };
 
 const NS_PER_MS = 1_000_000;
 

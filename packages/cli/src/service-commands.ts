@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, LB_STRATEGIES, type ApiClient, type ConfigReferenceDocument, type FileTargetDocument, type SecretReferenceDocument, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
+import { ApiError, checkUlimit, LB_STRATEGIES, ULIMIT_NAMES, type ApiClient, type UlimitDocument, type ConfigReferenceDocument, type FileTargetDocument, type SecretReferenceDocument, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat, collect, parseKeyValues } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -106,6 +106,8 @@ export interface CreateFlags extends SpecFlags {
   /** --secret / --config: NAME, or source=NAME,target=T[,uid=U][,gid=G][,mode=M] (repeatable). */
   secret: string[];
   config: string[];
+  /** --ulimit NAME=SOFT[:HARD] (repeatable). */
+  ulimit: string[];
 }
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
@@ -318,6 +320,27 @@ export function parseFileReference(kind: 'secret' | 'config', value: string, fla
   return kind === 'secret' ? { SecretName: source, ...(hasFile ? { File: file } : {}) } : { ConfigName: source, ...(hasFile ? { File: file } : {}) };
 }
 
+/**
+ * Docker's --ulimit: NAME=SOFT[:HARD], e.g. `nofile=1024:2048`; `nofile=1024` sets soft and hard alike; -1 is
+ * unlimited. The names and the soft <= hard rule are the API's (checked here too, to name the flag).
+ */
+export function parseUlimit(value: string, flag = '--ulimit'): UlimitDocument {
+  const m = /^([^=\s]+)=(-?\d+)(?::(-?\d+))?$/.exec(value.trim());
+  if (m === null || m[1] === undefined || m[2] === undefined) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: use NAME=SOFT[:HARD], e.g. nofile=1024:2048`);
+  const soft = Number(m[2]);
+  const hard = m[3] === undefined ? soft : Number(m[3]);
+  const checked = checkUlimit(m[1], soft, hard);
+  if (!checked.ok) throw new CliError(`invalid ${flag} ${JSON.stringify(value)}: ${checked.message}`);
+  return { Name: checked.ulimit.name, Soft: checked.ulimit.soft, Hard: checked.ulimit.hard };
+}
+
+/** Ulimits by name (a later one of the same name replaces an earlier one, as Docker's), sorted by name as Docker's. */
+function ulimitsByName(ulimits: readonly UlimitDocument[]): UlimitDocument[] {
+  const byName = new Map<string, UlimitDocument>();
+  for (const u of ulimits) byName.set(u.Name, u);
+  return [...byName.values()].sort((a, b) => a.Name.localeCompare(b.Name));
+}
+
 function capabilityNames(items: readonly string[], flag: string): string[] {
   const out: string[] = [];
   for (const item of items) {
@@ -467,6 +490,7 @@ export function specFromFlags(image: string, args: readonly string[], f: CreateF
   if (f.publish.length > 0) spec.EndpointSpec = { Ports: f.publish.map((p) => parsePublish(p)) };
   if (f.secret.length > 0) c.Secrets = f.secret.map((x) => parseFileReference('secret', x));
   if (f.config.length > 0) c.Configs = f.config.map((x) => parseFileReference('config', x));
+  if (f.ulimit.length > 0) c.Ulimits = ulimitsByName(f.ulimit.map((u) => parseUlimit(u)));
   applySpecFlags(spec, f);
   const preferences = preferencesOf(f.placementPref, '--placement-pref');
   if (f.constraint.length > 0 || preferences.length > 0) {
@@ -503,6 +527,9 @@ export interface UpdateFlags extends SpecFlags {
   secretRm: string[];
   configAdd: string[];
   configRm: string[];
+  /** Docker's order: --ulimit-rm (by name) first, then --ulimit-add (replacing a ulimit of the same name). */
+  ulimitAdd: string[];
+  ulimitRm: string[];
   force?: boolean;
 }
 
@@ -575,6 +602,15 @@ export function updatedSpec(current: ServiceSpecDocument, f: UpdateFlags): Servi
   if (f.configAdd.length > 0 || f.configRm.length > 0) {
     const drop = new Set(f.configRm);
     c.Configs = [...(c.Configs ?? []).filter((r) => !drop.has(r.ConfigName) && !drop.has(r.ConfigID ?? '')), ...f.configAdd.map((x) => parseFileReference('config', x, '--config-add'))];
+  }
+  if (f.ulimitAdd.length > 0 || f.ulimitRm.length > 0) {
+    // Docker takes any name here; a typo would silently remove nothing.
+    const unknown = f.ulimitRm.find((name) => !(ULIMIT_NAMES as readonly string[]).includes(name));
+    if (unknown !== undefined) throw new CliError(`invalid --ulimit-rm ${JSON.stringify(unknown)}: not a ulimit name (${ULIMIT_NAMES.join(', ')})`);
+    const kept = (c.Ulimits ?? []).filter((u) => !f.ulimitRm.includes(u.Name));
+    const ulimits = ulimitsByName([...kept, ...f.ulimitAdd.map((u) => parseUlimit(u, '--ulimit-add'))]);
+    if (ulimits.length > 0) c.Ulimits = ulimits;
+    else delete c.Ulimits;
   }
   applySpecFlags(spec, f);
   // --force: a new ForceUpdate value changes the template, so every task is replaced even if nothing else changed.
@@ -845,7 +881,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--network <network>', 'attach to an overlay network: NAME, or name=NAME,alias=ALIAS (repeatable)', collect, [])
     .option('--secret <secret>', 'give the tasks a secret: NAME, or source=NAME,target=FILE[,uid=0][,gid=0][,mode=0444] (at /run/secrets/FILE; repeatable)', collect, [])
     .option('--config <config>', 'give the tasks a config: NAME, or source=NAME,target=PATH[,uid=0][,gid=0][,mode=0444] (default target /NAME; repeatable)', collect, [])
-    .option('-p, --publish <port>', 'publish a port: [PUBLISHED:]TARGET[/PROTOCOL], or published=P,target=T[,protocol=udp][,mode=host] (repeatable; no PUBLISHED: one of 30000-32767 is picked)', collect, []);
+    .option('-p, --publish <port>', 'publish a port: [PUBLISHED:]TARGET[/PROTOCOL], or published=P,target=T[,protocol=udp][,mode=host] (repeatable; no PUBLISHED: one of 30000-32767 is picked)', collect, [])
+    .option('--ulimit <ulimit>', 'a resource limit of the tasks: NAME=SOFT[:HARD], e.g. nofile=1024:2048 (-1: unlimited; repeatable)', collect, []);
   specOptions(create)
     .option('-d, --detach', 'exit at once instead of waiting for the service to converge')
     .passThroughOptions()
@@ -975,6 +1012,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--secret-rm <secret>', 'remove a secret, by name or id (repeatable)', collect, [])
     .option('--config-add <config>', 'add a config (same syntax as --config; repeatable)', collect, [])
     .option('--config-rm <config>', 'remove a config, by name or id (repeatable)', collect, [])
+    .option('--ulimit-add <ulimit>', 'add or change a resource limit: NAME=SOFT[:HARD] (repeatable)', collect, [])
+    .option('--ulimit-rm <name>', 'remove a resource limit by name, e.g. nofile (repeatable)', collect, [])
     .option('--force', 'replace every task even if nothing changed')
     .option('--rollback', 'roll back to the previous spec (as `service rollback`)');
   specOptions(update)

@@ -3,9 +3,9 @@
 
 import test from 'ava';
 import type { ServiceDocument, ServiceSpecDocument, TaskDocument } from '@swarm/api/client';
-import { parseFileReference, parseMount, parseNetwork, parsePublish, serviceRow, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
+import { parseFileReference, parseMount, parseNetwork, parsePublish, parseUlimit, serviceRow, specFromFlags, taskFilter, updatedSpec, type CreateFlags, type UpdateFlags } from '../src/service-commands.js';
 
-const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [], network: [], publish: [], secret: [], config: [] };
+const none: CreateFlags = { constraint: [], placementPref: [], env: [], label: [], containerLabel: [], mount: [], capAdd: [], capDrop: [], network: [], publish: [], secret: [], config: [], ulimit: [] };
 const noUpdate: UpdateFlags = {
   envAdd: [],
   envRm: [],
@@ -29,6 +29,8 @@ const noUpdate: UpdateFlags = {
   secretRm: [],
   configAdd: [],
   configRm: [],
+  ulimitAdd: [],
+  ulimitRm: [],
 };
 
 test('create: update, rollback and health flags become UpdateConfig, RollbackConfig and Healthcheck in ns', (t) => {
@@ -136,6 +138,35 @@ test('create: --mount, --cap-add/--cap-drop, --init, --read-only, --limit-pids a
   t.is(c.Hostname, 'web');
   t.is(spec.TaskTemplate.Resources?.Limits?.Pids, 64);
   t.throws(() => specFromFlags('busybox', [], { ...none, capAdd: ['net-admin'] }), { message: /--cap-add/ });
+});
+
+test('create: --ulimit NAME=SOFT[:HARD] (one value: soft = hard; -1 unlimited), repeatable, a later one of a name replacing the earlier, sorted by name', (t) => {
+  const spec = specFromFlags('busybox', [], { ...none, ulimit: ['nproc=100', 'nofile=1024:2048', 'core=-1', 'nproc=200:300'] });
+  t.deepEqual(spec.TaskTemplate.ContainerSpec.Ulimits, [
+    { Name: 'core', Soft: -1, Hard: -1 },
+    { Name: 'nofile', Soft: 1024, Hard: 2048 },
+    { Name: 'nproc', Soft: 200, Hard: 300 },
+  ]);
+  t.false('Ulimits' in specFromFlags('busybox', [], none).TaskTemplate.ContainerSpec);
+  t.deepEqual(parseUlimit(' stack=8192:-1 '), { Name: 'stack', Soft: 8192, Hard: -1 });
+  t.throws(() => parseUlimit('nofile'), { message: 'invalid --ulimit "nofile": use NAME=SOFT[:HARD], e.g. nofile=1024:2048' });
+  t.throws(() => parseUlimit('nofile=1k'), { message: /invalid --ulimit "nofile=1k": use NAME=SOFT\[:HARD\]/ });
+  t.throws(() => parseUlimit('nofile=1:2:3'), { message: /use NAME=SOFT\[:HARD\]/ });
+  t.throws(() => parseUlimit('files=10'), { message: /^invalid --ulimit "files=10": "files" is not a ulimit name \(core, cpu, / });
+  t.throws(() => parseUlimit('nofile=2048:1024'), { message: 'invalid --ulimit "nofile=2048:1024": the soft limit 2048 is above the hard limit 1024' });
+  t.throws(() => parseUlimit('nofile=-2'), { message: /"nofile=-2": -2 is not a whole number \(or -1 for unlimited\)/ });
+  t.throws(() => specFromFlags('busybox', [], { ...none, ulimit: ['nofile=9:1'] }), { message: /^invalid --ulimit "nofile=9:1"/ });
+});
+
+test('update: --ulimit-rm removes by name, then --ulimit-add adds or replaces by name (sorted, as Docker); removing the last leaves no field', (t) => {
+  const current: ServiceSpecDocument = { TaskTemplate: { ContainerSpec: { Image: 'busybox', Ulimits: [{ Name: 'nproc', Soft: 10, Hard: 10 }, { Name: 'nofile', Soft: 1, Hard: 2 }] } } };
+  const c = updatedSpec(current, { ...noUpdate, ulimitRm: ['nproc'], ulimitAdd: ['nofile=100:200', 'core=0'] }).TaskTemplate.ContainerSpec;
+  t.deepEqual(c.Ulimits, [{ Name: 'core', Soft: 0, Hard: 0 }, { Name: 'nofile', Soft: 100, Hard: 200 }]);
+  t.is(current.TaskTemplate.ContainerSpec.Ulimits?.length, 2, 'the current spec is not changed in place');
+  t.deepEqual(updatedSpec(current, noUpdate).TaskTemplate.ContainerSpec.Ulimits, current.TaskTemplate.ContainerSpec.Ulimits, 'no ulimit flag: unchanged (order too)');
+  t.false('Ulimits' in updatedSpec(current, { ...noUpdate, ulimitRm: ['nproc', 'nofile'] }).TaskTemplate.ContainerSpec);
+  t.throws(() => updatedSpec(current, { ...noUpdate, ulimitRm: ['files'] }), { message: /^invalid --ulimit-rm "files": not a ulimit name/ });
+  t.throws(() => updatedSpec(current, { ...noUpdate, ulimitAdd: ['nofile=5:1'] }), { message: /^invalid --ulimit-add "nofile=5:1": the soft limit 5 is above the hard limit 1/ });
 });
 
 test('update: --mount-add replaces the mount at its target, --mount-rm removes by target; cap add/drop move between lists', (t) => {
