@@ -10,6 +10,7 @@ export {
   RuntimeError,
   MAX_EXEC_OUTPUT_BYTES,
   type ContainerConfig,
+  type UlimitConfig,
   type FileMountConfig,
   type TaskFiles,
   type ContainerStats,
@@ -42,7 +43,8 @@ export { DEFAULT_MAX_LOG_FILE_BYTES, MAX_FOLLOW_BUFFER_LINES, MAX_LINE_CHARS } f
 export { LocalVolumes, VOLUME_NAME, type LocalVolumesOptions, type Volume } from './volumes.js';
 export * from './image/index.js';
 export { DEFAULT_CONMON, DEFAULT_RUNC, DEFAULT_RUNC_LOG_BYTES, DEFAULT_TINI, destroyRuncRoot, RuncRuntime, type RuncRuntimeOptions } from './runc-runtime.js';
-export { buildSpec, hostsFile, processArgs, processEnv, resolveUser, INIT_PATH, type OciSpec } from './oci-spec.js';
+export { buildSpec, hostsFile, ociSpecJson, processArgs, processEnv, resolveUser, INIT_PATH, type OciSpec } from './oci-spec.js';
+export { checkUlimits, hasSysResource, parseProcLimits, readHostLimits, rlimitType, RLIM_INFINITY, type HostLimits } from './rlimits.js';
 export { CriLogParser } from './cri-log.js';
 export { readProcStat, type ProcStat } from './proc-stat.js';
 export { isMountPoint, mountTaskFiles, unmountTaskFiles, taskFilesSizeBytes } from './task-files.js';

@@ -4,6 +4,7 @@
 // security settings.
 
 import { capabilities, defaultSeccompProfile, MASKED_PATHS, READONLY_PATHS, type OciSeccomp } from './runc/security.js';
+import { rlimitType, rlimitValue } from './rlimits.js';
 import { RuntimeError, type ContainerConfig, type ImageConfig } from './runtime.js';
 // Every task process carries it, whichever the runtime: the lab (and `ps e`) recognise a task's processes by it.
 import { TASK_ID_ENV } from './process-runtime.js';
@@ -34,7 +35,8 @@ export interface OciSpec {
     env: string[];
     cwd: string;
     capabilities: { bounding: string[]; effective: string[]; permitted: string[] };
-    rlimits: Array<{ type: string; hard: number; soft: number }>;
+    /** Values are the kernel's: a bigint only for RLIM_INFINITY (2^64 - 1), which ociSpecJson writes exactly. */
+    rlimits: Array<{ type: string; hard: number | bigint; soft: number | bigint }>;
     noNewPrivileges: boolean;
   };
   root: { path: string; readonly: boolean };
@@ -239,8 +241,8 @@ export function buildSpec(config: ContainerConfig, image: ImageConfig, files: Ro
       env: processEnv(config, image, user.home),
       cwd: config.dir !== '' ? config.dir : image.workingDir !== '' ? image.workingDir : '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      // No rlimits of our own: the container inherits the daemon's, as Docker's do without --ulimit.
-      rlimits: [],
+      // The service's ulimits; any other limit the container inherits from the daemon, as Docker's do without --ulimit.
+      rlimits: config.ulimits.map((u) => ({ type: rlimitType(u.name), hard: rlimitValue(u.hard), soft: rlimitValue(u.soft) })),
       noNewPrivileges: true,
     },
     root: { path: 'rootfs', readonly: config.readOnly },
@@ -255,6 +257,14 @@ export function buildSpec(config: ContainerConfig, image: ImageConfig, files: Ro
       ...(seccomp === null ? {} : { seccomp }),
     },
   };
+}
+
+/** JSON.rawJSON (Node 21+; not yet in TypeScript's lib): a number's digits written as they are. */
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** config.json's text: as JSON.stringify, but a bigint (RLIM_INFINITY) written as its exact digits, which runc reads as a uint64. */
+export function ociSpecJson(spec: OciSpec): string {
+  return JSON.stringify(spec, (_key, value: unknown) => (typeof value === 'bigint' ? rawJSON(value.toString()) : value));
 }
 
 /** Docker's /etc/hosts of a container: localhost lines, then the container's own name on its first address. */

@@ -1,15 +1,17 @@
 // The `process` runtime: a task is a plain child process in its own process group (no namespaces, no image, no
-// limits), for machines without root. Owns the children it spawned, their working dirs and their log files, and the
+// cgroup limits; ulimits through prlimit), for machines without root. Owns the children it spawned, their working dirs and their log files, and the
 // tmpfs of each task's secrets and configs (secrets/<id>: files at their container paths below it, named by env).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { ULIMIT_UNLIMITED } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { DEFAULT_MAX_LOG_FILE_BYTES, followLog, LineSplitter, LogWriter, readSnapshot, removeLogFiles, snapshotFiles } from './log-file.js';
+import { checkUlimits, readHostLimits, type HostLimits } from './rlimits.js';
 import { mountTaskFiles, unmountAllTaskFiles, unmountTaskFiles } from './task-files.js';
-import { assert, isContainerId, MAX_EXEC_OUTPUT_BYTES, RuntimeError, type ContainerConfig, type ContainerStats, type ExecResult, type ExitStatus, type LogLine, type LogOptions, type Runtime } from './runtime.js';
+import { assert, isContainerId, MAX_EXEC_OUTPUT_BYTES, RuntimeError, type UlimitConfig, type ContainerConfig, type ContainerStats, type ExecResult, type ExitStatus, type LogLine, type LogOptions, type Runtime } from './runtime.js';
 
 export const DEFAULT_MAX_CONTAINERS = 1_024;
 /** Logs of removed containers kept for `service logs` of dead tasks; older ones are deleted first. */
@@ -37,6 +39,10 @@ export interface ProcessRuntimeOptions {
   maxLogFileBytes?: number;
   maxKeptLogs?: number;
   nowMs?: () => number;
+  /** util-linux's prlimit, which applies a task's ulimits; default: the one on the daemon's PATH; null: none. */
+  prlimitPath?: string | null;
+  /** The daemon's own limits, that a task's ulimits are checked against; default: read from /proc/self. */
+  hostLimits?: () => HostLimits;
 }
 
 type ContainerState =
@@ -51,6 +57,8 @@ interface Container {
   readonly user: { uid: number; gid: number } | null;
   /** The tmpfs with its secrets and configs, or null when it has none. */
   readonly filesDir: string | null;
+  /** prlimit, when the task has ulimits: its processes (and health checks) start through it. */
+  readonly prlimit: string | null;
   state: ContainerState;
   writer: LogWriter | null;
   stopping: Promise<void> | null;
@@ -197,6 +205,16 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/**
+ * The command through prlimit when there are ulimits: prlimit sets them on itself and execs the command, so the
+ * task's pid is prlimit's (the command sees its absolute path as argv[0], not the name the spec gave).
+ */
+function withUlimits(prlimit: string | null, ulimits: readonly UlimitConfig[], exe: string, args: readonly string[]): { file: string; args: string[] } {
+  if (prlimit === null || ulimits.length === 0) return { file: exe, args: [...args] };
+  const value = (n: number): string => (n === ULIMIT_UNLIMITED ? 'unlimited' : String(n));
+  return { file: prlimit, args: [...ulimits.map((u) => `--${u.name}=${value(u.soft)}:${value(u.hard)}`), '--', exe, ...args] };
+}
+
 export class ProcessRuntime implements Runtime {
   readonly name = 'process' as const;
   private readonly containers = new Map<string, Container>();
@@ -210,6 +228,8 @@ export class ProcessRuntime implements Runtime {
   private readonly maxLogFileBytes: number;
   private readonly maxKeptLogs: number;
   private readonly nowMs: () => number;
+  private readonly prlimitPath: string | null;
+  private readonly hostLimits: () => HostLimits;
   private closed = false;
 
   constructor(opts: ProcessRuntimeOptions) {
@@ -220,6 +240,8 @@ export class ProcessRuntime implements Runtime {
     assert(Number.isInteger(this.maxKeptLogs) && this.maxKeptLogs >= 0, `maxKeptLogs ${this.maxKeptLogs}`);
     this.log = opts.logger;
     this.nowMs = opts.nowMs ?? Date.now;
+    this.prlimitPath = opts.prlimitPath !== undefined ? opts.prlimitPath : resolveExecutable('prlimit', process.env['PATH'] ?? BASE_PATH, '/');
+    this.hostLimits = opts.hostLimits ?? readHostLimits;
     this.tasksDir = join(opts.rootDir, 'tasks');
     this.logsDir = join(opts.rootDir, 'logs');
     this.secretsDir = join(opts.rootDir, 'secrets');
@@ -272,6 +294,14 @@ export class ProcessRuntime implements Runtime {
     if (config.limits.nanoCpus > 0 || config.limits.memoryBytes > 0) {
       this.log.warn({ task: config.id }, 'the process runtime does not enforce cpu or memory limits');
     }
+    let prlimit: string | null = null;
+    if (config.ulimits.length > 0) {
+      if (this.prlimitPath === null) {
+        throw new RuntimeError('invalid_config', "the process runtime sets a task's ulimits with prlimit (util-linux), which this node does not have: install it (or use the runc runtime)");
+      }
+      checkUlimits(config.ulimits, this.hostLimits());
+      prlimit = this.prlimitPath;
+    }
     let filesDir: string | null = null;
     if (config.files.length > 0) {
       const self = process.getuid?.() ?? 0;
@@ -285,7 +315,7 @@ export class ProcessRuntime implements Runtime {
     const workDir = join(this.tasksDir, config.id);
     mkdirSync(workDir, { recursive: true });
     this.forgetKeptLog(config.id);
-    this.containers.set(config.id, { config, workDir, logPath: join(this.logsDir, `${config.id}.log`), user, filesDir, state: { kind: 'prepared' }, writer: null, stopping: null });
+    this.containers.set(config.id, { config, workDir, logPath: join(this.logsDir, `${config.id}.log`), user, filesDir, prlimit, state: { kind: 'prepared' }, writer: null, stopping: null });
     this.log.debug({ task: config.id, name: config.name, image: config.image }, 'prepared');
   }
 
@@ -303,8 +333,9 @@ export class ProcessRuntime implements Runtime {
       throw new RuntimeError('start_failed', `starting container failed: exec: ${JSON.stringify(file)}: executable file not found in $PATH`);
     }
     const writer = new LogWriter(c.logPath, this.maxLogFileBytes);
-    const child = spawn(exe, argv.slice(1), {
-      argv0: file,
+    const run = withUlimits(c.prlimit, config.ulimits, exe, argv.slice(1));
+    const child = spawn(run.file, run.args, {
+      argv0: run.file === exe ? file : run.file,
       cwd,
       env,
       detached: true, // its own process group: stop() signals the task and everything it started
@@ -385,8 +416,9 @@ export class ProcessRuntime implements Runtime {
     const { cwd, env } = this.processContext(c);
     const exe = resolveExecutable(file, env['PATH'] ?? '', cwd);
     if (exe === null) return { exitCode: 127, output: `exec: ${JSON.stringify(file)}: executable file not found in $PATH`, timedOut: false };
-    const child = spawn(exe, argv.slice(1), {
-      argv0: file,
+    const run = withUlimits(c.prlimit, c.config.ulimits, exe, argv.slice(1));
+    const child = spawn(run.file, run.args, {
+      argv0: run.file === exe ? file : run.file,
       cwd,
       env,
       detached: true, // its own group, so a timeout kills what it started too

@@ -13,7 +13,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wat
 import { join } from 'node:path';
 import type { Logger } from '@swarm/wire';
 import { readCriLog } from './cri-log.js';
-import { buildSpec, hostsFile } from './oci-spec.js';
+import { buildSpec, hostsFile, ociSpecJson } from './oci-spec.js';
+import { checkUlimits, readHostLimits, type HostLimits } from './rlimits.js';
 import {
   isContainerId,
   MAX_EXEC_OUTPUT_BYTES,
@@ -55,6 +56,8 @@ export interface RuncRuntimeOptions {
   conmonPath?: string;
   tiniPath?: string;
   maxLogFileBytes?: number;
+  /** The daemon's own limits, that a task's ulimits are checked against (runc's init inherits them); default: /proc/self. */
+  hostLimits?: () => HostLimits;
 }
 
 /** What a container dir records about itself, so a new daemon knows what it made. */
@@ -119,6 +122,7 @@ export class RuncRuntime implements Runtime {
   private readonly conmon: string;
   private readonly tini: string;
   private readonly maxLogBytes: number;
+  private readonly hostLimits: () => HostLimits;
   private readonly containers = new Map<string, Container>();
   private readonly preparing = new Map<string, Promise<void>>();
   private watcher: FSWatcher | null = null;
@@ -134,6 +138,7 @@ export class RuncRuntime implements Runtime {
     this.conmon = opts.conmonPath ?? DEFAULT_CONMON;
     this.tini = opts.tiniPath ?? DEFAULT_TINI;
     this.maxLogBytes = opts.maxLogFileBytes ?? DEFAULT_RUNC_LOG_BYTES;
+    this.hostLimits = opts.hostLimits ?? readHostLimits;
     for (const d of ['containers', 'state', 'exits', 'logs', 'sock', 'secrets']) mkdirSync(join(this.rootDir, d), { recursive: true, mode: 0o700 });
   }
 
@@ -300,6 +305,8 @@ export class RuncRuntime implements Runtime {
     this.startExitWatch();
     const stopSignal = parseStopSignal(config.stopSignal);
     if (stopSignal === null) throw new RuntimeError('invalid_config', `invalid stop signal ${JSON.stringify(config.stopSignal)}`);
+    // Before the pull: a limit runc's init could not set (it would fail with a bare EPERM) is refused by name.
+    if (config.ulimits.length > 0) checkUlimits(config.ulimits, this.hostLimits());
     const image = await this.images.ensure(config.image, config.registryAuth === null ? {} : { credentials: config.registryAuth });
     const volumes = new Map<string, string>();
     for (const m of config.mounts) {
@@ -336,7 +343,7 @@ export class RuncRuntime implements Runtime {
       writeFileSync(paths.hosts, hostsFile(config.hostname, config.extraHosts));
       writeFileSync(paths.hostname, `${config.hostname}\n`);
       writeFileSync(paths.resolvConf, config.resolvConf ?? readHostResolvConf());
-      writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+      writeFileSync(join(dir, 'config.json'), ociSpecJson(spec));
       const imageSignal = parseStopSignal(image.config.stopSignal) ?? 'SIGTERM';
       // The registry login stays out of the files on disk.
       // Nor do the secrets' and configs' bytes: they live on the tmpfs only.

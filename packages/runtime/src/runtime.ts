@@ -1,7 +1,7 @@
 // The Runtime interface every task runner implements (process now, runc later), its typed error, and the
 // mapping from a store Task to the ContainerConfig a runtime is given: the rest of the code depends only on this file.
 
-import { fileTargetPath, type Task } from '@swarm/store';
+import { fileTargetPath, type Task, type UlimitName } from '@swarm/store';
 
 export type RuntimeName = 'process' | 'runc';
 
@@ -40,6 +40,8 @@ export interface ContainerConfig {
   readonly capDrop: readonly string[];
   /** 0 means unlimited. */
   readonly pidsLimit: number;
+  /** Resource limits of the container's processes (Docker's --ulimit), at most one per name; empty: the daemon's own. */
+  readonly ulimits: readonly UlimitConfig[];
   /** CPU reservation (Docker's --reserve-cpu), turned into a cgroup cpu weight; 0 means the default weight. */
   readonly reservedNanoCpus: number;
   /** The network namespace the container joins (prepared by the network driver); null means the host's network. */
@@ -55,6 +57,13 @@ export interface ContainerConfig {
    * its target. The data is in memory only; a runtime never writes it anywhere but that tmpfs (nor logs it).
    */
   readonly files: readonly FileMountConfig[];
+}
+
+/** One resource limit: soft <= hard; -1 is unlimited (RLIM_INFINITY). */
+export interface UlimitConfig {
+  readonly name: UlimitName;
+  readonly soft: number;
+  readonly hard: number;
 }
 
 export interface FileMountConfig {
@@ -255,6 +264,7 @@ export function defaultContainerConfig(id: string, command: readonly string[], i
     capAdd: [],
     capDrop: [],
     pidsLimit: 0,
+    ulimits: [],
     reservedNanoCpus: 0,
     networkNamespacePath: null,
     extraHosts: [],
@@ -312,6 +322,8 @@ export function containerConfigFor(task: Task, files: TaskFiles = NO_TASK_FILES)
     capAdd: [...c.capabilityAdd],
     capDrop: [...c.capabilityDrop],
     pidsLimit: c.pidsLimit,
+    // `?? []`: specs without ulimits (and those stored before the field existed) have none.
+    ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
     reservedNanoCpus: task.spec.resources.reservations.nanoCpus,
     networkNamespacePath: null,
     extraHosts: [],

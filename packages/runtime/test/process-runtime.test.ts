@@ -7,9 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil, silentLogger } from '@swarm/wire';
-import { defaultContainerConfig, ProcessRuntime, RuntimeError, type ContainerConfig, type LogLine } from '../src/index.js';
+import { defaultContainerConfig, ProcessRuntime, RuntimeError, type ContainerConfig, type LogLine, type ProcessRuntimeOptions } from '../src/index.js';
 
-function setup(t: ExecutionContext, opts: { maxContainers?: number; maxLogFileBytes?: number } = {}): { rt: ProcessRuntime; root: string } {
+function setup(t: ExecutionContext, opts: Partial<Omit<ProcessRuntimeOptions, 'rootDir' | 'logger'>> = {}): { rt: ProcessRuntime; root: string } {
   const root = mkdtempSync(join(tmpdir(), 'swarm-runtime-'));
   const rt = new ProcessRuntime({ rootDir: root, logger: silentLogger(), ...opts });
   t.teardown(async () => {
@@ -294,4 +294,22 @@ test('secrets and configs: on a tmpfs of the task\'s own, at their container pat
   const next = new ProcessRuntime({ rootDir: root, logger: silentLogger() });
   t.teardown(() => next.close());
   t.false(existsSync(leftDir));
+});
+
+test("ulimits: the task and its health checks start through prlimit with them; without prlimit, or above the daemon's own hard limit, prepare refuses naming why", async (t) => {
+  const { rt } = setup(t);
+  const logs = async (id: string): Promise<string> => (await collect(rt.logs(id, {}))).map((l) => l.line).join(',');
+  const c = config(['sh', '-c', 'ulimit -Sn; ulimit -Hn; exec sleep 30'], { ulimits: [{ name: 'nofile', soft: 100, hard: 200 }] });
+  const pid = await run(rt, c);
+  await pollUntil('the limits in the log', async () => (await logs(c.id)) === '100,200', { deadlineMs: 5_000 });
+  t.true(readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`SWARM_TASK_ID=${c.id}`), 'the pid is the task\'s (prlimit execs it)');
+  t.is((await rt.exec(c.id, ['sh', '-c', 'ulimit -Sn'], { timeoutMs: 5_000 })).output, '100\n');
+  await rt.stop(c.id, 1_000);
+
+  const none = config(['true'], { ulimits: [{ name: 'nofile', soft: 1, hard: 1 }] });
+  await t.throwsAsync(setup(t, { prlimitPath: null }).rt.prepare(none), { instanceOf: RuntimeError, message: /sets a task's ulimits with prlimit \(util-linux\), which this node does not have/ });
+  const low = setup(t, { hostLimits: () => ({ hard: new Map([['nofile', 50]]), canRaise: false, nrOpen: 1_048_576 }) });
+  const err = await t.throwsAsync(low.rt.prepare({ ...none, ulimits: [{ name: 'nofile', soft: 10, hard: 60 }] }), { instanceOf: RuntimeError });
+  t.is(err?.code, 'invalid_config');
+  t.regex(err?.message ?? '', /^ulimit nofile: the hard limit 60 is above the daemon's own hard limit on this node \(50\)/);
 });

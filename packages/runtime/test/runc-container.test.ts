@@ -12,6 +12,7 @@ import { pollUntil, silentLogger } from '@swarm/wire';
 import {
   defaultContainerConfig,
   MAX_EXEC_OUTPUT_BYTES,
+  readHostLimits,
   RuncRuntime,
   RuntimeError,
   type ContainerConfig,
@@ -260,6 +261,35 @@ serial('the pids limit is enforced and the memory limit is what the kernel charg
   const mem = await runToEnd(t, config(['sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null; true'], { limits: { nanoCpus: 0, memoryBytes: 48 << 20 } }));
   // With swap accounting on, memory+swap is limited to the same amount: no swap.
   t.true(mem.out.split('\n').every((l) => l === String(48 << 20)), mem.out);
+});
+
+serial('ulimits are the container\'s rlimits (busybox `ulimit` and /proc/self/limits show them, -1 as unlimited); a hard limit above the daemon\'s own is refused by name before runc runs', async (t) => {
+  const ulimits = [
+    { name: 'nofile' as const, soft: 1024, hard: 2048 },
+    { name: 'nproc' as const, soft: 300, hard: 400 },
+    { name: 'core' as const, soft: -1, hard: -1 },
+  ];
+  const r = await runToEnd(t, config(['sh', '-c', 'ulimit -Sn; ulimit -Hn; grep -E "^Max (processes|core file size) " /proc/self/limits'], { ulimits }));
+  t.is(r.exitCode, 0, r.out);
+  const [soft, hard, ...rows] = r.out.trim().split('\n');
+  t.is(soft, '1024');
+  t.is(hard, '2048');
+  t.deepEqual(rows.map((l) => l.split(/\s{2,}/).slice(1, 3)), [['unlimited', 'unlimited'], ['300', '400']]);
+  // Without ulimits the container has the daemon's own (Docker's behaviour without --ulimit).
+  const own = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))?.split(/\s{2,}/)[1];
+  t.is((await runToEnd(t, config(['sh', '-c', 'ulimit -Sn']))).out.trim(), own ?? 'the daemon\'s own');
+  const host = readHostLimits();
+  const daemonHard = host.hard.get('nofile') ?? -1;
+  if (host.canRaise || daemonHard === -1) {
+    t.log('the daemon may raise its nofile hard limit here: the refusal is covered by the unit test only');
+    return;
+  }
+  const tooHigh = config(['true'], { ulimits: [{ name: 'nofile', soft: 1024, hard: daemonHard + 1 }] });
+  cleanup(t, tooHigh.id);
+  const err = await t.throwsAsync(rt.prepare(tooHigh), { instanceOf: RuntimeError });
+  t.is(err?.code, 'invalid_config');
+  t.regex(err?.message ?? '', new RegExp(`^ulimit nofile: the hard limit ${daemonHard + 1} is above the daemon's own hard limit on this node \\(${daemonHard}\\)`));
+  t.false(existsSync(join(runcRoot, 'containers', tooHigh.id)), 'refused before anything was made');
 });
 
 serial('errors: an image that cannot be had, a user the image lacks, nothing to run, the lifecycle; nothing left behind', async (t) => {
