@@ -23,6 +23,7 @@ const everything: ComposeModel = {
       cap_add: ['NET_ADMIN'],
       cap_drop: ['MKNOD'],
       tmpfs: ['/run:size=1m'],
+      ulimits: { nproc: 65535, nofile: { soft: 20000, hard: 40000 }, core: -1 },
       healthcheck: { test: ['CMD', 'true'], interval: '10s', timeout: '2s', retries: 3, start_period: '1s' },
       ports: ['8080:80', { target: 443, published: 8443, mode: 'host', protocol: 'tcp' }, '53/udp'],
       networks: { front: { aliases: ['www'] } },
@@ -54,6 +55,7 @@ test('every converted key survives the trip through Docker\'s document and back'
   const web = stack.services.find((s) => s.name === 'shop_web');
   t.is(web?.taskTemplate.containerSpec.secrets.length, 2);
   t.is(web?.taskTemplate.containerSpec.configs.length, 1);
+  t.is(web?.taskTemplate.containerSpec.ulimits?.length, 3);
   for (const spec of stack.services) {
     const doc = JSON.parse(JSON.stringify(specDocument(spec))) as ReturnType<typeof specDocument>;
     const back = toServiceSpec(doc, spec.name);

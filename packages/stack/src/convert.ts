@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { defaultUpdateConfig, fileTargetPath, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
+import { checkUlimit, defaultUpdateConfig, fileTargetPath, type Ulimit, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
 import { StackError } from './errors.js';
 import { DEPRECATED_SERVICE_KEYS, FORBIDDEN_SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS as LOADER_UNSUPPORTED_KEYS } from './load-checks.js';
 import { bool, bytes, commandWords, show, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
@@ -61,12 +61,12 @@ export interface ConvertedStack {
 const LOADER_REPORTED_KEYS: ReadonlySet<string> = new Set([...LOADER_UNSUPPORTED_KEYS, ...Object.keys(DEPRECATED_SERVICE_KEYS), ...Object.keys(FORBIDDEN_SERVICE_KEYS)]);
 
 /** Keys Docker's stack deploy converts but this cluster's service spec has no field for: warned about by name. */
-const UNSUPPORTED_SERVICE_KEYS = new Set(['ulimits', 'sysctls', 'dns', 'dns_search', 'dns_opt', 'extra_hosts', 'logging', 'tty', 'isolation', 'oom_score_adj', 'credential_spec', 'annotations']);
+const UNSUPPORTED_SERVICE_KEYS = new Set(['sysctls', 'dns', 'dns_search', 'dns_opt', 'extra_hosts', 'logging', 'tty', 'isolation', 'oom_score_adj', 'credential_spec', 'annotations']);
 
 const CONVERTED_SERVICE_KEYS = new Set([
   'image', 'command', 'entrypoint', 'environment', 'env_file', 'labels', 'hostname', 'user', 'working_dir', 'stop_grace_period',
   'stop_signal', 'init', 'read_only', 'cap_add', 'cap_drop', 'tmpfs', 'healthcheck', 'ports', 'networks', 'volumes', 'secrets',
-  'configs', 'deploy',
+  'configs', 'deploy', 'ulimits',
 ]);
 
 type Shape = 'map' | 'list' | 'list or map' | 'string or list';
@@ -98,7 +98,7 @@ function shaped<T>(value: unknown, path: string, shapes: Readonly<Record<string,
 }
 
 const SERVICE_SHAPES: Record<string, Shape> = {
-  deploy: 'map', healthcheck: 'map', ports: 'list', volumes: 'list', secrets: 'list', configs: 'list', cap_add: 'list', cap_drop: 'list',
+  deploy: 'map', healthcheck: 'map', ulimits: 'map', ports: 'list', volumes: 'list', secrets: 'list', configs: 'list', cap_add: 'list', cap_drop: 'list',
   networks: 'list or map', environment: 'list or map', labels: 'list or map', env_file: 'string or list', tmpfs: 'string or list',
 };
 const DEPLOY_SHAPES: Record<string, Shape> = { placement: 'map', resources: 'map', restart_policy: 'map', update_config: 'map', rollback_config: 'map', labels: 'list or map' };
@@ -232,6 +232,7 @@ class Context {
       capabilityAdd: svc.cap_add === undefined ? [] : capabilities(svc.cap_add, `${at}.cap_add`),
       capabilityDrop: svc.cap_drop === undefined ? [] : capabilities(svc.cap_drop, `${at}.cap_drop`),
       pidsLimit: resources.pids,
+      ...ulimitsField(svc.ulimits, `${at}.ulimits`),
       registryAuth: null,
     };
     // Docker's rule, the daemon's too: no two files at one path in the container (secrets go under /run/secrets/).
@@ -721,6 +722,41 @@ function capabilities(value: unknown, at: string): string[] {
     if (!out.includes(n)) out.push(n);
   });
   return out;
+}
+
+/** A ulimit value: a whole number, or -1 for unlimited (as Docker takes it); strings are what interpolation leaves. */
+function ulimitValue(value: unknown, at: string): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < -1) throw invalid(at, `${show(value)} is not a whole number (or -1 for unlimited)`);
+  return n;
+}
+
+/**
+ * Docker's conversion of `ulimits`: `nproc: 65535` sets soft and hard alike, `nofile: {soft, hard}` each; sorted by
+ * name. The API's checks (a known name, soft <= hard) are made here, naming the key. None: no field, as the API.
+ */
+function ulimitsField(value: ComposeService['ulimits'] | undefined, at: string): { ulimits?: Ulimit[] } {
+  if (value === undefined) return {};
+  const out: Ulimit[] = [];
+  for (const name of Object.keys(value).sort()) {
+    const v: unknown = value[name];
+    if (v === null || v === undefined) continue;
+    let soft: number;
+    let hard: number;
+    if (isMapping(v)) {
+      for (const key of Object.keys(v)) if (key !== 'soft' && key !== 'hard' && !key.startsWith('x-')) throw invalid(`${at}.${name}.${key}`, 'is not soft or hard');
+      if (v['soft'] === undefined || v['soft'] === null) throw invalid(`${at}.${name}.soft`, 'is required with hard');
+      if (v['hard'] === undefined || v['hard'] === null) throw invalid(`${at}.${name}.hard`, 'is required with soft');
+      soft = ulimitValue(v['soft'], `${at}.${name}.soft`);
+      hard = ulimitValue(v['hard'], `${at}.${name}.hard`);
+    } else {
+      soft = hard = ulimitValue(v, `${at}.${name}`);
+    }
+    const checked = checkUlimit(name, soft, hard);
+    if (!checked.ok) throw invalid(checked.part === 'name' || !isMapping(v) ? `${at}.${name}` : `${at}.${name}.${checked.part}`, checked.message);
+    out.push(checked.ulimit);
+  }
+  return out.length > 0 ? { ulimits: out } : {};
 }
 
 /** A signal as the daemon takes it: SIGTERM, TERM, SIGRTMIN+3 is not (Docker's numbers are, e.g. 9). */

@@ -110,6 +110,9 @@ export function normaliseSpec(spec: ServiceSpec): unknown {
   s.taskTemplate.forceUpdate = 0;
   c.secrets = c.secrets.map((x) => ({ ...x, secretId: '' })).sort((a, b) => a.secretName.localeCompare(b.secretName) || a.target.localeCompare(b.target));
   c.configs = c.configs.map((x) => ({ ...x, configId: '' })).sort((a, b) => a.configName.localeCompare(b.configName) || a.target.localeCompare(b.target));
+  // Absent and empty are both none; a ulimit's name is its identity, so their order means nothing.
+  if ((c.ulimits ?? []).length === 0) delete c.ulimits;
+  else c.ulimits = [...(c.ulimits ?? [])].sort((a, b) => a.name.localeCompare(b.name));
   s.taskTemplate.networks = s.taskTemplate.networks.map((n) => ({ target: n.target, aliases: [...new Set(n.aliases)].sort() })).sort((a, b) => a.target.localeCompare(b.target));
   s.endpointSpec.ports = [...s.endpointSpec.ports].sort((a, b) => a.publishedPort - b.publishedPort || a.targetPort - b.targetPort || a.protocol.localeCompare(b.protocol) || a.publishMode.localeCompare(b.publishMode));
   if (s.endpointSpec.lbStrategy === 'round-robin') delete s.endpointSpec.lbStrategy; // absent means round-robin

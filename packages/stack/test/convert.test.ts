@@ -316,10 +316,42 @@ test('secrets: uid, gid and mode (octal however written); undefined, doubled, cl
   failsWith(t, () => service({}, { secrets: { two: { file: 'secret.txt', environment: 'X' } } }), 'secrets.two');
 });
 
+test('ulimits: a single value is soft and hard, a mapping gives each; sorted by name (Docker\'s); -1 is unlimited; strings from interpolation are numbers', (t) => {
+  const cases: Array<[ComposeService['ulimits'], unknown]> = [
+    [{ nproc: 65535, nofile: { soft: 20000, hard: 40000 } }, [{ name: 'nofile', soft: 20000, hard: 40000 }, { name: 'nproc', soft: 65535, hard: 65535 }]],
+    [{ core: -1, memlock: { soft: '-1', hard: '-1' } }, [{ name: 'core', soft: -1, hard: -1 }, { name: 'memlock', soft: -1, hard: -1 }]],
+    [{ stack: { soft: 8192, hard: -1, 'x-note': 'hi' } as never }, [{ name: 'stack', soft: 8192, hard: -1 }]],
+    [{ nofile: '1024' }, [{ name: 'nofile', soft: 1024, hard: 1024 }]],
+  ];
+  for (const [ulimits, want] of cases) {
+    const { c, stack } = service({ ulimits });
+    t.deepEqual(c.ulimits, want, JSON.stringify(ulimits));
+    t.deepEqual(stack.warnings, []);
+  }
+  t.false('ulimits' in service({}).c, 'no ulimits: no field, as the API makes it');
+  t.false('ulimits' in service({ ulimits: {} }).c);
+});
+
+test('ulimits errors name the key path: an unknown name, soft above hard, a value that is not a whole number, a half mapping, an unknown key', (t) => {
+  const cases: Array<[unknown, string, RegExp]> = [
+    [{ files: 10 }, 'services.web.ulimits.files', /"files" is not a ulimit name \(core, cpu, data,/],
+    [{ nofile: { soft: 40000, hard: 20000 } }, 'services.web.ulimits.nofile.soft', /the soft limit 40000 is above the hard limit 20000/],
+    [{ nofile: { soft: -1, hard: 20000 } }, 'services.web.ulimits.nofile.soft', /the soft limit unlimited \(-1\) is above the hard limit 20000/],
+    [{ nofile: { soft: 1, hard: 'lots' } }, 'services.web.ulimits.nofile.hard', /"lots" is not a whole number \(or -1 for unlimited\)/],
+    [{ nproc: -2 }, 'services.web.ulimits.nproc', /-2 is not a whole number/],
+    [{ nproc: 1.5 }, 'services.web.ulimits.nproc', /1\.5 is not a whole number/],
+    [{ nofile: { soft: 1 } }, 'services.web.ulimits.nofile.hard', /is required with soft/],
+    [{ nofile: { soft: 1, hard: 2, max: 3 } }, 'services.web.ulimits.nofile.max', /is not soft or hard/],
+    [{ nofile: [1, 2] }, 'services.web.ulimits.nofile', /is not a whole number/],
+    [[1, 2], 'services.web.ulimits', /is not a map/],
+  ];
+  for (const [ulimits, path, message] of cases) failsWith(t, () => service({ ulimits } as ComposeService), path, message);
+});
+
 test('keys this cluster has no setting for are warnings naming them; what the loader reports is not repeated', (t) => {
-  const { stack } = service({ build: '.', container_name: 'web', restart: 'always', ulimits: { nofile: 1024 }, 'x-custom': 1, deploy: { resources: { limits: { cpus: '1' }, reservations: { generic_resources: [], devices: [] } } } });
+  const { stack } = service({ build: '.', container_name: 'web', restart: 'always', sysctls: { 'net.core.somaxconn': 1024 }, 'x-custom': 1, deploy: { resources: { limits: { cpus: '1' }, reservations: { generic_resources: [], devices: [] } } } });
   t.deepEqual(stack.warnings, [
-    'services.web.ulimits: this cluster has no such setting: ignored',
+    'services.web.sysctls: this cluster has no such setting: ignored',
     'services.web.deploy.resources.reservations.generic_resources: this cluster has no such setting: ignored',
   ]);
 });

@@ -3,7 +3,7 @@
 
 import test from 'ava';
 import type { NetworkSpec, ServiceSpec } from '@swarm/store';
-import { convertStack, deployStack, listStacks, removeStack, StackError, type ComposeModel, type ExistingObject, type ExistingService, type FileObjectBackend, type FileObjectSpec, type ServiceWriteOptions, type StackBackend } from '../src/index.js';
+import { convertStack, deployStack, listStacks, removeStack, sameSpec, StackError, type ComposeModel, type ExistingObject, type ExistingService, type FileObjectBackend, type FileObjectSpec, type ServiceWriteOptions, type StackBackend } from '../src/index.js';
 
 class FakeFileObjects implements FileObjectBackend {
   readonly objects = new Map<string, ExistingObject & { data: Uint8Array }>();
@@ -355,4 +355,22 @@ test('a service of the same name outside the stack stops the deploy before any c
   t.is(err?.path, 'services.web');
   t.regex(err?.message ?? '', /a service named shop_web exists that is not part of stack shop/);
   t.deepEqual(cluster.writes.slice(before), []);
+});
+
+test('the redeploy diff: ulimits in another order are the same; none and an empty list are the same; a changed limit is a change', (t) => {
+  const spec = convertStack('shop', { services: { web: { image: 'x', ulimits: { nproc: 10, nofile: { soft: 1, hard: 2 } } } } } as ComposeModel, { workingDir: '/' }).services[0];
+  if (spec === undefined) return t.fail('no service');
+  const reordered = structuredClone(spec);
+  reordered.taskTemplate.containerSpec.ulimits?.reverse();
+  t.true(sameSpec(spec, reordered));
+  const none = structuredClone(spec);
+  delete none.taskTemplate.containerSpec.ulimits;
+  const empty = structuredClone(none);
+  empty.taskTemplate.containerSpec.ulimits = [];
+  t.true(sameSpec(none, empty));
+  t.false(sameSpec(spec, none));
+  const raised = structuredClone(spec);
+  const first = raised.taskTemplate.containerSpec.ulimits?.[0];
+  if (first !== undefined) first.hard += 1;
+  t.false(sameSpec(spec, raised));
 });
