@@ -378,5 +378,7 @@ test('the converter\'s key paths are found in the files, the last file that writ
   t.deepEqual(locate('services.web.ports[0]'), { file: 'b.yml', line: 6, column: 9 });
   t.deepEqual(locate('services.web.healthcheck.test'), { file: 'b.yml', line: 2, column: 3 }, 'the nearest enclosing key');
   t.is(locate('networks.front'), null);
+  const ulimits = sourceLocator([{ name: 'u.yml', text: 'services:\n  web:\n    image: x\n    ulimits:\n      nproc: 10\n      nofile:\n        soft: 9\n        hard: 1\n' }]);
+  t.deepEqual(ulimits('services.web.ulimits.nofile.soft'), { file: 'u.yml', line: 7, column: 9 });
   t.deepEqual(parseKeyPath('services.web.ports[0].published'), ['services', 'web', 'ports', 0, 'published']);
 });
