@@ -3,6 +3,7 @@
 
 import test from 'ava';
 import { ApiError, type ServiceSpecDocument, type TaskDocument } from '@swarm/api';
+import { readHostLimits } from '@swarm/runtime';
 import { cluster, eventually, form, freePort, joinAddr, local } from './local-cluster.js';
 
 function alive(pid: number): boolean {
@@ -254,4 +255,30 @@ test('published ports: an ingress port left 0 is picked from 30000-32767; a port
   t.is(api2.UpdateStatus, undefined, 'the label change rolled nothing out');
   await c.updateService(api2.ID, { ...api2.Spec, EndpointSpec: { Ports: [{ TargetPort: 80 }, { TargetPort: 443, PublishedPort: 8443 }] } }, api2.Version.Index);
   t.regex((await c.inspectService('api')).UpdateStatus?.State ?? '', /^(updating|completed)$/, 'an update was started');
+});
+
+test('ulimits: the task\'s processes carry them and inspect shows them; a hard limit above the daemon\'s own fails the task naming the ulimit; a bad one is refused naming the field', async (t) => {
+  const { managers } = await form(t, 1, 0);
+  const [leader] = managers;
+  if (leader === undefined) throw new Error('no manager');
+  const c = leader.client;
+  const Ulimits = [{ Name: 'nofile', Soft: 100, Hard: 200 }];
+  await c.createService({ Name: 'limited', TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sh', '-c', 'echo limits $(ulimit -Sn):$(ulimit -Hn); exec sleep 600'], Ulimits } } });
+  t.deepEqual((await c.inspectService('limited')).Spec.TaskTemplate.ContainerSpec.Ulimits, Ulimits);
+  await eventually('the limits in the log', 15_000, async () => {
+    const lines: string[] = [];
+    await c.serviceLogs('limited', {}, (l) => lines.push(l.Line));
+    return lines.includes('limits 100:200') ? true : undefined;
+  });
+  await t.throwsAsync(c.createService({ Name: 'bad', TaskTemplate: { ContainerSpec: { Image: 'busybox', Ulimits: [{ Name: 'nofile', Soft: 300, Hard: 200 }] } } }), {
+    instanceOf: ApiError,
+    message: 'TaskTemplate.ContainerSpec.Ulimits[0].Soft: the soft limit 300 is above the hard limit 200',
+  });
+  const host = readHostLimits();
+  const own = host.hard.get('nofile') ?? -1;
+  if (host.canRaise || own === -1) return t.log('this daemon may raise its nofile limit: the refusal is covered by the runtime tests');
+  await c.createService({ Name: 'greedy', TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep', '600'], Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: own + 1 }] }, RestartPolicy: { Condition: 'none' } } });
+  const refused = await eventually('the task refused', 15_000, async () => (await c.listTasks({ service: 'greedy' })).find((x) => x.Status.Err !== undefined));
+  t.is(refused.Status.State, 'rejected');
+  t.regex(refused.Status.Err ?? '', new RegExp(`^ulimit nofile: the hard limit ${own + 1} is above the daemon's own hard limit on this node \\(${own}\\)`));
 });
