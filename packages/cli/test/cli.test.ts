@@ -386,6 +386,23 @@ test('published ports end to end: create -p in both syntaxes, ls PORTS with the 
   t.regex(after, new RegExp(`\\*:${ports}->9090/udp\\s*\\n`), 'the picked port is kept; the host-mode port is not listed');
 });
 
+test('ulimits end to end: create --ulimit (repeatable), inspect shows Docker\'s Ulimits, update --ulimit-rm/--ulimit-add, a bad one refused in one line naming the flag', async (t) => {
+  const e = await env(t);
+  await e.startDaemon();
+  // 127.0.0.6: the other tests of this file hold 127.0.0.1 to 127.0.0.5.
+  t.is((await run(e.socketPath, ['init', '--advertise-addr', '127.0.0.6', '--listen-addr', '127.0.0.6:2377'])).code, 0);
+  const created = await run(e.socketPath, ['service', 'create', '--detach', '--name', 'lim', '--replicas', '0', '--ulimit', 'nofile=1024:2048', '--ulimit', 'nproc=500', 'busybox', 'sleep', '600']);
+  t.is(created.code, 0, created.stderr);
+  const ulimits = async (): Promise<unknown> => (JSON.parse((await run(e.socketPath, ['service', 'inspect', 'lim'])).stdout) as Array<{ Spec: { TaskTemplate: { ContainerSpec: { Ulimits?: unknown } } } }>)[0]?.Spec.TaskTemplate.ContainerSpec.Ulimits;
+  t.deepEqual(await ulimits(), [{ Name: 'nofile', Soft: 1024, Hard: 2048 }, { Name: 'nproc', Soft: 500, Hard: 500 }]);
+  const updated = await run(e.socketPath, ['service', 'update', '--detach', '--ulimit-rm', 'nproc', '--ulimit-add', 'core=-1', 'lim']);
+  t.is(updated.code, 0, updated.stderr);
+  t.deepEqual(await ulimits(), [{ Name: 'core', Soft: -1, Hard: -1 }, { Name: 'nofile', Soft: 1024, Hard: 2048 }]);
+  const bad = await run(e.socketPath, ['service', 'create', '--detach', '--ulimit', 'nofile=2048:1024', 'busybox']);
+  t.is(bad.code, 1);
+  t.is(bad.stderr, 'swarm: invalid --ulimit "nofile=2048:1024": the soft limit 2048 is above the hard limit 1024\n');
+});
+
 test('image verbs end to end: load, ls, tag, push to a real registry, rm, pull back, inspect, save; login to an htpasswd registry; a bad pull is one line', async (t) => {
   if (process.getuid?.() !== 0) return t.fail('needs root: layers keep their owners (CI runs as root)');
   const e = await env(t);
