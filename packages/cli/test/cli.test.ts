@@ -4,7 +4,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { pollUntil } from '@swarm/wire';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { ApiClient } from '@swarm/api';
 import { startRegistry } from '@swarm/lab';
 import { makeImages } from '@swarm/runtime';
 import type { NodeRow } from '../src/node-commands.js';
+import { mountsUnder } from './mounts.js';
 
 function runWithInput(socketPath: string, args: string[], input: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -84,15 +84,6 @@ interface Env {
   dataDir: string;
   socketPath: string;
   startDaemon(): Promise<DaemonProcess>;
-}
-
-function mountsUnder(root: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((p) => p.startsWith(`${root}/`))
-    .sort()
-    .reverse();
 }
 
 async function env(t: ExecutionContext): Promise<Env> {

@@ -3,7 +3,6 @@
 
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,15 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ApiClient } from '@swarm/api';
 import { startDaemon } from '@swarm/daemon';
 import { pollUntil, silentLogger } from '@swarm/wire';
-
-function mountsUnder(root: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((p) => p.startsWith(`${root}/`))
-    .sort()
-    .reverse();
-}
+import { mountsUnder } from './mounts.js';
 
 const SWARM_BIN = fileURLToPath(new URL('../../bin/swarm.js', import.meta.url));
 
