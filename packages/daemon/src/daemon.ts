@@ -63,7 +63,7 @@ import {
   certificateFingerprint,
   PkiError,
 } from '@swarm/pki';
-import { deepEqual, defaultClusterSpec, type Config, type Secret, type RegistryAuth, type Cluster, type IpamConfig, type Network, type NetworkSpec, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
+import { deepEqual, defaultClusterSpec, type Config, type ObjectsByKind, type Secret, type RegistryAuth, type Cluster, type IpamConfig, type Network, type NetworkSpec, type Node, type NodeDescription, type NodeRole, type NodeSpec, type Op, type Service, type Task } from '@swarm/store';
 import { pollUntil, type Logger } from '@swarm/wire';
 import type { Status } from 'raft-consensus-ts';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -986,68 +986,63 @@ class NodeDaemon implements ApiBackend, Daemon {
   }
 
   async createSecret(spec: FileObjectSpec): Promise<{ ID: string }> {
+    const key = await this.dataKey();
+    // Sealed before it is proposed: the Raft log, its snapshots and every manager's WAL only ever hold the ciphertext.
+    return this.createFileObject('secret', spec, (id, data) => sealSecret(key, id, data));
+  }
+
+  listSecrets(): Promise<Secret[]> {
+    return this.listFileObjects('secret');
+  }
+
+  removeSecret(ref: string): Promise<void> {
+    return this.removeFileObject('secret', ref);
+  }
+
+  /** Configs are not secret (as Docker's): stored as given. */
+  createConfig(spec: FileObjectSpec): Promise<{ ID: string }> {
+    return this.createFileObject('config', spec, (_id, data) => data);
+  }
+
+  listConfigs(): Promise<Config[]> {
+    return this.listFileObjects('config');
+  }
+
+  removeConfig(ref: string): Promise<void> {
+    return this.removeFileObject('config', ref);
+  }
+
+  private async createFileObject(kind: 'secret' | 'config', spec: FileObjectSpec, seal: (id: string, data: Uint8Array) => Uint8Array): Promise<{ ID: string }> {
     const runtime = this.active();
     this.requireManager(runtime);
-    const key = await this.dataKey();
     await runtime.readBarrier();
     // The store refuses a taken name too (any case); saying it here is Docker's message.
-    const taken = runtime.store.view((tx) => tx.list('secret')).find((x) => x.spec.name.toLowerCase() === spec.name.toLowerCase());
-    if (taken !== undefined) throw new ApiError('conflict', `secret ${taken.spec.name} already exists`);
+    const taken = runtime.store.view((tx) => tx.list(kind)).find((x) => x.spec.name.toLowerCase() === spec.name.toLowerCase());
+    if (taken !== undefined) throw new ApiError('conflict', `${kind} ${taken.spec.name} already exists`);
     const id = newId();
-    // Sealed before it is proposed: the Raft log, its snapshots and every manager's WAL only ever hold the ciphertext.
-    const secret: Omit<Secret, 'meta'> = { id, spec: { name: spec.name, labels: spec.labels, data: sealSecret(key, id, spec.data) } };
-    await runtime.propose([{ op: 'create', kind: 'secret', object: secret }]);
-    this.logger.info({ secret: id, name: spec.name }, 'secret created');
+    const object: Omit<Secret | Config, 'meta'> = { id, spec: { name: spec.name, labels: spec.labels, data: seal(id, spec.data) } };
+    // The two branches are one op; the condition narrows `kind` for the Op union.
+    await runtime.propose([kind === 'secret' ? { op: 'create', kind, object } : { op: 'create', kind, object }]);
+    this.logger.info({ [kind]: id, name: spec.name }, `${kind} created`);
     return { ID: id };
   }
 
-  async listSecrets(): Promise<Secret[]> {
+  private async listFileObjects<K extends 'secret' | 'config'>(kind: K): Promise<Array<ObjectsByKind[K]>> {
     const runtime = this.active();
     this.requireManager(runtime);
     await runtime.readBarrier();
-    return runtime.store.view((tx) => tx.list('secret'));
+    return runtime.store.view((tx) => tx.list(kind));
   }
 
-  async removeSecret(ref: string): Promise<void> {
+  private async removeFileObject(kind: 'secret' | 'config', ref: string): Promise<void> {
     const runtime = this.active();
     this.requireManager(runtime);
     await runtime.readBarrier();
-    const { secret, services } = runtime.store.view((tx) => ({ secret: resolveFileObject('secret', tx.list('secret'), ref), services: tx.list('service') }));
-    const users = servicesUsing('secret', secret.id, services);
-    if (users.length > 0) throw inUseError('secret', secret.spec.name, users);
-    await runtime.propose([{ op: 'delete', kind: 'secret', id: secret.id, version: secret.meta.version }]);
-    this.logger.info({ secret: secret.id, name: secret.spec.name }, 'secret removed');
-  }
-
-  async createConfig(spec: FileObjectSpec): Promise<{ ID: string }> {
-    const runtime = this.active();
-    this.requireManager(runtime);
-    await runtime.readBarrier();
-    const taken = runtime.store.view((tx) => tx.list('config')).find((x) => x.spec.name.toLowerCase() === spec.name.toLowerCase());
-    if (taken !== undefined) throw new ApiError('conflict', `config ${taken.spec.name} already exists`);
-    const id = newId();
-    const config: Omit<Config, 'meta'> = { id, spec: { name: spec.name, labels: spec.labels, data: spec.data } };
-    await runtime.propose([{ op: 'create', kind: 'config', object: config }]);
-    this.logger.info({ config: id, name: spec.name }, 'config created');
-    return { ID: id };
-  }
-
-  async listConfigs(): Promise<Config[]> {
-    const runtime = this.active();
-    this.requireManager(runtime);
-    await runtime.readBarrier();
-    return runtime.store.view((tx) => tx.list('config'));
-  }
-
-  async removeConfig(ref: string): Promise<void> {
-    const runtime = this.active();
-    this.requireManager(runtime);
-    await runtime.readBarrier();
-    const { config, services } = runtime.store.view((tx) => ({ config: resolveFileObject('config', tx.list('config'), ref), services: tx.list('service') }));
-    const users = servicesUsing('config', config.id, services);
-    if (users.length > 0) throw inUseError('config', config.spec.name, users);
-    await runtime.propose([{ op: 'delete', kind: 'config', id: config.id, version: config.meta.version }]);
-    this.logger.info({ config: config.id, name: config.spec.name }, 'config removed');
+    const { found, services } = runtime.store.view((tx) => ({ found: resolveFileObject(kind, tx.list(kind), ref), services: tx.list('service') }));
+    const users = servicesUsing(kind, found.id, services);
+    if (users.length > 0) throw inUseError(kind, found.spec.name, users);
+    await runtime.propose([{ op: 'delete', kind, id: found.id, version: found.meta.version }]);
+    this.logger.info({ [kind]: found.id, name: found.spec.name }, `${kind} removed`);
   }
 
   /** A service spec's secret and config references, names resolved to ids against the store (in place). */
