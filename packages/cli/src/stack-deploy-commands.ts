@@ -149,20 +149,22 @@ export function registerStackDeployCommands(program: Command): void {
     .option('--prune', 'remove the services the file no longer has')
     .option('--with-registry-auth', "send this node's registry login with the services, so every node can pull their images")
     .option('--resolve-image <when>', 'pin images to their registry digest: always (default), changed (only images the file changed) or never')
-    .option('-d, --detach [bool]', 'exit at once (default true); --detach=false waits until the services converge', parseBool, true)
-    .action(async (name: string, opts: { composeFile: string[]; skipInterpolation?: boolean; prune?: boolean; withRegistryAuth?: boolean; resolveImage?: string; detach: boolean }, command: Command) => {
+    .option('-d, --detach [bool]', 'exit at once; --detach=false waits until the services converge (the default on a terminal)', parseBool)
+    .action(async (name: string, opts: { composeFile: string[]; skipInterpolation?: boolean; prune?: boolean; withRegistryAuth?: boolean; resolveImage?: string; detach?: boolean }, command: Command) => {
+      // Docker's coming default: wait and show progress on a terminal, return at once in scripts.
+      const detach = opts.detach ?? process.stdout.isTTY !== true;
       const resolveImage = opts.resolveImage ?? 'always';
       if (resolveImage !== 'always' && resolveImage !== 'changed' && resolveImage !== 'never') throw new CliError(`invalid --resolve-image ${JSON.stringify(resolveImage)}: use always, changed or never`);
       const client = clientFor(command);
       // The loader prints its warnings and turns its errors into one-line CLI errors.
       const loaded = await loadComposeFiles(opts);
-      const startedBefore = opts.detach ? new Map<string, string | undefined>() : new Map((await stackServices(client, name, false)).map((s) => [s.Spec.Name, s.UpdateStatus?.StartedAt]));
+      const startedBefore = detach ? new Map<string, string | undefined>() : new Map((await stackServices(client, name, false)).map((s) => [s.Spec.Name, s.UpdateStatus?.StartedAt]));
       await userErrors(async () => {
         const converted = convertStack(name, loaded.model, { workingDir: loaded.workingDir, environment: process.env });
         for (const w of converted.warnings) process.stderr.write(`${w}\n`);
         const result = await deployStack(apiStackBackend(client), converted, { prune: opts.prune === true, withRegistryAuth: opts.withRegistryAuth === true, resolveImage, log: writeOut });
         for (const w of result.warnings) process.stderr.write(`${w}\n`);
-        if (!opts.detach) await waitStackConverged(client, name, new Set(converted.services.map((s) => s.name)), startedBefore);
+        if (!detach) await waitStackConverged(client, name, new Set(converted.services.map((s) => s.name)), startedBefore);
       }, locatorFor(opts.composeFile));
     });
 
