@@ -1,6 +1,7 @@
 // Every call of iproute2's `ip` the lab makes: namespaces, bridge, veth pairs, addresses, netns exec.
 // Arguments are arrays; names are checked against the lab's own prefixes before anything is deleted.
 
+import { randomBytes } from 'node:crypto';
 import { LabError, assert } from './errors.js';
 import { run as runTool, systemTool, type RunOptions, type RunResult } from './run.js';
 
@@ -101,11 +102,23 @@ function nsArgs(ns: string | undefined): string[] {
   return ['-n', ns];
 }
 
-/** A bridge in the root namespace with IPv6 address generation off, so it emits no traffic of its own. */
+/**
+ * A bridge in the root namespace with IPv6 address generation off, so it emits no traffic of its own, and a MAC set
+ * once: a bridge otherwise takes its lowest port's MAC and changes it as hosts come and go, and the hosts' cached
+ * entry for its address (the registry's) would point at another host's veth.
+ */
 export async function bridgeAdd(name: string): Promise<void> {
   ownLink(name);
   await run('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+  await run('ip', ['link', 'set', 'dev', name, 'address', localMac()]);
   await run('ip', ['link', 'set', 'dev', name, 'addrgenmode', 'none']);
+}
+
+/** A random unicast, locally administered MAC. */
+function localMac(): string {
+  const b = randomBytes(6);
+  b[0] = ((b[0] ?? 0) & 0xfc) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 /** A veth pair: `rootName` in the root namespace, `peerName` created directly inside `ns`. */

@@ -879,7 +879,14 @@ export class OverlayDriver implements TaskNetworking {
     const subnet = `${formatIp(this.gatewayBase)}/${this.gatewayPrefix}`;
     const exists = await inNetns(this.log, this.host, 'ip', ['link', 'show', GATEWAY_BRIDGE], { allowFailure: true });
     if (exists.code !== 0) {
-      await ipBatch(this.log, this.host, [`link add ${GATEWAY_BRIDGE} type bridge`, `addr add ${gatewayIp}/${this.gatewayPrefix} dev ${GATEWAY_BRIDGE}`, `link set ${GATEWAY_BRIDGE} up`]);
+      // A MAC of its own, set: otherwise a bridge takes its lowest port's, and changes it as ports come and go; a task
+      // that cached the old one would then send to a (isolated) port instead of the host and lose its way out.
+      await ipBatch(this.log, this.host, [
+        `link add ${GATEWAY_BRIDGE} type bridge`,
+        `link set ${GATEWAY_BRIDGE} address ${macForIp(gatewayIp)}`,
+        `addr add ${gatewayIp}/${this.gatewayPrefix} dev ${GATEWAY_BRIDGE}`,
+        `link set ${GATEWAY_BRIDGE} up`,
+      ]);
     }
     const internal = [...this.tasks.values()].flatMap((t) => (t.gateway?.internal === true ? [t.gateway.ip] : []));
     const ruleset = replaceTable(
