@@ -382,7 +382,9 @@ export class OverlayDriver implements TaskNetworking {
           `link set ${gw.peerName} type bridge_slave isolated on`,
           `link set ${gw.peerName} up`,
         ]);
-        taskLines.push(`addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`);
+        // The MAC made from the address (as on the overlays): a freed gateway address is handed out again at once, and
+        // the host's neighbour entry for it, still REACHABLE, must not point at the MAC of a leg that is gone.
+        taskLines.push(`link set ${gw.ifname} address ${macForIp(gw.ip)}`, `addr add ${gw.ip}/${this.gatewayPrefix} dev ${gw.ifname}`, `link set ${gw.ifname} up`);
         if (!internal) taskLines.push(`route add default via ${formatIp(this.gatewayBase + 1)}`);
       });
       await ipBatch(this.log, path, taskLines);
