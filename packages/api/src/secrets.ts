@@ -116,6 +116,7 @@ export function toFileObjectSpec(kind: FileObjectKind, request: SecretCreateRequ
 
 const time = (ms: number): string => new Date(ms).toISOString();
 
+/** What `inspect` shows of a secret: never its data. */
 export function secretDocument(s: Secret): SecretDocument {
   return {
     ID: s.id,
@@ -126,14 +127,10 @@ export function secretDocument(s: Secret): SecretDocument {
   };
 }
 
+/** A config's document: a secret's, with its data in base64 (configs are not secret, as Docker's). */
 export function configDocument(c: Config): ConfigDocument {
-  return {
-    ID: c.id,
-    Version: { Index: c.meta.version.index },
-    CreatedAt: time(c.meta.createdAtMs),
-    UpdatedAt: time(c.meta.updatedAtMs),
-    Spec: { Name: c.spec.name, Labels: { ...c.spec.labels }, Data: Buffer.from(c.spec.data).toString('base64') },
-  };
+  const doc = secretDocument(c);
+  return { ...doc, Spec: { ...doc.Spec, Data: Buffer.from(c.spec.data).toString('base64') } };
 }
 
 /** Docker's `filters` query (`{"name":["db"]}`, or `{"name":{"db":true}}` as older clients send it). */
