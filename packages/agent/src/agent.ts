@@ -98,9 +98,9 @@ interface TaskRecord {
 
 const RANK_RUNNING = taskStateRank('running');
 const RANK_ACCEPTED = taskStateRank('accepted');
+const RANK_STARTING = taskStateRank('starting');
 /** How soon a routing mesh that could not be set up is tried again. */
 const INGRESS_RETRY_MS = 2_000;
-const RANK_STARTING = taskStateRank('starting');
 
 export class Agent {
   readonly nodeId: string;
@@ -638,7 +638,7 @@ export class Agent {
       err: fields.err ?? '',
       containerStatus: fields.containerStatus ?? rec.status.containerStatus,
       // Docker's PortStatus: the host-mode ports this task holds on its node while it runs.
-      portStatus: state === 'running' ? (rec.task.endpoint?.ports ?? []).filter((p) => p.publishMode === 'host').map((p) => ({ ...p })) : [],
+      portStatus: state === 'running' ? (rec.task.endpoint?.ports ?? []).filter((p) => p.publishMode === 'host' && p.publishedPort > 0).map((p) => ({ ...p })) : [],
     };
     rec.status = status;
     rec.lastReported = state;
