@@ -96,15 +96,10 @@ export function assignmentsFor(store: Store, nodeId: string): Task[] {
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/**
- * The routing mesh a node serves: its address on the ingress network and every service with ingress-mode ports
- * (as allocated); null while the node has no ingress address or no service publishes through the mesh.
- */
-export function ingressFor(store: Store, nodeId: string): IngressConfig | null {
-  return store.view((tx) => {
-    const attachment = tx.get('node', nodeId)?.attachments.find((a) => a.network.ingress);
-    if (attachment === undefined) return null;
-    const services = tx
+/** Every service with ingress-mode ports (as allocated), by name: the same for every node, read once per sync. */
+export function ingressServices(store: Store): IngressConfig['services'] {
+  return store.view((tx) =>
+    tx
       .list('service')
       .map((s) => ({
         name: s.spec.name,
@@ -112,9 +107,18 @@ export function ingressFor(store: Store, nodeId: string): IngressConfig | null {
         strategy: s.spec.endpointSpec.lbStrategy ?? 'round-robin',
       }))
       .filter((s) => s.ports.length > 0)
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return services.length === 0 ? null : { attachment, services };
-  });
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+  );
+}
+
+/**
+ * The routing mesh a node serves: its address on the ingress network and `services`; null while the node has no
+ * ingress address or no service publishes through the mesh.
+ */
+export function ingressFor(store: Store, nodeId: string, services: IngressConfig['services']): IngressConfig | null {
+  if (services.length === 0) return null;
+  const attachment = store.view((tx) => tx.get('node', nodeId)?.attachments.find((a) => a.network.ingress));
+  return attachment === undefined ? null : { attachment, services };
 }
 
 /** A cheap fingerprint of an assignment set: it changes when any task in it is written. */
@@ -239,7 +243,8 @@ export class Dispatcher {
       this.sessions.clear();
       return;
     }
-    for (const s of this.sessions) this.push(s);
+    const services = ingressServices(this.deps.store);
+    for (const s of this.sessions) this.push(s, services);
   }
 
   /** The leader's own agent. `onClosed` runs when the session ends (this node stopped leading, or stop()). */
@@ -274,11 +279,11 @@ export class Dispatcher {
     };
   }
 
-  private push(s: Session): void {
+  private push(s: Session, services: IngressConfig['services'] = ingressServices(this.deps.store)): void {
     const tasks = assignmentsFor(this.deps.store, s.nodeId);
     const signature = assignmentsSignature(tasks);
     // The mesh first: a task that is about to start may be a backend of a port the node must serve.
-    const ingress = ingressFor(this.deps.store, s.nodeId);
+    const ingress = ingressFor(this.deps.store, s.nodeId, services);
     const ingressText = JSON.stringify(ingress);
     if (ingressText !== s.ingress) {
       s.ingress = ingressText;

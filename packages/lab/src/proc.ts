@@ -44,14 +44,14 @@ export function cmdline(pid: number): string[] | null {
 export const TASK_ENV_MARKER = 'SWARM_TASK_ID=';
 
 /**
- * True if the process carries the task marker in its environment: in a lab namespace, that is a task a lab
- * daemon started (its own process group, so the daemon's group does not cover it).
+ * True if the process carries the task marker in its environment (of the task `taskId`, when given): in a lab
+ * namespace, that is a task a lab daemon started (its own process group, so the daemon's group does not cover it).
  */
-export function isSwarmTask(pid: number): boolean {
+export function isSwarmTask(pid: number, taskId?: string): boolean {
   try {
     return readFileSync(`/proc/${pid}/environ`, 'latin1')
       .split('\0')
-      .some((kv) => kv.startsWith(TASK_ENV_MARKER));
+      .some((kv) => (taskId === undefined ? kv.startsWith(TASK_ENV_MARKER) : kv === `${TASK_ENV_MARKER}${taskId}`));
   } catch {
     return false;
   }

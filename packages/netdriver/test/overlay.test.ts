@@ -259,10 +259,10 @@ serial("a service's VIP spreads connections over its ready tasks on both hosts; 
   // None ready: refused with a reset at once, not a hang.
   d1.setReady('vipback0002', false);
   await d1.lbSettled();
-  const t0 = Date.now();
   const refused = await inNetns(log, client, BUSYBOX, ['nc', '-w', '5', '10.90.1.9', '7070'], { input: '', allowFailure: true, timeoutMs: 10_000 });
   t.not(refused.code, 0);
-  t.true(Date.now() - t0 < 2_000, `refused in ${Date.now() - t0} ms`);
+  // A reset (nc: "Connection refused"), not a connection left to time out.
+  t.regex(refused.stderr, /Connection refused/);
 });
 
 serial("a host-mode published port: the task's node forwards its own address's port to the task, keeping the client's address; one task per port and node", async (t) => {
@@ -369,10 +369,10 @@ serial('the routing mesh: both nodes serve an ingress port (TCP and UDP) from th
   d1.setReady('meshback002', false);
   await gossip('ning');
   await Promise.all([d1.lbSettled(), d2.lbSettled()]);
-  const t0 = Date.now();
   const refused = await inNetns(log, h2, BUSYBOX, ['nc', '-w', '5', UNDERLAY[0], '8080'], { input: '', allowFailure: true, timeoutMs: 10_000 });
   t.not(refused.code, 0);
-  t.true(Date.now() - t0 < 2_000, `refused in ${Date.now() - t0} ms`);
+  // A reset (nc: "Connection refused"), not a connection left to time out.
+  t.regex(refused.stderr, /Connection refused/);
 
   // No port left to serve: the sandbox and both tables go.
   await d1.setIngress(null);
