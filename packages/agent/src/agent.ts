@@ -158,11 +158,11 @@ export class Agent {
 
   /**
    * The full set of tasks assigned to this node; anything not in it must not run here. Idempotent. `files`: the
-   * secrets and configs those tasks use (replacing the previous set's).
+   * secrets and configs those tasks use (replacing the previous set's); absent, the previous set still holds.
    */
-  setAssignments(tasks: Task[], files: TaskFiles = NO_TASK_FILES): void {
+  setAssignments(tasks: Task[], files?: TaskFiles): void {
     if (this.closed) return;
-    this.files = files;
+    if (files !== undefined) this.files = files;
     const set = new Map<string, Task>();
     for (const task of tasks) {
       if (task.nodeId !== this.nodeId) {

@@ -2,7 +2,7 @@
 // networks, secrets and configs by name, id and labels.
 
 import { specDocument, toServiceSpec, type ApiClient, type NetworkCreateRequest } from '@swarm/api/client';
-import { parseReference, RuntimeError } from '@swarm/runtime';
+import { familiarReference, parseReference, RuntimeError } from '@swarm/runtime';
 import { type ExistingService, type StackBackend } from '@swarm/stack';
 
 export function apiStackBackend(client: ApiClient): StackBackend {
@@ -42,6 +42,8 @@ export function apiStackBackend(client: ApiClient): StackBackend {
         throw err;
       }
     },
+    // As the daemon pins a service's image: the familiar reference with its tag (checkImage ran first).
+    imageName: (image) => familiarReference({ ...parseReference(image), digest: null }),
     secrets: {
       list: async () => (await client.listSecrets()).map((d) => ({ id: d.ID, name: d.Spec.Name, labels: d.Spec.Labels })),
       create: (spec) => client.createSecret(spec.name, spec.data, spec.labels),

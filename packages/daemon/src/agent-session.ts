@@ -178,7 +178,8 @@ export class AgentSession {
           if (message['type'] === 'assignments' && Array.isArray(message['tasks'])) {
             if (!assigned) this.deps.logger.info({ target }, 'agent session with the leader started');
             assigned = true;
-            this.deps.agent.setAssignments(message['tasks'] as Task[], parseTaskFiles(message['files']));
+            // No files: the set the tasks use is the one sent last.
+            this.deps.agent.setAssignments(message['tasks'] as Task[], message['files'] === undefined ? undefined : parseTaskFiles(message['files']));
           }
           // From the leader over the cluster's private, authenticated transport: trusted like the assignments.
           if (message['type'] === 'ingress' && (message['ingress'] === null || isRecord(message['ingress']))) {

@@ -39,7 +39,8 @@ export const DEFAULT_HEARTBEAT_GRACE_MS = 10_000;
 /** Manager -> agent. redirect: this manager does not lead; `leader` is the leader's multiaddr if known. */
 export type DispatcherMessage =
   | { type: 'redirect'; leader: string | null }
-  | { type: 'assignments'; tasks: Task[]; files: TaskFiles }
+  /** `files` only when the set of secrets and configs the tasks use changed (the agent keeps the last one). */
+  | { type: 'assignments'; tasks: Task[]; files?: TaskFiles }
   /** The routing mesh this node serves; sent when it changes (null: none). */
   | { type: 'ingress'; ingress: IngressConfig | null };
 
@@ -57,13 +58,7 @@ export interface SessionAgent {
  * bytes); the agent then fails the task that needs it, naming it. Tasks that are stopping get nothing.
  */
 export function filesFor(store: Store, tasks: readonly Task[], openSecret: (secret: Secret) => Uint8Array, logger: Logger): TaskFiles {
-  const secretIds = new Set<string>();
-  const configIds = new Set<string>();
-  for (const t of tasks) {
-    if (taskStateRank(t.desiredState) > taskStateRank('running') || isTerminalTaskState(t.status.state)) continue;
-    for (const r of t.spec.containerSpec.secrets ?? []) secretIds.add(r.secretId);
-    for (const r of t.spec.containerSpec.configs ?? []) configIds.add(r.configId);
-  }
+  const { secretIds, configIds } = fileIdsOf(tasks);
   if (secretIds.size === 0 && configIds.size === 0) return { secrets: [], configs: [] };
   return store.view((tx) => {
     const secrets: Array<{ id: string; data: Uint8Array }> = [];
@@ -83,6 +78,27 @@ export function filesFor(store: Store, tasks: readonly Task[], openSecret: (secr
     assert(secrets.length <= secretIds.size && configs.length <= configIds.size, 'only the files the tasks use');
     return { secrets, configs };
   });
+}
+
+/** The ids of the secrets and configs used by the tasks that may still start (what filesFor sends). */
+function fileIdsOf(tasks: readonly Task[]): { secretIds: Set<string>; configIds: Set<string> } {
+  const secretIds = new Set<string>();
+  const configIds = new Set<string>();
+  for (const t of tasks) {
+    if (taskStateRank(t.desiredState) > taskStateRank('running') || isTerminalTaskState(t.status.state)) continue;
+    for (const r of t.spec.containerSpec.secrets ?? []) secretIds.add(r.secretId);
+    for (const r of t.spec.containerSpec.configs ?? []) configIds.add(r.configId);
+  }
+  return { secretIds, configIds };
+}
+
+/**
+ * Which files a set of tasks needs, as a key: secrets and configs cannot change under an id, so the same ids are the
+ * same bytes, and a task's status moving on (a new assignment set) need not open and send them again.
+ */
+export function filesKey(tasks: readonly Task[]): string {
+  const { secretIds, configIds } = fileIdsOf(tasks);
+  return `${[...secretIds].sort().join(',')}|${[...configIds].sort().join(',')}`;
 }
 
 /**
@@ -185,6 +201,8 @@ interface Session {
   signature: string;
   /** The ingress config last sent, as JSON ('' before the first). */
   ingress: string;
+  /** filesKey of the files last sent (null before the first). */
+  files: string | null;
   /** When the agent last said anything (Infinity for the leader's own, in-process agent). */
   lastSeenMs: number;
   deliver(message: DispatcherMessage): void;
@@ -254,6 +272,7 @@ export class Dispatcher {
       nodeId,
       signature: '',
       ingress: '',
+      files: null,
       lastSeenMs: Infinity,
       deliver: (m) => {
         if (open && m.type === 'assignments') agent.setAssignments(m.tasks, m.files);
@@ -291,6 +310,12 @@ export class Dispatcher {
     }
     if (signature === s.signature) return;
     s.signature = signature;
+    const key = filesKey(tasks);
+    if (key === s.files) {
+      s.deliver({ type: 'assignments', tasks });
+      return;
+    }
+    s.files = key;
     s.deliver({ type: 'assignments', tasks, files: filesFor(this.deps.store, tasks, this.deps.openSecret, this.deps.logger) });
   }
 
@@ -299,6 +324,7 @@ export class Dispatcher {
       nodeId,
       signature: '',
       ingress: '',
+      files: null,
       lastSeenMs: Date.now(),
       deliver: (message) => {
         try {

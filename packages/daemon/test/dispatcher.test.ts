@@ -158,12 +158,23 @@ test('the dispatcher pushes each node its own secrets only, with its assignments
     logger: silentLogger(),
   });
   const got = new Map<string, string[]>();
+  const sets: Array<{ node: string; files: boolean }> = [];
   for (const nodeId of ['n1', 'n2', 'n3']) {
-    dispatcher.attachLocal(nodeId, { setAssignments: (_tasks, files) => got.set(nodeId, text(files ?? { secrets: [], configs: [] })), setIngress: () => undefined, statuses: () => [] }, () => undefined);
+    const setAssignments = (_tasks: unknown, files?: TaskFiles): void => {
+      sets.push({ node: nodeId, files: files !== undefined });
+      if (files !== undefined) got.set(nodeId, text(files));
+    };
+    dispatcher.attachLocal(nodeId, { setAssignments, setIngress: () => undefined, statuses: () => [] }, () => undefined);
   }
   t.deepEqual(got.get('n1'), ['secret sa=hunter2', 'config ca=server {}']);
   t.deepEqual(got.get('n2'), ['secret sb=abc123']);
   t.deepEqual(got.get('n3'), []);
+  // A task's status moving on is a new assignment set with the same files: they are not opened and sent again.
+  const t3 = store.view((tx) => tx.get('task', 't3'));
+  if (t3 === undefined) throw new Error('no t3');
+  mustCommit(store, 3, [{ op: 'update', kind: 'task', object: { ...t3, status: { ...t3.status, message: 'still running' } } }]);
+  dispatcher.sync();
+  t.deepEqual(sets.filter((x) => x.node === 'n2'), [{ node: 'n2', files: true }, { node: 'n2', files: false }]);
   // The stored bytes are the sealed ones: the plaintext is nowhere in the store.
   const stored = store.view((tx) => tx.list('secret')).map((s) => Buffer.from(s.spec.data).toString('latin1')).join('');
   t.false(stored.includes('hunter2') || stored.includes('abc123'));

@@ -61,7 +61,16 @@ export interface StackBackend {
   configs?: FileObjectBackend;
   /** What is wrong with an image reference, or null; checked for every service before any change. */
   checkImage?(image: string): string | null;
+  /**
+   * The name the daemon records for an image reference, without a digest (`docker.io/library/busybox` and
+   * `busybox` are `busybox:latest`); absent, references are compared as written.
+   */
+  imageName?(image: string): string;
 }
+
+/** How two image references are compared: by the name the daemon records for them. */
+export type ImageName = (image: string) => string;
+const asWritten: ImageName = (image) => image;
 
 export interface DeployOptions extends ServiceWriteOptions {
   /** Remove the stack's services that the file no longer has (Docker's --prune). */
@@ -126,30 +135,30 @@ export function normaliseSpec(spec: ServiceSpec): unknown {
  * (`busybox:1.36@sha256:…`) matches the file's `busybox:1.36`: a redeploy does not ask the registry again
  * (Docker's `--resolve-image changed`).
  */
-export function sameSpec(existing: ServiceSpec, desired: ServiceSpec): boolean {
-  return JSON.stringify(normaliseSpec(unpinned(existing, desired))) === JSON.stringify(normaliseSpec(desired));
+export function sameSpec(existing: ServiceSpec, desired: ServiceSpec, imageName: ImageName = asWritten): boolean {
+  return JSON.stringify(normaliseSpec(unpinned(existing, desired, imageName))) === JSON.stringify(normaliseSpec(desired));
+}
+
+/** Whether the cluster's image, less the digest it was pinned to, is the one the file names. */
+function sameImage(have: string, want: string, imageName: ImageName): boolean {
+  if (want.includes('@')) return have === want;
+  const at = have.indexOf('@');
+  return imageName(at < 0 ? have : have.slice(0, at)) === imageName(want);
 }
 
 /**
  * The cluster's spec with its image as the file wrote it when the only difference is the digest the daemon pinned
  * (`swarm/httpd:latest@sha256:…` is the file's `swarm/httpd` or `swarm/httpd:latest`).
  */
-function unpinned(existing: ServiceSpec, desired: ServiceSpec): ServiceSpec {
+function unpinned(existing: ServiceSpec, desired: ServiceSpec, imageName: ImageName): ServiceSpec {
   const e = structuredClone(existing);
   const want = desired.taskTemplate.containerSpec.image;
-  const have = e.taskTemplate.containerSpec.image;
-  const at = have.indexOf('@');
-  if (!want.includes('@') && at >= 0 && withTag(have.slice(0, at)) === withTag(want)) e.taskTemplate.containerSpec.image = want;
+  if (sameImage(e.taskTemplate.containerSpec.image, want, imageName)) e.taskTemplate.containerSpec.image = want;
   return e;
 }
 
-/** A reference with its tag, `:latest` when it has none (after the last `/`, a `:` is the tag's). */
-function withTag(ref: string): string {
-  return ref.slice(ref.lastIndexOf('/') + 1).includes(':') ? ref : `${ref}:latest`;
-}
-
 /** Paths of what differs, for the debug of a redeploy that updates (`taskTemplate.containerSpec.env`). */
-export function specDifferences(existing: ServiceSpec, desired: ServiceSpec): string[] {
+export function specDifferences(existing: ServiceSpec, desired: ServiceSpec, imageName: ImageName = asWritten): string[] {
   const out: string[] = [];
   const walk = (a: unknown, b: unknown, path: string): void => {
     if (JSON.stringify(a) === JSON.stringify(b)) return;
@@ -159,7 +168,7 @@ export function specDifferences(existing: ServiceSpec, desired: ServiceSpec): st
     }
     out.push(path);
   };
-  walk(normaliseSpec(unpinned(existing, desired)), normaliseSpec(desired), '');
+  walk(normaliseSpec(unpinned(existing, desired, imageName)), normaliseSpec(desired), '');
   return out;
 }
 
@@ -221,6 +230,7 @@ function withObjectIds(spec: ServiceSpec, secretIds: ReadonlyMap<string, string>
  */
 export async function deployStack(backend: StackBackend, stack: ConvertedStack, opts: DeployOptions): Promise<DeployResult> {
   const log = opts.log ?? (() => undefined);
+  const imageName: ImageName = (image) => backend.imageName?.(image) ?? image;
   const ns = stack.namespace;
   const result: DeployResult = { networksCreated: [], secretsCreated: [], configsCreated: [], servicesCreated: [], servicesUpdated: [], servicesUnchanged: [], servicesRemoved: [], warnings: [] };
 
@@ -319,14 +329,13 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
       const { id, warnings } = await backend.createService(desired, write(true));
       result.warnings.push(...warnings);
       result.servicesCreated.push({ name: spec.name, id });
-    } else if (sameSpec(have.spec, desired)) {
+    } else if (sameSpec(have.spec, desired, imageName)) {
       result.servicesUnchanged.push({ name: spec.name, id: have.id });
     } else {
       log(`Updating service ${spec.name} (id: ${have.id})`);
       // As Docker's: the force counter stays the service's own, so a redeploy never restarts tasks by itself.
       desired.taskTemplate.forceUpdate = have.spec.taskTemplate.forceUpdate;
-      const [haveImage, wantImage] = [have.spec.taskTemplate.containerSpec.image, desired.taskTemplate.containerSpec.image];
-      const imageChanged = haveImage !== wantImage && !haveImage.startsWith(`${wantImage}@`);
+      const imageChanged = !sameImage(have.spec.taskTemplate.containerSpec.image, desired.taskTemplate.containerSpec.image, imageName);
       result.warnings.push(...(await backend.updateService(have.id, have.version, desired, write(imageChanged))));
       result.servicesUpdated.push({ name: spec.name, id: have.id });
     }

@@ -43,6 +43,10 @@ class FakeCluster implements StackBackend {
   async listServices(): Promise<ExistingService[]> {
     return [...this.services.values()].map((s) => structuredClone(s));
   }
+  /** The name the daemon records for an image (a tag-less one gets `:latest`; hosts are not modelled here). */
+  imageName(image: string): string {
+    return image.slice(image.lastIndexOf('/') + 1).includes(':') ? image : `${image}:latest`;
+  }
   /** As the daemon: network names become ids, the image is pinned to a digest. */
   private stored(spec: ServiceSpec): ServiceSpec {
     const s = structuredClone(spec);
@@ -53,8 +57,7 @@ class FakeCluster implements StackBackend {
     });
     const c = s.taskTemplate.containerSpec;
     // The daemon pins the familiar reference with its tag: `worker` becomes `worker:latest@sha256:…`.
-    const tagged = c.image.slice(c.image.lastIndexOf('/') + 1).includes(':') ? c.image : `${c.image}:latest`;
-    if (!c.image.includes('@')) c.image = `${tagged}@sha256:${'a'.repeat(64)}`;
+    if (!c.image.includes('@')) c.image = `${this.imageName(c.image)}@sha256:${'a'.repeat(64)}`;
     return s;
   }
   readonly resolveImage: string[] = [];
