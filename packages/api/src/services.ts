@@ -1,10 +1,10 @@
 // Services and tasks in Docker's Engine API shapes: the ServiceSpec a client sends (checked by JSON schema, then
 // converted to the store's spec with durations from nanoseconds to ms), and the Service and Task documents.
 
-import { defaultUpdateConfig, fileTargetPath, LB_STRATEGIES, ULIMIT_NAMES, checkUlimit, type Ulimit, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
+import { defaultUpdateConfig, fileTargetPath, isUlimitName, LB_STRATEGIES, ULIMIT_NAMES, checkUlimit, type Ulimit, type LbStrategy, type ConfigReference, type SecretReference, type FileTarget, type EndpointSpec, type HealthConfig, type Mount, type Placement, type PortConfig, type RestartPolicy, type Service, type ServiceSpec, type Task, type TaskSpec, type UpdateConfig } from '@swarm/store';
 import { ApiError } from './errors.js';
 
-export { checkUlimit, LB_STRATEGIES, ULIMIT_NAMES, type LbStrategy };
+export { checkUlimit, isUlimitName, LB_STRATEGIES, ULIMIT_NAMES, type LbStrategy };
 
 const NS_PER_MS = 1_000_000;
 

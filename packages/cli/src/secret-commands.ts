@@ -3,13 +3,13 @@
 
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import type { ApiClient, ConfigDocument, FileObjectFilters, SecretDocument } from '@swarm/api/client';
+import { MAX_SECRET_BYTES, type ApiClient, type ConfigDocument, type FileObjectFilters, type SecretDocument } from '@swarm/api/client';
 import { clientFor, CliError, collect, forEachRef, parseFormat, parseKeyValues } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 import { ago } from './service-commands.js';
 
-/** Docker's bound (the daemon checks it too; saying it here saves sending half a megabyte for nothing). */
-const MAX_DATA_BYTES = 500 * 1024;
+/** Docker's bound, the API's (the daemon checks it too; saying it here saves sending half a megabyte for nothing). */
+const MAX_DATA_BYTES = MAX_SECRET_BYTES;
 
 type Kind = 'secret' | 'config';
 type Doc = SecretDocument | ConfigDocument;

@@ -2,7 +2,7 @@
 // `--format json` lines, and (unless --detach) the wait for a service to converge, one progress line per change.
 
 import type { Command } from 'commander';
-import { ApiError, checkUlimit, LB_STRATEGIES, ULIMIT_NAMES, type ApiClient, type UlimitDocument, type ConfigReferenceDocument, type FileTargetDocument, type SecretReferenceDocument, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
+import { ApiError, checkUlimit, isUlimitName, LB_STRATEGIES, ULIMIT_NAMES, type ApiClient, type UlimitDocument, type ConfigReferenceDocument, type FileTargetDocument, type SecretReferenceDocument, type MountDocument, type NetworkAttachmentDocument, type PortConfigDocument, type ServiceDocument, type ServiceSpecDocument, type TaskDocument, type UpdateConfigDocument } from '@swarm/api/client';
 import { clientFor, CliError, parseFormat, collect, parseKeyValues } from './context.js';
 import { capitalize, jsonLines, table, writeOut } from './output.js';
 
@@ -605,7 +605,7 @@ export function updatedSpec(current: ServiceSpecDocument, f: UpdateFlags): Servi
   }
   if (f.ulimitAdd.length > 0 || f.ulimitRm.length > 0) {
     // Docker takes any name here; a typo would silently remove nothing.
-    const unknown = f.ulimitRm.find((name) => !(ULIMIT_NAMES as readonly string[]).includes(name));
+    const unknown = f.ulimitRm.find((name) => !isUlimitName(name));
     if (unknown !== undefined) throw new CliError(`invalid --ulimit-rm ${JSON.stringify(unknown)}: not a ulimit name (${ULIMIT_NAMES.join(', ')})`);
     const kept = (c.Ulimits ?? []).filter((u) => !f.ulimitRm.includes(u.Name));
     const ulimits = ulimitsByName([...kept, ...f.ulimitAdd.map((u) => parseUlimit(u, '--ulimit-add'))]);

@@ -1062,15 +1062,15 @@ class NodeDaemon implements ApiBackend, Daemon {
     // Docker makes up a name when none is given; ours is short and says what it is.
     const spec = toServiceSpec(doc, `service-${id.slice(0, 8)}`);
     checkServiceSpec(spec);
-    if (spec.taskTemplate.networks.length > 0 || spec.endpointSpec.ports.length > 0) {
-      await runtime.readBarrier();
+    const usesNetworks = spec.taskTemplate.networks.length > 0 || spec.endpointSpec.ports.length > 0;
+    const usesFiles = spec.taskTemplate.containerSpec.secrets.length > 0 || spec.taskTemplate.containerSpec.configs.length > 0;
+    // One read barrier for whatever must be read from the store as it is (networks, ports, secrets, configs).
+    if (usesNetworks || usesFiles) await runtime.readBarrier();
+    if (usesNetworks) {
       this.resolveServiceNetworks(runtime, spec);
       checkPortConflicts(spec, runtime.store.view((tx) => tx.list('service')), id);
     }
-    if (spec.taskTemplate.containerSpec.secrets.length > 0 || spec.taskTemplate.containerSpec.configs.length > 0) {
-      await runtime.readBarrier();
-      this.resolveFiles(runtime, spec);
-    }
+    if (usesFiles) this.resolveFiles(runtime, spec);
     if (options.withRegistryAuth) spec.taskTemplate.containerSpec.registryAuth = this.registryAuthFor(spec.taskTemplate.containerSpec.image);
     const warnings = await this.pinImage(spec, options);
     const service: Omit<Service, 'meta'> = {

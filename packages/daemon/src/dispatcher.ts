@@ -9,6 +9,7 @@ import type { TaskFiles } from '@swarm/runtime';
 import { isTaskState, isTerminalTaskState, taskStateRank, type Op, type PortConfig, type Secret, type Store, type Task, type TaskStatusUpdate } from '@swarm/store';
 import type { Logger } from '@swarm/wire';
 import { encodeFrame, FrameReader } from 'raft-consensus-ts';
+import type { AgentLike } from './agent-session.js';
 import { assert } from './errors.js';
 
 export const DISPATCHER_PROTOCOL = '/swarm/dispatcher/1.0.0';
@@ -44,13 +45,6 @@ export type DispatcherMessage =
   /** The routing mesh this node serves; sent when it changes (null: none). */
   | { type: 'ingress'; ingress: IngressConfig | null };
 
-/** What the agent side of a session takes from the dispatcher. */
-export interface SessionAgent {
-  /** `files`: the bytes of the secrets and configs the tasks use (held in memory only). */
-  setAssignments(tasks: Task[], files?: TaskFiles): void;
-  setIngress(ingress: IngressConfig | null): void;
-  statuses(): TaskStatusUpdate[];
-}
 
 /**
  * The secrets and configs used by the tasks in a node's set that may still start (desired running, not ended), with
@@ -266,7 +260,7 @@ export class Dispatcher {
   }
 
   /** The leader's own agent. `onClosed` runs when the session ends (this node stopped leading, or stop()). */
-  attachLocal(nodeId: string, agent: SessionAgent, onClosed: () => void): LocalSession {
+  attachLocal(nodeId: string, agent: AgentLike, onClosed: () => void): LocalSession {
     let open = true;
     const session: Session = {
       nodeId,

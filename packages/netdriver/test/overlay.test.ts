@@ -24,6 +24,8 @@ const log0 = log;
 const root = mkdtempSync(join(tmpdir(), 'swarm-overlay-'));
 const hostsDir = new NetnsDir(join(root, 'hosts'), log);
 const UNDERLAY = ['10.252.77.1', '10.252.77.2'] as const;
+/** Circuits a little quicker than the defaults: 3 refusals in 500 ms open one, for 3 s, then 3 s of trickle. */
+const CIRCUIT = { threshold: 3, cooldownMs: 3_000, probeMs: 3_000 };
 let h1 = '';
 let h2 = '';
 let d1: OverlayDriver;
@@ -59,8 +61,8 @@ test.before(async () => {
   h2 = await hostsDir.create('h2');
   await ipBatch(log, h1, ['link set lo up', `link add u0 type veth peer name u0 netns ${h2}`, `addr add ${UNDERLAY[0]}/24 dev u0`, 'link set u0 up']);
   await ipBatch(log, h2, ['link set lo up', `addr add ${UNDERLAY[1]}/24 dev u0`, 'link set u0 up']);
-  d1 = new OverlayDriver({ stateDir: join(root, 'd1'), underlayAddr: UNDERLAY[0], logger: log, hostNetns: h1 });
-  d2 = new OverlayDriver({ stateDir: join(root, 'd2'), underlayAddr: UNDERLAY[1], logger: log, hostNetns: h2 });
+  d1 = new OverlayDriver({ stateDir: join(root, 'd1'), underlayAddr: UNDERLAY[0], logger: log, hostNetns: h1, circuit: CIRCUIT });
+  d2 = new OverlayDriver({ stateDir: join(root, 'd2'), underlayAddr: UNDERLAY[1], logger: log, hostNetns: h2, circuit: CIRCUIT });
   await d1.recover(new Set());
   await d2.recover(new Set());
 });
@@ -180,7 +182,7 @@ serial('a withdrawn peer is removed from the FDB and neighbour table, and the pa
 });
 
 serial('a restarted driver keeps the namespaces of tasks still running and removes the rest', async (t) => {
-  const again = new OverlayDriver({ stateDir: join(root, 'd2'), underlayAddr: UNDERLAY[1], logger: log, hostNetns: h2 });
+  const again = new OverlayDriver({ stateDir: join(root, 'd2'), underlayAddr: UNDERLAY[1], logger: log, hostNetns: h2, circuit: CIRCUIT });
   const { kept, removed } = await again.recover(new Set(['tasktwo0002']));
   // The new driver is the host's from here on, whatever the checks below say (the later tests use it).
   d2.close();
@@ -388,7 +390,7 @@ serial('circuit breaking: a ready task that refuses connections is taken out of 
   const dir = join(www, 'cbgood0001');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'index.html'), 'cbgood0001\n');
-  // Quick circuits on a driver of its own (a third host namespace would be no different): host 1 gets it here.
+  // The bad task on host 1, the good one on host 2; the drivers' circuits are the quick ones (CIRCUIT).
   const good = await d2.attach('cbgood0001', [ingressAttachment('10.90.0.20/24')], { service: 'cb', task: 'cb.1.cbgood0001' });
   const bad = await d1.attach('cbbad00001', [ingressAttachment('10.90.0.21/24')], { service: 'cb', task: 'cb.2.cbbad00001' });
   t.teardown(() => d2.detach('cbgood0001'));
@@ -403,10 +405,10 @@ serial('circuit breaking: a ready task that refuses connections is taken out of 
   await gossip('ning');
   await Promise.all([d1.lbSettled(), d2.lbSettled()]);
   await pollUntil('the good task answers through the mesh', async () => (await httpGet(h2, UNDERLAY[0], 8090)) || undefined, { deadlineMs: 10_000 });
-  // Half the connections are refused until the bad task's host sees it (default: 5 refusals in 500 ms).
+  // Half the connections are refused until the bad task's host sees it (CIRCUIT.threshold refusals in 500 ms).
   let failed = 0;
   for (let i = 0; i < 12; i++) if ((await httpGet(h2, UNDERLAY[0], 8090)) === '') failed++;
-  t.true(failed >= 5, `refused while its circuit was closed: ${failed}`);
+  t.true(failed >= CIRCUIT.threshold, `refused while its circuit was closed: ${failed}`);
   const opened = await pollUntil('the circuit opens', () => (d1.circuitOf('cbbad00001') === 'open' ? true : undefined), { deadlineMs: 2_000, intervalMs: 50 });
   t.true(opened);
   t.is(d1.localEndpoints('ning').find((e) => e.taskId === 'cbbad00001')?.circuit, 'open', 'published as open');
@@ -415,8 +417,8 @@ serial('circuit breaking: a ready task that refuses connections is taken out of 
   for (let i = 0; i < 10; i++) t.is(await httpGet(h2, UNDERLAY[0], 8090), 'cbgood0001', 'no request fails once the circuit is open');
   t.false(resolveName('tasks.cb', [[...d1.localEndpoints('ning'), ...d2.localEndpoints('ning')]], false)?.includes('10.90.0.21') ?? true, 'out of DNS answers');
 
-  // After its cooldown (5 s) a trickle: weight 1 against 10 (the table shows the ranges); it answers now, and after
-  // the probe time (5 s) without a refusal it has its full share again.
+  // After its cooldown a trickle: weight 1 against 10 (the table shows the ranges); it answers now, and after the
+  // probe time without a refusal it has its full share again.
   const dir2 = join(www, 'cbbad00001');
   mkdirSync(dir2, { recursive: true });
   writeFileSync(join(dir2, 'index.html'), 'cbbad00001\n');
