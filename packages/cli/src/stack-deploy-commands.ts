@@ -3,8 +3,7 @@
 
 import type { Command } from 'commander';
 import type { ApiClient, ServiceDocument } from '@swarm/api/client';
-import { readFileSync } from 'node:fs';
-import { convertStack, deployStack, LABEL_NAMESPACE, listStacks, removeStack, sourceLocator, StackError, type SourcePosition } from '@swarm/stack';
+import { convertStack, deployStack, LABEL_NAMESPACE, listStacks, removeStack, StackError, type SourcePosition } from '@swarm/stack';
 import { clientFor, CliError, collect, parseFormat } from './context.js';
 import { jsonLines, table, writeOut } from './output.js';
 import { serviceRow, taskFilter, taskRows, type TaskRow } from './service-commands.js';
@@ -34,18 +33,6 @@ async function userErrors<T>(fn: () => Promise<T>, locate: (path: string) => Sou
     const pos = err.position ?? (err.path === null ? null : locate(err.path));
     throw new CliError(pos === null ? err.message : `${pos.file}:${pos.line}:${pos.column}: ${err.message}`);
   }
-}
-
-/** The -c files' texts again (not stdin, already read), for the positions of the converter's errors. */
-function locatorFor(files: readonly string[]): (path: string) => SourcePosition | null {
-  const sources = files.filter((f) => f !== '-').map((f) => {
-    try {
-      return { name: f, text: readFileSync(f, 'utf8') };
-    } catch {
-      return { name: f, text: '' };
-    }
-  });
-  return sourceLocator(sources);
 }
 
 async function stackServices(client: ApiClient, namespace: string, status: boolean): Promise<ServiceDocument[]> {
@@ -165,7 +152,7 @@ export function registerStackDeployCommands(program: Command): void {
         const result = await deployStack(apiStackBackend(client), converted, { prune: opts.prune === true, withRegistryAuth: opts.withRegistryAuth === true, resolveImage, log: writeOut });
         for (const w of result.warnings) process.stderr.write(`${w}\n`);
         if (!detach) await waitStackConverged(client, name, new Set(converted.services.map((s) => s.name)), startedBefore);
-      }, locatorFor(opts.composeFile));
+      }, loaded.locate);
     });
 
   stack

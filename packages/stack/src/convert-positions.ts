@@ -25,6 +25,11 @@ export function sourceLocator(sources: readonly StackSource[]): (path: string) =
       // not this lookup's business
     }
   }
+  return positionLocator(indexes);
+}
+
+/** The same lookup over position indexes the loader already made (one per file, in merge order). */
+export function positionLocator(indexes: readonly PositionIndex[]): (path: string) => SourcePosition | null {
   return (path) => {
     const keyPath = parseKeyPath(path);
     for (let n = keyPath.length; n > 0; n--) {

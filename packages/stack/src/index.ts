@@ -17,7 +17,7 @@ export { UNSUPPORTED_SERVICE_KEYS, DEPRECATED_SERVICE_KEYS, FORBIDDEN_SERVICE_KE
 export type * from './model.js';
 export { convertStack, parseEnvFile, LABEL_IMAGE, LABEL_NAMESPACE, type ConvertOptions, type ConvertedStack, type StackNetwork, type StackFileObject, type StackVolume } from './convert.js';
 export { shellSplit, durationMs, bytes } from './convert-values.js';
-export { sourceLocator, parseKeyPath } from './convert-positions.js';
+export { positionLocator, sourceLocator, parseKeyPath } from './convert-positions.js';
 export {
   deployStack,
   removeStack,

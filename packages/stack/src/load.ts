@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Document, visit } from 'yaml';
-import { StackError } from './errors.js';
+import { positionLocator } from './convert-positions.js';
+import { StackError, type SourcePosition } from './errors.js';
 import { interpolate, InterpolationError } from './interpolate.js';
 import { castTypes, checkForbidden, checkReferences, checkShortSyntax, resolvePaths, unsupportedWarnings } from './load-checks.js';
 import { parseDotEnv } from './load-dotenv.js';
@@ -46,6 +47,8 @@ export interface LoadedStack {
   warnings: string[];
   /** The directory relative paths were resolved against. */
   workingDir: string;
+  /** Where a key path of the model was written (the last file that writes it), for errors found after loading. */
+  locate(path: string): SourcePosition | null;
 }
 
 /** Reads the files (and `.env` beside the first) and loads them; every failure is a StackError naming file:line:column. */
@@ -136,7 +139,7 @@ export function loadStackFromSources(
   const workingDir = resolve(options.workingDir ?? dirname(resolve(first)));
   resolvePaths(model, workingDir, lookup('HOME'));
   const result = options.keepExtensions === true ? model : stripExtensions(model);
-  return { model: result as unknown as ComposeModel, warnings, workingDir };
+  return { model: result as unknown as ComposeModel, warnings, workingDir, locate: positionLocator(checked.map((c) => c.positions)) };
 }
 
 /** Substitutes variables in every string value (never in keys), naming file:line:column and the key on error. */
