@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { checkUlimit, defaultUpdateConfig, fileTargetPath, type Ulimit, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
 import { StackError } from './errors.js';
-import { DEPRECATED_SERVICE_KEYS, FORBIDDEN_SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS as LOADER_UNSUPPORTED_KEYS } from './load-checks.js';
+import { DEPRECATED_SERVICE_KEYS, fileModeOf, FORBIDDEN_SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS as LOADER_UNSUPPORTED_KEYS } from './load-checks.js';
 import { bool, bytes, commandWords, show, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
 import type { ComposeDeploy, ComposeExternal, ComposeFileObject, ComposeFileReference, ComposeFileReferenceLong, ComposeHealthcheck, ComposeModel, ComposeNetwork, ComposeService, ComposeServiceNetwork, ComposeServiceVolume, ComposeServiceVolumeLong, ComposeUpdateConfig, ComposeVolume } from './model.js';
 
@@ -118,9 +118,9 @@ interface FileReference {
   mode: number;
 }
 
-/** File modes are octal however they are written ("0440", "440"), as Docker's converter reads them; numbers as they are. */
+/** A file mode: numbers as they are, text by the loader's rule (the loader casts it; with --skip-interpolation it cannot). */
 function fileMode(value: unknown, at: string): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^[0-7]+$/.test(value.trim()) ? parseInt(value.trim(), 8) : NaN;
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? (fileModeOf(value) ?? NaN) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 0o777) throw invalid(at, `${show(value)} is not a file mode like 0440`);
   return n;
 }

@@ -236,7 +236,7 @@ export async function deployStack(backend: StackBackend, stack: ConvertedStack, 
 
   // ---- read
   const allServices = await backend.listServices();
-  const existingServices = allServices.filter((s) => s.spec.labels[LABEL_NAMESPACE] === ns);
+  const existingServices = allServices.filter((s) => isStack(ns)(s.spec));
   const networks = byName(await backend.listNetworks());
   const usesSecrets = stack.secrets.length > 0 || stack.services.some((s) => s.taskTemplate.containerSpec.secrets.length > 0);
   const usesConfigs = stack.configs.length > 0 || stack.services.some((s) => s.taskTemplate.containerSpec.configs.length > 0);
@@ -373,7 +373,7 @@ export async function removeStack(backend: StackBackend, namespace: string, opts
   const log = opts.log ?? (() => undefined);
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = opts.now ?? Date.now;
-  const services = (await backend.listServices()).filter((s) => s.spec.labels[LABEL_NAMESPACE] === namespace).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+  const services = (await backend.listServices()).filter((s) => isStack(namespace)(s.spec)).sort((a, b) => a.spec.name.localeCompare(b.spec.name));
   const networks = (await backend.listNetworks()).filter(isStack(namespace)).sort((a, b) => a.name.localeCompare(b.name));
   const secrets = backend.secrets === undefined ? [] : (await backend.secrets.list()).filter(isStack(namespace)).sort((a, b) => a.name.localeCompare(b.name));
   const configs = backend.configs === undefined ? [] : (await backend.configs.list()).filter(isStack(namespace)).sort((a, b) => a.name.localeCompare(b.name));

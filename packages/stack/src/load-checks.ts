@@ -158,6 +158,13 @@ export function castTypes(value: Mapping, positions: PositionIndex): void {
   });
 }
 
+/** A file mode written as text: a leading 0 makes it octal ("0440" is 288), as YAML 1.1 reads an integer; other digits are decimal. */
+export function fileModeOf(text: string): number | undefined {
+  const s = text.trim();
+  if (/^0[0-7]*$/.test(s)) return parseInt(s, 8);
+  return /^\d+$/.test(s) ? Number(s) : undefined;
+}
+
 function castString(v: string, cast: Cast, path: KeyPath): unknown {
   const s = v.trim();
   switch (cast) {
@@ -170,9 +177,7 @@ function castString(v: string, cast: Cast, path: KeyPath): unknown {
     case 'float':
       return /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s) ? Number(s) : undefined;
     case 'mode':
-      // A leading 0 makes a file mode octal ("0440" is 288), as YAML 1.1 reads an integer; other digits are decimal.
-      if (/^0[0-7]*$/.test(s)) return parseInt(s, 8);
-      return /^\d+$/.test(s) ? Number(s) : undefined;
+      return fileModeOf(s);
     default:
       if (/^[-+]?\d+$/.test(s)) return Number(s);
       // Port ranges and host-side specs stay strings for the converter to read.
