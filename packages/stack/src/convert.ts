@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { checkUlimit, defaultUpdateConfig, fileTargetPath, type Ulimit, type ContainerSpec, type HealthConfig, type Labels, type Mount, type NetworkSpec, type PortConfig, type RestartPolicy, type ServiceMode, type ServiceSpec, type UpdateConfig } from '@swarm/store';
 import { StackError } from './errors.js';
 import { DEPRECATED_SERVICE_KEYS, fileModeOf, FORBIDDEN_SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS as LOADER_UNSUPPORTED_KEYS } from './load-checks.js';
+import { parseDotEnvEntries } from './load-dotenv.js';
 import { bool, bytes, commandWords, show, durationMs, invalid, keyValues, labelMap, nanoCpus, parsePort, ratio, str, stringList, wholeNumber } from './convert-values.js';
 import type { ComposeDeploy, ComposeExternal, ComposeFileObject, ComposeFileReference, ComposeFileReferenceLong, ComposeHealthcheck, ComposeModel, ComposeNetwork, ComposeService, ComposeServiceNetwork, ComposeServiceVolume, ComposeServiceVolumeLong, ComposeUpdateConfig, ComposeVolume } from './model.js';
 
@@ -328,7 +329,8 @@ class Context {
         if (!required) return;
         throw new StackError('not_found', `${p}: cannot read ${this.path(file)}: ${(err as Error).message}`, null, p);
       }
-      for (const [key, value] of parseEnvFile(text, `${p} (${file})`)) set(key, value);
+      // The same syntax as the .env file's (Compose's): errors name the file and line.
+      for (const { key, value } of parseDotEnvEntries(text, this.path(file))) set(key, value);
     });
     for (const [key, value] of keyValues(svc.environment, `${at}.environment`)) set(key, value);
     return [...env].map(([k, v]) => `${k}=${v}`).sort();
@@ -781,29 +783,3 @@ function checkConstraint(expression: string, at: string): string {
   return expression;
 }
 
-/** Compose's env files: KEY=VAL lines, # comments, blank lines, an optional `export `, quoted values unquoted. */
-export function parseEnvFile(text: string, at: string): Array<[string, string | null]> {
-  const out: Array<[string, string | null]> = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim().replace(/^export\s+/, '');
-    if (line === '' || line.startsWith('#')) return;
-    const eq = line.indexOf('=');
-    const key = (eq < 0 ? line : line.slice(0, eq)).trim();
-    if (key === '' || /\s/.test(key)) throw invalid(`${at} line ${i + 1}`, `${show(raw)} is not KEY=value`);
-    if (eq < 0) {
-      out.push([key, null]);
-      return;
-    }
-    let value = line.slice(eq + 1).trim();
-    const q = value[0];
-    if ((q === '"' || q === "'") && value.length >= 2 && value.endsWith(q)) {
-      value = value.slice(1, -1);
-      if (q === '"') value = value.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
-    } else {
-      const hash = value.search(/\s#/);
-      if (hash >= 0) value = value.slice(0, hash).trimEnd();
-    }
-    out.push([key, value]);
-  });
-  return out;
-}

@@ -15,7 +15,7 @@ export { mergeComposeFiles } from './merge.js';
 export { stripExtensions } from './schema.js';
 export { UNSUPPORTED_SERVICE_KEYS, DEPRECATED_SERVICE_KEYS, FORBIDDEN_SERVICE_KEYS } from './load-checks.js';
 export type * from './model.js';
-export { convertStack, parseEnvFile, LABEL_IMAGE, LABEL_NAMESPACE, type ConvertOptions, type ConvertedStack, type StackNetwork, type StackFileObject, type StackVolume } from './convert.js';
+export { convertStack, LABEL_IMAGE, LABEL_NAMESPACE, type ConvertOptions, type ConvertedStack, type StackNetwork, type StackFileObject, type StackVolume } from './convert.js';
 export { shellSplit, durationMs, bytes } from './convert-values.js';
 export { positionLocator, sourceLocator, parseKeyPath } from './convert-positions.js';
 export {

@@ -6,10 +6,13 @@ import { interpolate, InterpolationError } from './interpolate.js';
 
 const KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
-/** One KEY=VALUE line of a .env file: `literal` for a single-quoted value, which is never interpolated. */
+/**
+ * One KEY=VALUE line of a .env file: `literal` for a single-quoted value, which is never interpolated; a bare KEY
+ * has the value null (it names a variable without giving it a value: Compose leaves it to the environment).
+ */
 export interface DotEnvEntry {
   key: string;
-  value: string;
+  value: string | null;
   literal: boolean;
   line: number;
 }
@@ -27,8 +30,10 @@ export function parseDotEnvEntries(text: string, file = '.env'): DotEnvEntry[] {
     if (!KEY.test(key)) {
       throw new StackError('parse', `${file}:${n + 1}:1: invalid variable name ${JSON.stringify(key)}: use KEY=VALUE`, { file, line: n + 1, column: 1 });
     }
-    // A bare KEY names a variable without giving it a value here; Compose leaves it to the environment.
-    if (eq < 0) continue;
+    if (eq < 0) {
+      out.push({ key, value: null, literal: false, line: n + 1 });
+      continue;
+    }
     const raw = body.slice(eq + 1).trim();
     out.push({ key, value: dotEnvValue(raw, file, n + 1), literal: raw.startsWith("'"), line: n + 1 });
   }
@@ -43,6 +48,7 @@ export function parseDotEnvEntries(text: string, file = '.env'): DotEnvEntry[] {
 export function parseDotEnv(text: string, file = '.env', lookup?: (name: string) => string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const entry of parseDotEnvEntries(text, file)) {
+    if (entry.value === null) continue;
     let value = entry.value;
     if (lookup !== undefined && !entry.literal) {
       try {
