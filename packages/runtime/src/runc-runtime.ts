@@ -32,7 +32,7 @@ import {
 import { parseStopSignal } from './process-runtime.js';
 import { constants as osConstants } from 'node:os';
 import { readProcStat } from './proc-stat.js';
-import { mountTaskFiles, unmountTaskFiles } from './task-files.js';
+import { isMountPoint, mountTaskFiles, unmountTaskFiles } from './task-files.js';
 
 export const DEFAULT_RUNC = '/usr/sbin/runc';
 export const DEFAULT_CONMON = '/usr/bin/conmon';
@@ -103,13 +103,6 @@ function signalName(exitCode: number): string | null {
   if (exitCode <= 128 || exitCode > 128 + 64) return null;
   const n = exitCode - 128;
   return Object.entries(osConstants.signals).find(([, num]) => num === n)?.[0] ?? null;
-}
-
-/** True when `path` is a mountpoint now (the overlay of a container that was not torn down). */
-function isMounted(path: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === path);
 }
 
 export class RuncRuntime implements Runtime {
@@ -456,7 +449,7 @@ export class RuncRuntime implements Runtime {
       if (del.code !== 0 && existsSync(this.path('state', id))) this.log.warn({ container: id, err: del.stderr.trim() }, 'runc delete failed');
     }
     const rootfs = join(dir, 'rootfs');
-    if (isMounted(rootfs)) {
+    if (isMountPoint(rootfs)) {
       const um = await run('/bin/umount', [rootfs]);
       if (um.code !== 0) await run('/bin/umount', ['-l', rootfs]);
     }
