@@ -257,7 +257,7 @@ test('published ports: an ingress port left 0 is picked from 30000-32767; a port
   t.regex((await c.inspectService('api')).UpdateStatus?.State ?? '', /^(updating|completed)$/, 'an update was started');
 });
 
-test('ulimits: the task\'s processes carry them and inspect shows them; a hard limit above the daemon\'s own fails the task naming the ulimit; a bad one is refused naming the field', async (t) => {
+test('ulimits: the task\'s processes carry them and inspect shows them; a bad one is refused naming the field', async (t) => {
   const { managers } = await form(t, 1, 0);
   const [leader] = managers;
   if (leader === undefined) throw new Error('no manager');
@@ -274,9 +274,17 @@ test('ulimits: the task\'s processes carry them and inspect shows them; a hard l
     instanceOf: ApiError,
     message: 'TaskTemplate.ContainerSpec.Ulimits[0].Soft: the soft limit 300 is above the hard limit 200',
   });
-  const host = readHostLimits();
-  const own = host.hard.get('nofile') ?? -1;
-  if (host.canRaise || own === -1) return t.log('this daemon may raise its nofile limit: the refusal is covered by the runtime tests');
+});
+
+// Only a daemon that cannot raise its own nofile hard limit refuses a task above it: elsewhere a skip says so
+// (the runtime's tests check the refusal on any machine, with the limits given to the runtime).
+const host = readHostLimits();
+const own = host.hard.get('nofile') ?? -1;
+const refusable = !host.canRaise && own !== -1;
+(refusable ? test : test.skip)(`ulimits: a hard limit above the daemon's own fails the task naming the ulimit${refusable ? '' : ' [skipped: this daemon may raise its nofile limit]'}`, async (t) => {
+  const { managers } = await form(t, 1, 0);
+  const c = managers[0]?.client;
+  if (c === undefined) throw new Error('no manager');
   await c.createService({ Name: 'greedy', TaskTemplate: { ContainerSpec: { Image: 'busybox', Command: ['sleep', '600'], Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: own + 1 }] }, RestartPolicy: { Condition: 'none' } } });
   const refused = await eventually('the task refused', 15_000, async () => (await c.listTasks({ service: 'greedy' })).find((x) => x.Status.Err !== undefined));
   t.is(refused.Status.State, 'rejected');
