@@ -12,7 +12,7 @@ import type { NodeRole } from '@swarm/store';
 import { isWildcardHost, parseHostPort } from './addresses.js';
 import { nodeDocument, resolveNode, sortNodes, swarmDocument } from './documents.js';
 import { resolveService, serviceDocument, serviceSpecSchema, serviceStatus, taskDocument, type ServiceSpecDocument } from './services.js';
-import { configDocument, fileObjectListQuerySchema, fileObjectParamsSchema, matchesFilters, MAX_SECRET_REQUEST_BYTES, parseFileObjectFilters, resolveFileObject, secretCreateSchema, secretDocument, sortByName, toFileObjectSpec, type SecretCreateRequest } from './secrets.js';
+import { configDocument, fileObjectListQuerySchema, fileObjectParamsSchema, matchesFilters, MAX_SECRET_REQUEST_BYTES, parseFileObjectFilters, resolveFileObject, secretCreateSchema, secretDocument, sortByName, toFileObjectSpec, type FileObjectSpec, type SecretCreateRequest } from './secrets.js';
 import { networkCreateSchema, networkDocument, networkParamsSchema, resolveNetwork, sortNetworks } from './networks.js';
 import { ApiError, assert, type ApiErrorBody } from './errors.js';
 import { DEFAULT_LISTEN_PORT, type ApiBackend, type ImageProgressLine, type NetworkCreateRequest, type NodeUpdateRequest, type ServiceWriteOptions, type VolumeCreateRequest, type SwarmInitRequest, type SwarmJoinRequest } from './types.js';
@@ -436,41 +436,29 @@ export function buildApiApp(backend: ApiBackend, logger: Logger): FastifyInstanc
 
   // ---- secrets and configs: cluster objects. A create body carries up to 500 KB in base64, more than other requests.
 
-  app.post<{ Body: SecretCreateRequest }>('/secrets/create', { bodyLimit: MAX_SECRET_REQUEST_BYTES, schema: { body: secretCreateSchema } }, async (request, reply) =>
-    reply.code(201).send(await backend.createSecret(toFileObjectSpec('secret', request.body))),
-  );
+  const fileObjects = [
+    { kind: 'secret', create: (spec: FileObjectSpec) => backend.createSecret(spec), list: () => backend.listSecrets(), remove: (ref: string) => backend.removeSecret(ref), document: secretDocument },
+    { kind: 'config', create: (spec: FileObjectSpec) => backend.createConfig(spec), list: () => backend.listConfigs(), remove: (ref: string) => backend.removeConfig(ref), document: configDocument },
+  ] as const;
+  for (const o of fileObjects) {
+    app.post<{ Body: SecretCreateRequest }>(`/${o.kind}s/create`, { bodyLimit: MAX_SECRET_REQUEST_BYTES, schema: { body: secretCreateSchema } }, async (request, reply) =>
+      reply.code(201).send(await o.create(toFileObjectSpec(o.kind, request.body))),
+    );
 
-  app.get<{ Querystring: { filters?: string } }>('/secrets', { schema: { querystring: fileObjectListQuerySchema } }, async (request) => {
-    const filters = parseFileObjectFilters(request.query.filters);
-    return sortByName(await backend.listSecrets()).filter((s) => matchesFilters(s, filters)).map(secretDocument);
-  });
+    app.get<{ Querystring: { filters?: string } }>(`/${o.kind}s`, { schema: { querystring: fileObjectListQuerySchema } }, async (request) => {
+      const filters = parseFileObjectFilters(request.query.filters);
+      return sortByName(await o.list()).filter((x) => matchesFilters(x, filters)).map((x) => o.document(x));
+    });
 
-  app.get<{ Params: { id: string } }>('/secrets/:id', { schema: { params: fileObjectParamsSchema } }, async (request) =>
-    secretDocument(resolveFileObject('secret', await backend.listSecrets(), request.params.id)),
-  );
+    app.get<{ Params: { id: string } }>(`/${o.kind}s/:id`, { schema: { params: fileObjectParamsSchema } }, async (request) =>
+      o.document(resolveFileObject(o.kind, await o.list(), request.params.id)),
+    );
 
-  app.delete<{ Params: { id: string } }>('/secrets/:id', { schema: { params: fileObjectParamsSchema } }, async (request, reply) => {
-    await backend.removeSecret(request.params.id);
-    return reply.code(204).send();
-  });
-
-  app.post<{ Body: SecretCreateRequest }>('/configs/create', { bodyLimit: MAX_SECRET_REQUEST_BYTES, schema: { body: secretCreateSchema } }, async (request, reply) =>
-    reply.code(201).send(await backend.createConfig(toFileObjectSpec('config', request.body))),
-  );
-
-  app.get<{ Querystring: { filters?: string } }>('/configs', { schema: { querystring: fileObjectListQuerySchema } }, async (request) => {
-    const filters = parseFileObjectFilters(request.query.filters);
-    return sortByName(await backend.listConfigs()).filter((c) => matchesFilters(c, filters)).map(configDocument);
-  });
-
-  app.get<{ Params: { id: string } }>('/configs/:id', { schema: { params: fileObjectParamsSchema } }, async (request) =>
-    configDocument(resolveFileObject('config', await backend.listConfigs(), request.params.id)),
-  );
-
-  app.delete<{ Params: { id: string } }>('/configs/:id', { schema: { params: fileObjectParamsSchema } }, async (request, reply) => {
-    await backend.removeConfig(request.params.id);
-    return reply.code(204).send();
-  });
+    app.delete<{ Params: { id: string } }>(`/${o.kind}s/:id`, { schema: { params: fileObjectParamsSchema } }, async (request, reply) => {
+      await o.remove(request.params.id);
+      return reply.code(204).send();
+    });
+  }
 
   app.get('/volumes', async () => ({ Volumes: await backend.listVolumes(), Warnings: [] }));
 
